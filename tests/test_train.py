@@ -1,0 +1,249 @@
+"""Training: device equivalence, the results schema, resumption, the run lock, the NaN stop.
+
+Everything runs on tiny random images at 72 px (crop 64, AlexNet's minimum is 63), so the
+mechanics are real while the whole file stays CI-sized.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from alexnet_jax import results as results_lib
+from alexnet_jax import train
+from alexnet_jax.data.prepared import write_prepared
+from alexnet_jax.models import init_params
+
+REPO = Path(__file__).resolve().parent.parent
+QUICK = REPO / "experiments" / "configs" / "quick.py"
+
+
+def tiny_config(**overrides):
+    sys.path.insert(0, str(QUICK.parent))
+    import quick
+
+    config = quick.get_config()
+    config.data.image_size = 72
+    config.augment.crop_size = 64
+    config.batch_size = 8
+    config.eval_batch_size = 8
+    config.epochs.pretrained = 2
+    config.epochs.scratch = 3
+    config.pipeline = "on_device"
+    for key, value in overrides.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return config
+
+
+CLI_OVERRIDES = [
+    "--config.data.image_size=72", "--config.augment.crop_size=64", "--config.batch_size=8",
+    "--config.eval_batch_size=8", "--config.pipeline=on_device",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (44, 256, 256, 3), dtype=np.uint8)
+    labels = np.arange(44) % 4
+    write_prepared(directory, images, labels, name="tiny-random", source="test: uniform random pixels")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def fake_pretrained(tmp_path_factory):
+    """Converted-weights directory for the mechanics of the pretrained arm (random 1000-class
+    weights, labelled as such: the point here is the code path, not ImageNet)."""
+    from alexnet_jax import params_io
+
+    directory = tmp_path_factory.mktemp("weights")
+    params_io.save_params(directory, jax.device_get(init_params(jax.random.key(1), 1000, 64)),
+                          {"source": "test: random torchvision-style init", "num_classes": 1000})
+    return directory
+
+
+def strip_timing(results):
+    results = json.loads(json.dumps(results))
+    for arm in results["arms"].values():
+        for key in train.TIMING_KEYS:
+            arm.pop(key, None)
+    return results
+
+
+def test_parse_runs_and_arms():
+    assert train.parse_runs("0-3,7,2") == [0, 1, 2, 3, 7]
+    assert train.parse_runs("49") == [49]
+    with pytest.raises(ValueError, match="backwards"):
+        train.parse_runs("5-2")
+    with pytest.raises(ValueError, match="cannot read"):
+        train.parse_runs("a-b")
+    assert train.parse_arms("scratch") == ["scratch"]
+    with pytest.raises(ValueError, match="unknown arm"):
+        train.parse_arms("pretrained,imagenet")
+
+
+def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
+    config = tiny_config()
+    config.data.dir = str(tiny_data)
+    results = train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=lambda s: None).run(
+        ["pretrained", "scratch"])
+    on_disk = results_lib.load_results(tmp_path / "run_003" / "results.json")
+    assert on_disk == json.loads(json.dumps(results))
+    assert on_disk["schema"] == "alexnet_jax.run/1" and on_disk["run_index"] == 3
+    assert on_disk["class_names"] == ["elliptical", "lenticular", "spiral", "irr_misc"]
+    split = on_disk["split"]
+    assert split["protocol"] == "paper"
+    # the paper's rule scaled to 44 images: round(44 * 12000 / 14034) = 38 train, 6 test
+    assert sum(split["train_counts"]) == 38 and sum(split["test_counts"]) == 6
+    for arm, epochs in (("pretrained", 2), ("scratch", 3)):
+        record = on_disk["arms"][arm]
+        assert record["epochs"] == epochs and record["complete"] is True
+        for key in ("train_acc", "test_acc", "train_loss", "test_loss"):
+            assert len(record[key]) == epochs
+        assert record["best_epoch"] == int(np.argmax(record["test_acc"]))
+        assert record["best_test_acc"] == max(record["test_acc"])
+        confusion = np.asarray(record["confusion_matrix"])
+        assert confusion.shape == (4, 4)
+        assert confusion.sum(1).tolist() == split["test_counts"]
+        # the confusion matrix is the best epoch's own evaluation, so it reproduces its accuracy
+        assert np.trace(confusion) / confusion.sum() == pytest.approx(record["best_test_acc"])
+        assert len(record["test_predictions"]) == 6
+        assert record["wall_time_s"] > 0
+        assert (tmp_path / "run_003" / arm / "best" / "metadata.json").exists()
+    assert on_disk["arms"]["pretrained"]["init"]["kind"] == "converted_torch_weights"
+    assert on_disk["arms"]["scratch"]["init"]["kind"] == "torchvision_default_init"
+    assert on_disk["config"]["optim"]["momentum"] == 0.9
+    # A completed run started again does nothing and says so.
+    said = []
+    train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=said.append).run(["pretrained", "scratch"])
+    assert any("already complete" in line for line in said)
+
+
+def test_pretrained_arm_refuses_without_weights(tmp_path, tiny_data):
+    config = tiny_config()
+    config.data.dir = str(tiny_data)
+    trainer = train.Trainer(config, tmp_path, 0, pretrained_weights=tmp_path / "missing", echo=lambda s: None)
+    with pytest.raises(train.TrainingError, match="needs converted ImageNet weights"):
+        trainer.run(["pretrained"])
+    assert not (tmp_path / "run_000" / "results.json").exists() or "pretrained" not in json.loads(
+        (tmp_path / "run_000" / "results.json").read_text())["arms"]
+
+
+def test_single_and_four_devices_agree(tmp_path, tiny_data):
+    assert len(jax.devices()) == 4, "conftest forces 4 host devices"
+    config = tiny_config(**{"epochs.scratch": 2})
+    config.data.dir = str(tiny_data)
+    one = train.Trainer(config, tmp_path / "one", 0, devices=jax.devices()[:1], echo=lambda s: None).run(["scratch"])
+    four = train.Trainer(config, tmp_path / "four", 0, devices=jax.devices(), echo=lambda s: None).run(["scratch"])
+    a, b = one["arms"]["scratch"], four["arms"]["scratch"]
+    assert a["devices"] != b["devices"]
+    for key in ("train_loss", "test_loss"):
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5)
+    for key in ("train_acc", "test_acc"):
+        np.testing.assert_allclose(a[key], b[key], atol=1 / 38 + 1e-9)  # at most one flipped prediction
+
+
+def test_same_command_same_numbers(tmp_path, tiny_data):
+    config = tiny_config(**{"epochs.scratch": 2})
+    config.data.dir = str(tiny_data)
+    first = train.Trainer(config, tmp_path / "a", 1, echo=lambda s: None).run(["scratch"])
+    second = train.Trainer(config, tmp_path / "b", 1, echo=lambda s: None).run(["scratch"])
+    assert strip_timing(first) == strip_timing(second)
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
+    config = tiny_config(**{"optim.learning_rate": 1e30, "epochs.scratch": 3})
+    config.data.dir = str(tiny_data)
+    trainer = train.Trainer(config, tmp_path, 0, echo=lambda s: None)
+    with pytest.raises(train.TrainingError, match=r"non-finite at epoch \d+ \(0-based\), step \d+"):
+        trainer.run(["scratch"])
+
+
+def test_resume_refuses_a_different_config(tmp_path, tiny_data):
+    config = tiny_config(**{"epochs.scratch": 1})
+    config.data.dir = str(tiny_data)
+    train.Trainer(config, tmp_path, 0, echo=lambda s: None).run(["scratch"])
+    other = tiny_config(**{"epochs.scratch": 1, "optim.learning_rate": 0.5})
+    other.data.dir = str(tiny_data)
+    with pytest.raises(train.TrainingError, match="another config.*learning_rate"):
+        train.Trainer(other, tmp_path, 0, echo=lambda s: None).run(["scratch"])
+
+
+def _train_command(data, workdir, epochs):
+    return [sys.executable, "-m", "alexnet_jax.train", f"--config={QUICK}", f"--data_dir={data}",
+            f"--workdir={workdir}", "--run_index=2", "--arms=scratch", f"--config.epochs.scratch={epochs}",
+            *CLI_OVERRIDES]
+
+
+def _env():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_gives_identical_results(tmp_path, tiny_data):
+    epochs = 5
+    reference = subprocess.run(_train_command(tiny_data, tmp_path / "ref", epochs), env=_env(), cwd=REPO,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    workdir = tmp_path / "killed"
+    process = subprocess.Popen(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    metrics = workdir / "run_002" / "scratch" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    partial = json.loads((workdir / "run_002" / "results.json").read_text())
+    assert partial["arms"]["scratch"]["complete"] is False
+
+    resumed = subprocess.run(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after epoch" in resumed.stdout + resumed.stderr
+    final = json.loads((workdir / "run_002" / "results.json").read_text())
+    expected = json.loads((tmp_path / "ref" / "run_002" / "results.json").read_text())
+    assert strip_timing(final) == strip_timing(expected)
+
+    again = subprocess.run(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "already complete" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_second_process_on_the_same_run_is_refused(tmp_path, tiny_data):
+    workdir = tmp_path / "w"
+    first = subprocess.Popen(_train_command(tiny_data, workdir, 50), env=_env(), cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = workdir / "run_002" / ".lock"
+        deadline = time.time() + 300
+        while time.time() < deadline and not (lock.exists() and lock.read_text().startswith("pid")):
+            time.sleep(0.05)
+        second = subprocess.run(_train_command(tiny_data, workdir, 50), env=_env(), cwd=REPO,
+                                capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2
+        assert "in use by pid" in second.stderr and "must not train the same run" in second.stderr
+        assert first.poll() is None, "the first process must be unaffected"
+    finally:
+        first.kill()
+        first.wait()
