@@ -1,0 +1,52 @@
+"""Galaxy data: labels, splits, the prepared format, and the ways to build a prepared set.
+
+Light to import (NumPy, pandas): the catalogue, SDSS, folder and TFDS parts load on
+first use, and TensorFlow, torch and astroquery only inside the functions that need them.
+See docs/data.md and `python -m alexnet_jax.data --help`.
+"""
+
+from alexnet_jax.data.labels import CLASS_NAMES, NUM_CLASSES, PAPER_CLASS_TOTALS, LabelError, ttype_to_class
+from alexnet_jax.data.prepared import PreparedDataError, PreparedDataset, load_prepared, read_manifest, write_prepared
+from alexnet_jax.data.splits import (
+    PAPER_RUN_TEST_COUNTS,
+    SplitError,
+    carve_validation,
+    class_counts,
+    default_train_size,
+    paper_split,
+    split_validation,
+    stratified_split,
+    verify_paper_counts,
+)
+
+_LAZY = {
+    # catalogue
+    "Catalog": "catalog", "CatalogError": "catalog", "load_catalog": "catalog", "fetch_catalog": "catalog",
+    "load_or_fetch_catalog": "catalog", "check_catalog": "catalog", "normalize_catalog": "catalog",
+    "read_catalog_file": "catalog",
+    # SDSS cut-outs
+    "CutoutRequest": "sdss", "cutout_scale": "sdss", "fetch_cutouts": "sdss", "requests_from_catalog": "sdss",
+    "prepare_nair_abraham": "sdss",
+    # your own folder
+    "FolderError": "folder", "ingest_folder": "folder", "load_image": "folder", "prepare_folder": "folder",
+    # TFDS
+    "build_tfds": "tfds_builder",
+    # synthetic (another module; optional)
+    "generate_synthetic": "synthetic",
+}
+
+__all__ = [
+    "CLASS_NAMES", "NUM_CLASSES", "PAPER_CLASS_TOTALS", "PAPER_RUN_TEST_COUNTS", "LabelError", "ttype_to_class",
+    "PreparedDataError", "PreparedDataset", "load_prepared", "read_manifest", "write_prepared",
+    "SplitError", "carve_validation", "class_counts", "default_train_size", "paper_split", "split_validation",
+    "stratified_split", "verify_paper_counts", *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f"alexnet_jax.data.{_LAZY[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'alexnet_jax.data' has no attribute {name!r}")

@@ -1,0 +1,394 @@
+"""Bring your own images: a folder of galaxy images plus a catalogue -> prepared-data arrays.
+
+Pairing, as the user chooses:
+  * by position (default): the i-th file of `sorted()` names is the i-th catalogue row,
+    as the original paired `sorted(glob("*.jpg"))` with its catalogue; counts must agree.
+  * by id (`id_column`): each row names its file (exact file name, or the name without
+    extension); rows without a file are errors, files without a row are ignored.
+Labels: a TType column (the paper's rule), else `label` (0..3) or `class`/`class_name`
+(one of CLASS_NAMES).
+
+Every image is decoded in full. Modes are made RGB where that is sound: greyscale and
+bilevel are replicated to three channels, palette images expanded, alpha composited
+on black (the sky), CMYK and YCbCr converted by PIL, 16-bit integer images scaled by
+1/257. Float images are refused (no sound 8-bit mapping). Then the paper's 256 x 256
+bilinear resize (PIL, which low-pass filters when shrinking).
+
+A bad image (unreadable, truncated, unsupported) never shifts another's label:
+`on_bad_image="fail"` (default) stops and lists every bad file; "skip" drops those rows
+and reports their ids and reasons. Positions still pair by the full sorted list, so
+skipping a file drops its own row, not its neighbour's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from alexnet_jax.data.labels import CLASS_NAMES, ttype_to_class
+from alexnet_jax.data.prepared import IMAGE_SIZE
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+
+class FolderError(ValueError):
+    """The folder and catalogue cannot be paired, or images are bad with on_bad_image='fail'."""
+
+
+class BadImageError(ValueError):
+    """One image that cannot be turned into a sound 256x256 RGB array."""
+
+
+def to_rgb(image):
+    """A PIL image as 8-bit RGB (see module docstring for the rules); raises BadImageError."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        return to_rgb(image)
+    if mode == "PA":
+        return to_rgb(image.convert("RGBA"))
+    if mode in ("RGBA", "RGBa", "LA", "La"):
+        if mode in ("RGBa", "La"):  # premultiplied already: drop alpha
+            return image.convert("RGB")
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+        rgb = np.rint(rgba[..., :3] * (rgba[..., 3:] / 255.0))  # composite on black
+        return Image.fromarray(rgb.astype(np.uint8), "RGB")
+    if mode in ("L", "1"):
+        return image.convert("L").convert("RGB")
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return image.convert("RGB")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "I" and (values.min() < 0 or values.max() > 65535):
+            raise BadImageError(f"32-bit integer image with values outside 0..65535 ({values.min()}..{values.max()})")
+        if mode == "I" and values.max() <= 255:
+            grey = values  # an 8-bit image stored as 32-bit
+        else:
+            grey = values / 257.0  # 16-bit full range -> 8-bit full range
+        grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    raise BadImageError(f"image mode {mode!r} has no sound conversion to 8-bit RGB")
+
+
+def load_image(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
+    """(size, size, 3) uint8 RGB from an image file; BadImageError for anything unsound."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # full decode: a truncated file raises here
+            rgb = to_rgb(image)
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size), Image.BILINEAR)
+            array = np.asarray(rgb, dtype=np.uint8)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImageError("not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise BadImageError(f"cannot decode ({error})") from None
+    if array.shape != (size, size, 3):  # pragma: no cover - guarded by to_rgb
+        raise BadImageError(f"decoded to shape {array.shape}")
+    return array
+
+
+@dataclasses.dataclass
+class IngestResult:
+    images: np.ndarray  # (N, 256, 256, 3) uint8
+    labels: np.ndarray  # (N,) int64
+    metadata: pd.DataFrame  # prepared-format columns plus catalog_row
+    dropped: list[dict]  # {"row", "id", "file", "reason"} for each skipped row
+    unused_files: list[str]  # files no catalogue row refers to (id pairing only)
+
+
+def load_images(
+    paths: Sequence[Path],
+    *,
+    size: int = IMAGE_SIZE,
+    num_workers: int | None = None,
+    progress: bool = False,
+    desc: str = "images",
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode `paths` into one array; bad ones leave zeros and are returned as {position: reason}."""
+    out = np.zeros((len(paths), size, size, 3), np.uint8)
+    bad: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        try:
+            out[i] = load_image(paths[i], size)
+        except BadImageError as error:
+            bad[i] = str(error)
+        except FileNotFoundError:
+            bad[i] = "file not found"
+
+    workers = num_workers or min(8, os.cpu_count() or 1)
+    bar = None
+    if progress and len(paths):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc=desc, unit="img")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:  # PIL releases the GIL
+            for future in concurrent.futures.as_completed([pool.submit(work, i) for i in range(len(paths))]):
+                future.result()
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out, bad
+
+
+def labels_from_table(table: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, ttype as float with NaN where absent) from a TType, label or class column."""
+    lower = {str(c).lower(): c for c in table.columns}
+    for name in ("ttype", "t-type", "t_type"):
+        if name in lower:
+            raw = table[lower[name]].to_numpy()
+            labels = ttype_to_class(raw, source=source)
+            return labels, pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(float)
+    nan = np.full(len(table), np.nan)
+    if "label" in lower:
+        values = pd.to_numeric(table[lower["label"]], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~np.isin(values, np.arange(len(CLASS_NAMES))))
+        if len(bad):
+            raise FolderError(
+                f"{source}: column {lower['label']!r} must hold class indices 0..{len(CLASS_NAMES) - 1}; "
+                f"bad values at rows {', '.join(map(str, bad[:10]))}"
+            )
+        return values.astype(np.int64), nan
+    for name in ("class", "class_name"):
+        if name in lower:
+            values = table[lower[name]].astype(str).str.strip().str.lower()
+            lookup = {c: i for i, c in enumerate(CLASS_NAMES)}
+            bad = np.flatnonzero(~values.isin(list(lookup)))
+            if len(bad):
+                raise FolderError(
+                    f"{source}: column {lower[name]!r} must be one of {', '.join(CLASS_NAMES)}; "
+                    f"bad values at rows {', '.join(map(str, bad[:10]))} (e.g. {values.iloc[bad[0]]!r})"
+                )
+            return values.map(lookup).to_numpy(np.int64), nan
+    raise FolderError(
+        f"{source}: no label column; give a TType column (Nair & Abraham T-types), 'label' (0..3) or "
+        f"'class' ({', '.join(CLASS_NAMES)}). Columns found: {', '.join(map(str, table.columns))}"
+    )
+
+
+def list_images(image_dir: str | os.PathLike, pattern: str | None = None) -> list[Path]:
+    """Image files in `image_dir`, sorted by name (the original's sorted-glob order)."""
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise FolderError(f"image folder {image_dir} does not exist")
+    if pattern:
+        files = [p for p in image_dir.glob(pattern) if p.is_file()]
+    else:
+        files = [p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: p.name)
+
+
+def _column(table: pd.DataFrame, key: str):
+    """The catalogue's id/ra/dec column by the catalogue aliases (None when absent)."""
+    from alexnet_jax.data.catalog import ALIASES, _find
+
+    name = _find(list(table.columns), (key,) + ALIASES[key])
+    return None if name is None else table[name]
+
+
+def _degrees(table: pd.DataFrame, key: str) -> np.ndarray:
+    from alexnet_jax.data.catalog import _is_text, _sexagesimal
+
+    column = _column(table, key)
+    if column is None:
+        return np.full(len(table), np.nan)
+    if _is_text(column):
+        try:
+            return _sexagesimal(column, hours=key == "ra")
+        except ValueError:
+            return pd.to_numeric(column, errors="coerce").to_numpy(float)
+    return column.to_numpy(float)
+
+
+def ingest_folder(
+    image_dir: str | os.PathLike,
+    catalog: pd.DataFrame,
+    *,
+    source: str = "catalogue",
+    id_column: str | None = None,
+    pattern: str | None = None,
+    on_bad_image: str = "fail",
+    num_workers: int | None = None,
+    progress: bool = False,
+    paths: Sequence[Path] | None = None,
+) -> IngestResult:
+    """Pair images with catalogue rows, decode, convert and resize them; see the module docstring.
+
+    `paths` (one per row) skips the pairing step; the SDSS pipeline uses it.
+    """
+    if on_bad_image not in ("fail", "skip"):
+        raise FolderError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+    image_dir = Path(image_dir)
+    table = catalog.reset_index(drop=True)
+    labels, ttype = labels_from_table(table, source)
+    unused: list[str] = []
+    missing: dict[int, str] = {}
+    if paths is not None:
+        paths = [Path(p) for p in paths]
+        if len(paths) != len(table):
+            raise FolderError(f"{len(paths)} image paths for {len(table)} catalogue rows")
+    elif id_column is None:
+        paths = list_images(image_dir, pattern)
+        if len(paths) != len(table):
+            raise FolderError(
+                f"{image_dir} holds {len(paths)} image files but {source} has {len(table)} rows; pairing by "
+                "position needs one image per row. Remove stray files, fix the catalogue, or pair by name "
+                "with --id_column."
+            )
+    else:
+        if id_column not in table.columns:
+            raise FolderError(f"{source}: id column {id_column!r} not found; columns: {', '.join(map(str, table.columns))}")
+        ids = table[id_column].astype(str).str.strip()
+        duplicated = ids[ids.duplicated()].unique()
+        if len(duplicated):
+            raise FolderError(f"{source}: id column {id_column!r} repeats {', '.join(duplicated[:10])}")
+        files = list_images(image_dir, pattern)
+        by_name = {p.name: p for p in files}
+        by_stem: dict[str, Path] = {}
+        for p in files:
+            if p.stem in by_stem:
+                raise FolderError(f"{image_dir}: {by_stem[p.stem].name} and {p.name} share the id {p.stem!r}")
+            by_stem[p.stem] = p
+        paths = []
+        for row, galaxy_id in enumerate(ids):
+            path = by_name.get(galaxy_id) or by_stem.get(galaxy_id)
+            if path is None:
+                missing[row] = f"no file named {galaxy_id!r} (with or without extension) in {image_dir}"
+                path = image_dir / galaxy_id
+            paths.append(path)
+        used = {p.name for p in paths}
+        unused = [p.name for p in files if p.name not in used]
+
+    images, bad = load_images(paths, num_workers=num_workers, progress=progress)
+    bad.update(missing)
+    ids_column = _column(table, "id") if id_column is None else table[id_column]
+    ids_out = (ids_column.astype(str).str.strip().to_numpy() if ids_column is not None
+               else np.array([p.stem for p in paths], dtype=object))
+    dropped = [
+        {"row": int(i), "id": str(ids_out[i]), "file": paths[i].name, "reason": bad[i]} for i in sorted(bad)
+    ]
+    if dropped and on_bad_image == "fail":
+        listing = "\n".join(f"  row {d['row']} ({d['id']}): {d['file']}: {d['reason']}" for d in dropped[:50])
+        more = f"\n  ... and {len(dropped) - 50} more" if len(dropped) > 50 else ""
+        raise FolderError(
+            f"{len(dropped)} of {len(paths)} images could not be used:\n{listing}{more}\n"
+            "Fix or replace them, or pass --on_bad_image=skip to drop these rows (reported in the manifest)."
+        )
+    keep = np.setdiff1d(np.arange(len(paths)), sorted(bad))
+    metadata = pd.DataFrame({
+        "index": np.arange(len(keep)),
+        "id": ids_out[keep],
+        "ra": _degrees(table, "ra")[keep],
+        "dec": _degrees(table, "dec")[keep],
+        "ttype": ttype[keep],
+        "label": labels[keep],
+        "class_name": [CLASS_NAMES[l] for l in labels[keep]],
+        "source_file": [paths[i].name for i in keep],
+        "catalog_row": keep,
+    })
+    if len(keep) != len(paths):
+        images = images[keep]
+    return IngestResult(images=images, labels=labels[keep], metadata=metadata, dropped=dropped, unused_files=unused)
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A user catalogue: CSV, TSV, VizieR TSV, FITS, ECSV or VOTable (see catalog.read_catalog_file)."""
+    from alexnet_jax.data.catalog import read_catalog_file
+
+    frame, _, _ = read_catalog_file(path)
+    return frame
+
+
+@contextlib.contextmanager
+def staged_output(output: str | os.PathLike, *, overwrite: bool = False):
+    """Yield a temporary sibling directory; on success it replaces `output`, on failure it is removed.
+
+    An existing non-empty `output` is refused unless `overwrite`, checked before any work,
+    and is only removed after the new data set is complete.
+    """
+    output = Path(output).absolute()
+    if output.exists() and not output.is_dir():
+        raise FolderError(f"output {output} exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise FolderError(f"output {output} already holds files; pass --overwrite to replace it")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if output.is_dir():
+        if any(output.iterdir()) and not overwrite:  # appeared while we worked
+            shutil.rmtree(staging, ignore_errors=True)
+            raise FolderError(f"output {output} was filled meanwhile; pass --overwrite to replace it")
+        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+        os.replace(output, old)
+    os.replace(staging, output)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare_folder(
+    image_dir: str | os.PathLike,
+    catalog_path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    id_column: str | None = None,
+    pattern: str | None = None,
+    on_bad_image: str = "fail",
+    overwrite: bool = False,
+    name: str = "folder",
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> tuple[dict, IngestResult]:
+    """Ingest a folder + catalogue and write a prepared data set to `output`; return (manifest, result)."""
+    from alexnet_jax.data.catalog import _sha256
+    from alexnet_jax.data.prepared import write_prepared
+
+    catalog_path = Path(catalog_path)
+    with staged_output(output, overwrite=overwrite) as staging:
+        table = read_table(catalog_path)
+        result = ingest_folder(
+            image_dir, table, source=str(catalog_path), id_column=id_column, pattern=pattern,
+            on_bad_image=on_bad_image, num_workers=num_workers, progress=progress,
+        )
+        if not len(result.labels):
+            raise FolderError(f"no usable images in {image_dir}")
+        manifest = write_prepared(
+            staging, result.images, result.labels, result.metadata, name=name,
+            source=f"folder {Path(image_dir).absolute()} with catalogue {catalog_path.absolute()}",
+            extra={
+                "catalog": {"path": str(catalog_path.absolute()), "sha256": _sha256(catalog_path),
+                            "rows": int(len(table))},
+                "pairing": f"id column {id_column!r}" if id_column else "sorted file names by row position",
+                "image_dir": str(Path(image_dir).absolute()),
+                "on_bad_image": on_bad_image,
+                "dropped": result.dropped,
+                "unused_files": result.unused_files,
+                "resize": "PIL bilinear to 256x256",
+            },
+        )
+    return manifest, result
