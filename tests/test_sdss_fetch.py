@@ -30,7 +30,7 @@ class CutoutServer:
     body with a full Content-Length first), truncated_noclen (short body, no length, first),
     html (always an HTML page), notfound (always 404), garbage (always a broken JPEG)."""
 
-    def __init__(self, behaviour: dict[str, str], slow_seconds: float = 1.0):
+    def __init__(self, behaviour: dict[str, str], slow_seconds: float = 4.0):
         self.behaviour = behaviour
         self.slow_seconds = slow_seconds
         self.hits: dict[str, int] = {}
@@ -115,7 +115,8 @@ def server_behaviour(requests) -> dict[str, str]:
     return {f"{r.ra:.6f}": kind for r, kind in zip(requests, BEHAVIOURS)}
 
 
-FAST = dict(workers=4, rate=0, retries=3, backoff=0.001, max_backoff=0.01, timeout=0.4, progress=False)
+# time-out well above a local answer even on a loaded machine, well below the slow answer
+FAST = dict(workers=4, rate=0, retries=3, backoff=0.001, max_backoff=0.01, timeout=1.5, progress=False)
 
 
 def test_fetch_retries_failures_and_resume(tmp_path):
@@ -242,3 +243,21 @@ def test_scale_rule_and_requests():
     table.loc[1, "ra"] = np.nan
     with pytest.raises(ValueError, match="rows without RA/Dec cannot be fetched: 1"):
         sdss.requests_from_catalog(table)
+
+
+def test_interrupt_stops_new_requests_and_keeps_the_index(tmp_path):
+    requests = [CutoutRequest(0, "J0", 10.0, 0.0, 0.4, 16, 16)] + [
+        CutoutRequest(i, f"J{i}", 20.0 + i, 0.0, 0.4, 16, 16) for i in range(1, 5)]
+
+    def interrupt(_delay):
+        raise KeyboardInterrupt
+
+    with CutoutServer({"10.000000": "flaky500"}) as server:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_cutouts(requests, tmp_path, base_url=server.url, workers=1, rate=0, retries=2,
+                          progress=False, sleep=interrupt)
+        # the worker may have started one more request before the cancel; the rest never ran
+        assert sum(server.hits.values()) <= 2
+    index = json.loads((tmp_path / "cutouts.json").read_text())["files"]
+    assert sorted(index) == sorted(p.name for p in tmp_path.glob("*.jpg"))
+    assert requests[0].filename not in index and not list(tmp_path.glob(".*.part"))

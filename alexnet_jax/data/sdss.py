@@ -367,14 +367,18 @@ def fetch_cutouts(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="SDSS cut-outs", unit="img")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(one, r) for r in todo]
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
-                if bar is not None:
-                    bar.update(1)
+        futures = [pool.submit(one, r) for r in todo]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+            if bar is not None:
+                bar.update(1)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: finish the requests in flight, start no more
+        raise
     finally:
+        pool.shutdown(wait=True)
         if bar is not None:
             bar.close()
         with lock:
