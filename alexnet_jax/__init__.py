@@ -1,21 +1,24 @@
 """alexnet_jax: transfer learning for galaxy morphology with a torchvision-exact AlexNet in JAX.
 
-Importing this package needs neither TensorFlow nor torch; those load only where used.
+Public names load on first use, so `python -m alexnet_jax.data ...` starts without JAX and
+nothing here needs TensorFlow or torch.
 """
 
-from alexnet_jax.models import AlexNet, count_params, init_params
+import importlib
 
-__all__ = ["AlexNet", "count_params", "init_params", "convert_torch_state_dict", "load_params", "save_params"]
 __version__ = "0.1.0"
+_PUBLIC = {
+    "AlexNet": "alexnet_jax.models",
+    "init_params": "alexnet_jax.models",
+    "count_params": "alexnet_jax.models",
+    "convert_torch_state_dict": "alexnet_jax.convert",
+    "load_params": "alexnet_jax.params_io",
+    "save_params": "alexnet_jax.params_io",
+}
+__all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name):  # lazy, so that `import alexnet_jax` stays light
-    if name == "convert_torch_state_dict":
-        from alexnet_jax.convert import convert_torch_state_dict
-
-        return convert_torch_state_dict
-    if name in ("load_params", "save_params"):
-        from alexnet_jax import params_io
-
-        return getattr(params_io, name)
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'alexnet_jax' has no attribute {name!r}")

@@ -544,7 +544,8 @@ def describe_data(study: Study) -> dict:
             missing += 1
             continue
         descriptions.setdefault(json.dumps(data, sort_keys=True, default=str), []).append(index)
-        sign = _looks_synthetic(data)
+        # The trainer records the prepared data set's manifest (name, source, generator) under "data".
+        sign = _looks_synthetic(results.get("data"), "data") or _looks_synthetic(data)
         if sign is None and isinstance(data, dict):
             for key in ("dir", "path", "prepared_dir", "data_dir", "root", "directory"):
                 manifest = Path(str(data.get(key, ""))) / "manifest.json" if data.get(key) else None

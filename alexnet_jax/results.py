@@ -74,6 +74,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users of a shared cluster
         with os.fdopen(fd, "w") as handle:
             json.dump(obj, handle, indent=1, allow_nan=False)
             handle.write("\n")

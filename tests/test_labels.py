@@ -27,7 +27,6 @@ def test_rule_covers_every_ttype_of_the_scheme():
     assert isinstance(ttype_to_class(np.int32(4)), int)
 
 
-@pytest.mark.xfail(strict=True, reason="labels.ttype_to_class iterates the first axis only; N-D input fails")
 def test_shape_is_kept():
     grid = np.array([[-5, 0], [7, 99]])
     np.testing.assert_array_equal(ttype_to_class(grid), [[0, 1], [2, 3]])

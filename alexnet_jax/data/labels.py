@@ -35,7 +35,7 @@ def ttype_to_class(ttype, *, source: str | None = None):
     `source` (e.g. a catalogue path) is named in the error message.
     """
     scalar = np.ndim(ttype) == 0
-    values = np.atleast_1d(np.asarray(ttype, dtype=object))
+    values = np.asarray(ttype, dtype=object).reshape(-1)  # rows are flat (C-order) positions
     where = f" in {source}" if source else ""
     out = np.empty(values.shape, np.int64)
     bad: dict[str, list[int]] = {}

@@ -1,0 +1,164 @@
+"""Classify galaxies with a trained model: one CSV row per image.
+
+    python -m alexnet_jax.predict --checkpoint=runs/quick/run_000/pretrained \
+        --images=path/to/cutouts --output=preds.csv
+
+`--checkpoint` is an arm directory of a run (its best-epoch params in `best/`) or any
+params directory (`best/` itself, or converted weights). `--images` is a folder of image
+files (JPEG, PNG, TIFF, ...; sorted by name) or a prepared data set. Images go through the
+transform the model was evaluated with: resize to 256 px (the paper's), then to the run's
+image size, then a centre crop; `--tta=K` instead averages K random paper augmentations.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from alexnet_jax import params_io
+from alexnet_jax.data.labels import CLASS_NAMES
+from alexnet_jax.models import AlexNet
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+
+
+class PredictError(ValueError):
+    pass
+
+
+def resolve_params_dir(checkpoint: str | os.PathLike) -> Path:
+    checkpoint = Path(checkpoint)
+    for candidate in (checkpoint / "best", checkpoint):
+        if params_io.is_params_dir(candidate):
+            return candidate
+    raise PredictError(
+        f"--checkpoint={checkpoint}: no trained params there. Give a run's arm directory "
+        "(e.g. runs/quick/run_000/scratch, which holds best/) or a params directory."
+    )
+
+
+def load_images(source: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """(names, (N, 256, 256, 3) uint8 images, true labels or None) from a folder or a prepared set."""
+    from alexnet_jax.data import folder, prepared
+
+    source = Path(source)
+    if (source / "manifest.json").exists():
+        images, labels, metadata = prepared.load_prepared(source)
+        names = [str(x) for x in metadata["id"]]
+        return names, np.asarray(images), np.asarray(labels)
+    if not source.is_dir():
+        raise PredictError(f"--images={source}: not a folder of images or a prepared data set")
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise PredictError(f"--images={source}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    images, problems = [], []
+    for path in files:
+        try:
+            images.append(folder.load_image(path, size=prepared.IMAGE_SIZE))
+        except folder.BadImageError as error:
+            problems.append(f"{path.name}: {error}")
+    if problems:
+        raise PredictError(
+            f"--images={source}: {len(problems)} image(s) cannot be read; fix or remove them:\n  "
+            + "\n  ".join(problems)
+        )
+    return [p.name for p in files], np.stack(images), None
+
+
+def predict_probabilities(params, images_u8: np.ndarray, run_config: dict, *, batch_size: int = 64,
+                          tta: int = 0, seed: int = 0) -> np.ndarray:
+    """Class probabilities (N, C) under the run's evaluation transform."""
+    from alexnet_jax import augment
+    from alexnet_jax.train import _normalize
+
+    num_classes = int(params["classifier_6"]["bias"].shape[0])
+    crop = int(run_config.get("augment", {}).get("crop_size", 224))
+    image_size = int(run_config.get("data", {}).get("image_size", 256))
+    normalize = bool(run_config.get("normalize_imagenet", False))
+    images_u8 = augment.resize_images(images_u8, image_size)
+    model = AlexNet(num_classes=num_classes)
+    random_cfg = augment.AugmentConfig(crop_size=crop)
+    center_cfg = augment.AugmentConfig(crop_size=crop, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
+
+    @jax.jit
+    def probabilities(params, batch, key):
+        if tta:
+            keys = jax.random.split(key, tta)
+            views = jax.vmap(lambda k: augment.augment(k, batch, random_cfg))(keys)
+            logits = jax.vmap(lambda v: model.apply({"params": params}, _normalize(v, normalize)))(views)
+            return jax.nn.softmax(logits, -1).mean(0)
+        view = augment.eval_transform(batch, center_cfg)
+        return jax.nn.softmax(model.apply({"params": params}, _normalize(view, normalize)), -1)
+
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    out = []
+    for start in range(0, len(images_u8), batch_size):
+        batch = np.asarray(images_u8[start:start + batch_size])
+        pad = batch_size - len(batch)
+        if pad:  # one compiled shape for every batch
+            batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
+        probs = probabilities(params, jnp.asarray(batch), jax.random.fold_in(jax.random.key(seed), start))
+        out.append(np.asarray(probs)[: batch_size - pad])
+    return np.concatenate(out) if out else np.zeros((0, num_classes), np.float32)
+
+
+def write_predictions(path: str | os.PathLike, names, probabilities: np.ndarray, class_names, labels=None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        header = ["file"] + [f"p_{name}" for name in class_names] + ["predicted_class", "predicted_label"]
+        writer.writerow(header + (["true_label"] if labels is not None else []))
+        for i, (name, probs) in enumerate(zip(names, probabilities)):
+            best = int(np.argmax(probs))
+            row = [name] + [f"{p:.6f}" for p in probs] + [class_names[best], best]
+            writer.writerow(row + ([int(labels[i])] if labels is not None else []))
+    os.replace(tmp, path)
+
+
+def _define_flags():
+    flags.DEFINE_string("checkpoint", None, "A run's arm directory (run_NNN/<arm>) or a params directory.", required=True)
+    flags.DEFINE_string("images", None, "A folder of images or a prepared data set.", required=True)
+    flags.DEFINE_string("output", "predictions.csv", "CSV to write.")
+    flags.DEFINE_integer("batch_size", 64, "Images per forward pass.")
+    flags.DEFINE_integer("tta", 0, "0: centre crop. K > 0: average K random paper augmentations.")
+    flags.DEFINE_integer("seed", 0, "Seed for --tta.")
+
+
+def main(argv):
+    del argv
+    FLAGS = flags.FLAGS
+    try:
+        params_dir = resolve_params_dir(FLAGS.checkpoint)
+        metadata = params_io.load_metadata(params_dir)
+        params = params_io.load_params(params_dir)
+        names, images, labels = load_images(FLAGS.images)
+        run_config = metadata.get("config") or {}
+        probabilities = predict_probabilities(params, images, run_config, batch_size=FLAGS.batch_size,
+                                              tta=FLAGS.tta, seed=FLAGS.seed)
+        class_names = metadata.get("class_names") or list(CLASS_NAMES)
+        if len(class_names) != probabilities.shape[1]:
+            class_names = [f"class_{i}" for i in range(probabilities.shape[1])]
+        write_predictions(FLAGS.output, names, probabilities, class_names, labels)
+    except (PredictError, params_io.ParamsDirError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
+    print(f"wrote {len(names)} predictions to {FLAGS.output} ("
+          + ", ".join(f"{n}: {c}" for n, c in zip(class_names, counts)) + ")")
+    if labels is not None:
+        print(f"accuracy against the data set's labels: {(probabilities.argmax(1) == labels).mean():.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))
