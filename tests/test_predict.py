@@ -1,0 +1,91 @@
+"""predict: a trained run's best params classify a folder of cut-outs or a prepared set."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_jax import predict, train
+from alexnet_jax.data.prepared import write_prepared
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (20, 256, 256, 3), dtype=np.uint8)
+    write_prepared(root / "data", images, np.arange(20) % 4, name="tiny-random", source="test")
+    config = tiny_config(**{"epochs.scratch": 1})
+    config.data.dir = str(root / "data")
+    train.Trainer(config, root / "runs", 0, echo=lambda s: None).run(["scratch"])
+    folder = root / "cutouts"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(images[i]).save(folder / f"galaxy_{i}.jpg", quality=95)
+    Image.fromarray(images[3][..., 0]).save(folder / "galaxy_grey.png")  # greyscale is converted
+    (folder / "notes.txt").write_text("not an image, ignored")
+    return root
+
+
+def read_csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_predict_cli_on_a_folder(trained_run, tmp_path):
+    out = tmp_path / "preds.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "alexnet_jax.predict", f"--checkpoint={trained_run / 'runs/run_000/scratch'}",
+         f"--images={trained_run / 'cutouts'}", f"--output={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_csv(out)
+    assert [r["file"] for r in rows] == ["galaxy_0.jpg", "galaxy_1.jpg", "galaxy_2.jpg", "galaxy_grey.png"]
+    for row in rows:
+        probs = np.array([float(row[f"p_{c}"]) for c in ("elliptical", "lenticular", "spiral", "irr_misc")])
+        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+        assert row["predicted_class"] == ("elliptical", "lenticular", "spiral", "irr_misc")[int(np.argmax(probs))]
+    assert "wrote 4 predictions" in result.stdout
+
+
+def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
+    from alexnet_jax import augment, params_io
+    from alexnet_jax.models import AlexNet
+
+    params_dir = predict.resolve_params_dir(trained_run / "runs/run_000/scratch")
+    params = params_io.load_params(params_dir)
+    config = params_io.load_metadata(params_dir)["config"]
+    names, images, labels = predict.load_images(trained_run / "data")
+    assert len(names) == 20 and labels is not None
+    probs = predict.predict_probabilities(params, images, config, batch_size=8)
+    assert probs.shape == (20, 4)
+    small = augment.resize_images(images, config["data"]["image_size"])
+    view = augment.eval_transform(small, augment.AugmentConfig(crop_size=64, random_crop=False, hflip=False,
+                                                               vflip=False, rotation_degrees=0.0))
+    logits = AlexNet(num_classes=4).apply({"params": params}, view)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+    tta = predict.predict_probabilities(params, images[:4], config, batch_size=4, tta=3)
+    assert tta.shape == (4, 4) and np.allclose(tta.sum(1), 1, atol=1e-5)
+
+
+def test_clear_errors(trained_run, tmp_path):
+    with pytest.raises(predict.PredictError, match="no trained params there"):
+        predict.resolve_params_dir(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(predict.PredictError, match="broken.jpg"):
+        predict.load_images(bad)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(predict.PredictError, match="no image files"):
+        predict.load_images(empty)
