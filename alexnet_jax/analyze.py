@@ -1179,6 +1179,9 @@ def _demo_predictions(rng: np.random.Generator, labels: np.ndarray, accuracy: np
 
 
 def main(argv: Sequence[str]) -> None:
+    from alexnet_jax.cli import quiet_library_logs
+
+    quiet_library_logs()
     from absl import flags
 
     del argv

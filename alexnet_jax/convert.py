@@ -545,6 +545,9 @@ def _define_flags():
 
 
 def main(argv):
+    from alexnet_jax.cli import quiet_library_logs
+
+    quiet_library_logs()
     from absl import flags, logging
 
     from alexnet_jax.params_io import ParamsDirError

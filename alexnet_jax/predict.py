@@ -134,6 +134,9 @@ def _define_flags():
 
 
 def main(argv):
+    from alexnet_jax.cli import quiet_library_logs
+
+    quiet_library_logs()
     del argv
     FLAGS = flags.FLAGS
     try:

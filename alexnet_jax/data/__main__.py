@@ -263,6 +263,9 @@ def cmd_info() -> int:
 
 
 def main(argv: list[str]) -> int:
+    from alexnet_jax.cli import quiet_library_logs
+
+    quiet_library_logs()
     if len(argv) != 2 or argv[1] not in COMMANDS:
         print(f"error: give one command: {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}); "
               "see --help", file=sys.stderr)
