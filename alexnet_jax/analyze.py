@@ -647,6 +647,11 @@ def _num(value, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _with_unit(text: str, unit: str) -> str:
+    """'54.4' -> '54.4%', but 'n/a' stays bare."""
+    return text if text == "n/a" else text + unit
+
+
 def _p(value) -> str:
     return "undefined" if value is None else f"{value:.3g}"
 
@@ -847,23 +852,23 @@ def _paper_rows(summary: dict) -> list[list[str]]:
     pre, scr, paired, sign = summary["pretrained"], summary["scratch"], summary["paired"], summary["sign_test"]
     names = summary["class_names"]
     rows = [
-        ["Mean peak test accuracy, pretrained", "84.2%", _pct(pre["peak_acc_mean"]) + "%"],
-        ["Mean peak test accuracy, scratch", "82.4%", _pct(scr["peak_acc_mean"]) + "%"],
+        ["Mean peak test accuracy, pretrained", "84.2%", _with_unit(_pct(pre["peak_acc_mean"]), "%")],
+        ["Mean peak test accuracy, scratch", "82.4%", _with_unit(_pct(scr["peak_acc_mean"]), "%")],
         ["Peak epoch, pretrained: mean (SD)", "155 (34)",
          f"{_num(pre['peak_epoch_mean'], 0)} ({_num(pre['peak_epoch_std'], 0)})"],
         ["Peak epoch, scratch: mean (SD)", "367 (33)",
          f"{_num(scr['peak_epoch_mean'], 0)} ({_num(scr['peak_epoch_std'], 0)})"],
         [f"Pretrained advantage, scratch limited to {BUDGET_EPOCHS} epochs", "about 4.6 points",
-         _num(_scaled(paired["peak_acc_diff_first_200_mean"]), 2) + " points"],
-        ["Pretrained, first 20 epochs", "82.0%", _pct(pre["peak_acc_within"]["20"]["mean"]) + "%"],
-        ["Pretrained, first 50 epochs", "83.1%", _pct(pre["peak_acc_within"]["50"]["mean"]) + "%"],
+         _with_unit(_num(_scaled(paired["peak_acc_diff_first_200_mean"]), 2), " points")],
+        ["Pretrained, first 20 epochs", "82.0%", _with_unit(_pct(pre["peak_acc_within"]["20"]["mean"]), "%")],
+        ["Pretrained, first 50 epochs", "83.1%", _with_unit(_pct(pre["peak_acc_within"]["50"]["mean"]), "%")],
     ]
     if "irr_misc" in names:
         i = names.index("irr_misc")
         a, b = pre["class_acc_mean"][i], scr["class_acc_mean"][i]
         ratio = f"{a / b:.2f}x" if a is not None and b else "n/a"
         rows.append(["Irr+Misc class accuracy, pretrained vs scratch", "about 2x, pretrained below 50%",
-                     f"{ratio} ({_pct(a)}% vs {_pct(b)}%)"])
+                     f"{ratio} ({_with_unit(_pct(a), '%')} vs {_with_unit(_pct(b), '%')})"])
     for key, label in (("peak_acc", "Sign test p, peak accuracy"), ("peak_epoch", "Sign test p, peak epoch")):
         t = sign[key]
         rows.append([label + " (wins of pairs)", "1.58e-30 (100 of 100)",
