@@ -583,6 +583,11 @@ class Trainer:
             writer.add_scalar("images_per_s", images_per_s, epoch)
             writer.flush()
 
+    def _param_count(self) -> int:
+        shapes = jax.eval_shape(
+            lambda key: init_params(key, self.config.model.num_classes, self.config.augment.crop_size), jax.random.key(0))
+        return count_params(shapes)
+
     def run(self, arms: Iterable[str]) -> dict:
         with run_lock(self.dir):
             results = self._read_results()
@@ -594,7 +599,7 @@ class Trainer:
                 f"run {self.run_index:03d}: {len(self.data.train_idx)} train / {len(self.data.test_idx)} test images"
                 f"{'' if self.data.val_idx is None else f' / {len(self.data.val_idx)} validation'}, "
                 f"pipeline {self.pipeline.name}, {self.mesh.size} device(s) ({jax.default_backend()}), "
-                f"{count_params(init_params(jax.random.key(0), self.config.model.num_classes, self.config.augment.crop_size)):,} parameters"
+                f"{self._param_count():,} parameters"
             )
             for arm in arms:
                 self.train_arm(arm, results)
