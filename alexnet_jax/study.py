@@ -1,0 +1,567 @@
+"""Run the whole study on one machine: every local GPU busy, finished runs skipped.
+
+    python -m alexnet_jax.study --runs=0-99 --workdir=runs/paper \
+        --config=experiments/configs/paper.py --data_dir=data/nair_abraham
+
+Each run is one `python -m alexnet_jax.train --run_index=r` process, pinned to a device
+group with CUDA_VISIBLE_DEVICES: --devices_per_run GPUs per run (data parallel inside the
+run), --runs_per_device runs sharing each GPU (memory split evenly). Without GPUs,
+--num_workers CPU processes run side by side. Runs whose results.json is complete for the
+asked arms are skipped; partial runs resume where they stopped (the trainer does that);
+runs locked by another process are left alone. Every run's output goes to
+WORKDIR/logs/run_NNN.log and the launcher's own lines also to WORKDIR/logs/study.log.
+`--config.x=y` overrides are passed through to every run.
+
+Exit status: 0 every asked run is complete, 1 some run failed, 3 some runs were locked by
+another process (nothing failed here).
+
+Multi-host, one run data-parallel over several machines: `python -m alexnet_jax.study train
+TRAIN_FLAGS` on every host (e.g. under `srun`, see experiments/slurm/README.md) calls
+`jax.distributed.initialize()` and then runs the trainer, whose mesh spans `jax.devices()`.
+`python -m alexnet_jax.study check-distributed`, started the same way, tests that set-up with
+one all-reduce over every device in seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from absl import app, flags
+
+from alexnet_jax import results as results_lib
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "experiments" / "configs" / "paper.py"
+LOCKED_EXIT_TEXT = "in use by"  # what the trainer prints when another process holds the run
+ALL_DONE, FAILED, LOCKED = 0, 1, 3
+
+
+# --------------------------------------------------------------------------------------
+# Device groups.
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """Where one training process runs: a name for the logs and the environment it gets."""
+
+    name: str
+    env: dict
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids this process may use, without initialising any GPU runtime here.
+
+    CUDA_VISIBLE_DEVICES wins (SLURM sets it for --gres jobs); otherwise `nvidia-smi -L`.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(l for l in listing.splitlines() if l.startswith("GPU "))]
+
+
+def make_slots(gpus: list[str], *, devices_per_run: int = 1, runs_per_device: int = 1, num_workers: int = 1,
+               warn: Callable[[str], None] = print) -> list[Slot]:
+    """Split the GPUs into groups of `devices_per_run`, each hosting `runs_per_device` runs.
+
+    With no GPUs, `num_workers` CPU slots. Processes sharing a GPU each get an even share of
+    its memory (XLA_PYTHON_CLIENT_MEM_FRACTION) unless that variable is already set.
+    """
+    if devices_per_run < 1 or runs_per_device < 1 or num_workers < 1:
+        raise ValueError("--devices_per_run, --runs_per_device and --num_workers must be >= 1")
+    if not gpus:
+        return [Slot(f"cpu{i}", {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
+                for i in range(num_workers)]
+    groups = [gpus[i:i + devices_per_run] for i in range(0, len(gpus) - devices_per_run + 1, devices_per_run)]
+    if not groups:
+        raise ValueError(f"--devices_per_run={devices_per_run} but only {len(gpus)} GPU(s) are visible ({','.join(gpus)})")
+    if len(gpus) % devices_per_run:
+        warn(f"[study] warning: {len(gpus) % devices_per_run} GPU(s) left idle: {len(gpus)} GPUs do not split into "
+             f"groups of {devices_per_run}")
+    slots = []
+    for group in groups:
+        env = {"CUDA_VISIBLE_DEVICES": ",".join(group)}
+        if runs_per_device > 1 and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
+            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / runs_per_device:.3f}"
+        for k in range(runs_per_device):
+            slots.append(Slot(f"gpu{'-'.join(group)}" + (f"#{k}" if runs_per_device > 1 else ""), env))
+    return slots
+
+
+# --------------------------------------------------------------------------------------
+# Run state on disk.
+
+
+def results_path(workdir: Path, run_index: int) -> Path:
+    return results_lib.run_dir(workdir, run_index) / results_lib.RESULTS_FILENAME
+
+
+def read_results(workdir: Path, run_index: int) -> dict | None:
+    """The run's results.json, or None if absent or unreadable (a run in its first epoch)."""
+    path = results_path(workdir, run_index)
+    if not path.exists():
+        return None
+    try:
+        return results_lib.load_results(path)
+    except results_lib.ResultsError:
+        return None
+
+
+def run_complete(workdir: Path, run_index: int, arms: Iterable[str]) -> bool:
+    results = read_results(workdir, run_index)
+    return results is not None and all(arm in results["arms"] and results_lib.is_complete(results, arm) for arm in arms)
+
+
+def lock_holder(workdir: Path, run_index: int) -> str | None:
+    """Who holds the run's lock (the trainer's flock on run_NNN/.lock), or None if free.
+
+    Probes with a non-blocking flock that is released at once; creates nothing.
+    """
+    path = results_lib.run_dir(workdir, run_index) / ".lock"
+    if not path.exists():
+        return None
+    try:
+        handle = open(path, "r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                return handle.read().strip() or "another process"
+            raise
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+@dataclasses.dataclass
+class Progress:
+    """Epochs and images done over the asked runs, read from their results.json files."""
+
+    runs_complete: int = 0
+    epochs_done: int = 0
+    epochs_planned: int = 0
+    images_trained: float = 0.0
+    seconds_per_epoch: float | None = None  # mean over arms with history (trainer wall time)
+
+
+def measure_progress(workdir: Path, runs: list[int], arms: list[str], planned_epochs: dict) -> Progress:
+    progress = Progress()
+    wall, epochs_timed = 0.0, 0
+    for r in runs:
+        results = read_results(workdir, r)
+        records = (results or {}).get("arms", {})
+        complete = results is not None
+        for arm in arms:
+            record = records.get(arm)
+            planned = int(record["epochs"]) if record else int(planned_epochs[arm])
+            done = len(record["test_acc"]) if record else 0
+            progress.epochs_planned += planned
+            progress.epochs_done += min(done, planned)
+            complete = complete and record is not None and results_lib.is_complete(results, arm)
+            if record and done and record.get("wall_time_s"):
+                wall += float(record["wall_time_s"])
+                epochs_timed += done
+                if record.get("images_per_s"):
+                    progress.images_trained += float(record["images_per_s"]) * float(record["wall_time_s"])
+        progress.runs_complete += int(complete)
+    progress.seconds_per_epoch = wall / epochs_timed if epochs_timed else None
+    return progress
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h{minutes:02d}m"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s"
+
+
+def estimate_remaining(start: Progress, now: Progress, elapsed: float, num_slots: int) -> float | None:
+    """Seconds left: from this launch's own pace, else from the recorded epoch times."""
+    remaining = now.epochs_planned - now.epochs_done
+    if remaining <= 0:
+        return 0.0
+    gained = now.epochs_done - start.epochs_done
+    if gained > 0 and elapsed > 0:
+        return remaining * elapsed / gained
+    if now.seconds_per_epoch:
+        return remaining * now.seconds_per_epoch / max(1, num_slots)
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# The launcher.
+
+
+@dataclasses.dataclass
+class Running:
+    run_index: int
+    slot: Slot
+    process: subprocess.Popen
+    log_path: Path
+    log_handle: object
+    started: float
+
+
+class Study:
+    """Schedules `train` processes over slots until every run is done, failed or locked."""
+
+    def __init__(self, *, workdir: Path, runs: list[int], arms: list[str], slots: list[Slot], train_args: list[str],
+                 planned_epochs: dict, python: str = sys.executable, progress_every: float = 60.0,
+                 max_failures: int = 3, echo: Callable[[str], None] = print):
+        self.workdir = Path(workdir)
+        self.runs, self.arms, self.slots = list(runs), list(arms), list(slots)
+        self.train_args = list(train_args)
+        self.planned_epochs = dict(planned_epochs)
+        self.python = python
+        self.progress_every = progress_every
+        self.max_failures = max_failures
+        self._echo = echo
+        self.log_dir = self.workdir / "logs"
+        self.done: list[int] = []
+        self.skipped: list[int] = []
+        self.locked: dict[int, str] = {}
+        self.failed: dict[int, str] = {}
+        self.running: dict[str, Running] = {}
+        self._stop = False
+
+    def echo(self, line: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._echo(line)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "study.log", "a") as handle:
+            handle.write(f"{stamp} {line}\n")
+
+    def command(self, run_index: int) -> list[str]:
+        return [self.python, "-m", "alexnet_jax.train", f"--workdir={self.workdir}", f"--run_index={run_index}",
+                f"--arms={','.join(self.arms)}", *self.train_args]
+
+    def _launch(self, run_index: int, slot: Slot) -> None:
+        log_path = self.log_dir / f"run_{run_index:03d}.log"
+        handle = open(log_path, "a")
+        command = self.command(run_index)
+        env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
+        handle.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} study launcher: run {run_index} on {slot.name} "
+                     f"({' '.join(f'{k}={v}' for k, v in slot.env.items())})\n===== {shlex.join(command)}\n")
+        handle.flush()
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)  # Ctrl-C reaches the launcher, which stops them cleanly
+        self.running[slot.name] = Running(run_index, slot, process, log_path, handle, time.monotonic())
+        self.echo(f"[study] run {run_index:03d} started on {slot.name} (pid {process.pid}, log {log_path})")
+
+    def _finish(self, item: Running, code: int) -> None:
+        item.log_handle.close()
+        took = format_duration(time.monotonic() - item.started)
+        if code == 0 and run_complete(self.workdir, item.run_index, self.arms):
+            self.done.append(item.run_index)
+            results = read_results(self.workdir, item.run_index)
+            peaks = ", ".join(f"{arm} {100 * results['arms'][arm]['best_test_acc']:.1f}%" for arm in self.arms)
+            self.echo(f"[study] run {item.run_index:03d} done on {item.slot.name} in {took} (peak test acc: {peaks})")
+            return
+        tail = _tail(item.log_path, 6)
+        if code == 2 and LOCKED_EXIT_TEXT in tail:
+            found = re.search(r"in use by (.*?)(?:\. Two processes|$)", tail, re.MULTILINE)
+            holder = found.group(1).strip() if found else "another process"
+            self.locked[item.run_index] = holder
+            self.echo(f"[study] run {item.run_index:03d} skipped: in use by {holder} (log {item.log_path})")
+            return
+        reason = f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
+        if code == 0:
+            reason = "exited 0 but its results.json is not complete"
+        self.failed[item.run_index] = reason
+        indented = "\n".join("    " + line for line in tail.splitlines())
+        self.echo(f"[study] run {item.run_index:03d} FAILED on {item.slot.name} after {took} ({reason}); "
+                  f"log: {item.log_path}\n{indented}")
+
+    def report_progress(self, start: Progress, started: float) -> None:
+        now = measure_progress(self.workdir, self.runs, self.arms, self.planned_epochs)
+        elapsed = time.monotonic() - started
+        rate = (now.images_trained - start.images_trained) / elapsed if elapsed > 0 else 0.0
+        left = estimate_remaining(start, now, elapsed, len(self.slots))
+        if left is None:
+            eta = "ETA unknown until an epoch finishes"
+        else:
+            end = dt.datetime.now() + dt.timedelta(seconds=left)
+            eta = f"ETA {end:%Y-%m-%d %H:%M} (in {format_duration(left)})"
+        self.echo(
+            f"[study] {now.runs_complete}/{len(self.runs)} runs done, {len(self.running)} running, "
+            f"{len(self.failed)} failed | epochs {now.epochs_done}/{now.epochs_planned} | "
+            f"{rate:,.0f} img/s | {eta}")
+
+    def stop(self, *_):
+        self._stop = True
+
+    def run(self) -> int:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        pending: collections.deque[int] = collections.deque()
+        for r in self.runs:
+            if run_complete(self.workdir, r, self.arms):
+                self.skipped.append(r)
+            elif (holder := lock_holder(self.workdir, r)) is not None:
+                self.locked[r] = holder
+            else:
+                pending.append(r)
+        self.echo(
+            f"[study] {len(self.runs)} runs ({', '.join(self.arms)}) in {self.workdir}: {len(self.skipped)} already "
+            f"complete, {len(self.locked)} in use by another process, {len(pending)} to train on {len(self.slots)} "
+            f"slot(s): {', '.join(s.name for s in self.slots)}")
+        for r, holder in self.locked.items():
+            self.echo(f"[study] run {r:03d} skipped: in use by {holder}")
+        started = time.monotonic()
+        start_progress = measure_progress(self.workdir, self.runs, self.arms, self.planned_epochs)
+        last_report = started
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while (pending or self.running) and not self._stop:
+                too_many = self.max_failures and len(self.failed) >= self.max_failures
+                for slot in self.slots:
+                    if pending and not too_many and slot.name not in self.running:
+                        self._launch(pending.popleft(), slot)
+                if not self.running:
+                    break
+                for name, item in list(self.running.items()):
+                    code = item.process.poll()
+                    if code is not None:
+                        del self.running[name]
+                        self._finish(item, code)
+                if time.monotonic() - last_report >= self.progress_every:
+                    self.report_progress(start_progress, started)
+                    last_report = time.monotonic()
+                time.sleep(0.2)
+        finally:
+            if self.running:
+                self._terminate_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.report_progress(start_progress, started)
+        not_started = len(pending)
+        summary = (f"[study] finished: {len(self.done)} trained now, {len(self.skipped)} were already complete, "
+                   f"{len(self.failed)} failed, {len(self.locked)} in use by another process"
+                   + (f", {not_started} not started" if not_started else ""))
+        self.echo(summary)
+        for r, reason in sorted(self.failed.items()):
+            self.echo(f"[study]   failed: run {r:03d} ({reason}), log {self.log_dir / f'run_{r:03d}.log'}")
+        if self.max_failures and len(self.failed) >= self.max_failures and not_started:
+            self.echo(f"[study] stopped starting runs after {len(self.failed)} failures (--max_failures); fix the "
+                      "cause and launch again: finished runs are skipped")
+        if self._stop:
+            self.echo("[study] interrupted; launch the same command again to resume")
+        if self.failed or self._stop or not_started:
+            return FAILED
+        return LOCKED if self.locked else ALL_DONE
+
+    def _terminate_all(self, grace: float = 60.0) -> None:
+        """SIGTERM every training process we started, then SIGKILL what is left after `grace` s."""
+        self.echo(f"[study] stopping {len(self.running)} training process(es); they resume on the next launch")
+        for item in self.running.values():
+            with _suppress_lookup():
+                os.killpg(item.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for item in self.running.values():
+            try:
+                item.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with _suppress_lookup():
+                    os.killpg(item.process.pid, signal.SIGKILL)
+                item.process.wait()
+            item.log_handle.close()
+        self.running.clear()
+
+
+class _suppress_lookup:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        return kind is ProcessLookupError
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 16384))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------------------
+# Multi-host: one run over the devices of several processes.
+
+
+def initialize_distributed() -> None:
+    """`jax.distributed.initialize()` from the environment, before anything touches a device.
+
+    Under SLURM (srun, one task per host) JAX reads coordinator, process count and index
+    itself. Elsewhere set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and
+    JAX_PROCESS_ID on every process. CPU processes talk through gloo.
+    """
+    import jax
+
+    kwargs = {}
+    if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        try:
+            kwargs = dict(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                          num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                          process_id=int(os.environ["JAX_PROCESS_ID"]))
+        except (KeyError, ValueError) as error:
+            raise SystemExit(f"error: JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES and JAX_PROCESS_ID must be "
+                             f"integers too ({error})") from None
+    if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+    print(f"[study] process {jax.process_index()}/{jax.process_count()}: {jax.local_device_count()} local of "
+          f"{jax.device_count()} devices", flush=True)
+
+
+def check_distributed() -> int:
+    """`python -m alexnet_jax.study check-distributed`: initialise, all-reduce across every device, report.
+
+    Run it with the same srun/environment as a multi-host job to test the set-up in seconds.
+    """
+    initialize_distributed()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), devices=jax.devices())
+    local = np.full((jax.local_device_count(),), jax.process_index() + 1, np.float32)
+    x = jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local)
+    total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)
+    expected = sum((p + 1) * n for p, n in _local_counts().items())
+    print(json.dumps({"process_index": jax.process_index(), "process_count": jax.process_count(),
+                      "local_devices": jax.local_device_count(), "global_devices": jax.device_count(),
+                      "all_reduce": float(total), "expected": float(expected),
+                      "ok": float(total) == float(expected)}), flush=True)
+    return 0 if float(total) == float(expected) else 1
+
+
+def _local_counts() -> dict:
+    import jax
+
+    counts: dict = {}
+    for device in jax.devices():
+        counts[device.process_index] = counts.get(device.process_index, 0) + 1
+    return counts
+
+
+def distributed_train(argv: list[str]) -> None:
+    """`python -m alexnet_jax.study train FLAGS`: the trainer's CLI after jax.distributed.initialize()."""
+    initialize_distributed()
+    from alexnet_jax import train
+
+    sys.argv = [f"{sys.argv[0]} train", *argv]
+    train._define_flags()
+    app.run(lambda args: sys.exit(train.main(args)))
+
+
+# --------------------------------------------------------------------------------------
+# Command line.
+
+
+def config_args(argv: list[str]) -> list[str]:
+    """The --config and --config.x=y arguments of a command line, to hand to every run."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if name == "--config" or name.startswith("--config."):
+            if "=" in arg or i + 1 >= len(argv):
+                out.append(arg)
+            else:  # "--config.x y"
+                out.append(f"{arg}={argv[i + 1]}")
+                i += 1
+        i += 1
+    return out
+
+
+def _define_flags():
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file(
+        "config", str(DEFAULT_CONFIG), "Config file (experiments/configs/*.py); --config.x=y overrides are passed "
+        "to every run.", lock_config=True)
+    flags.DEFINE_string("runs", None, "Runs to train, e.g. 0-99 or 0-9,49.", required=True)
+    flags.DEFINE_string("workdir", None, "The study directory (run r goes to WORKDIR/run_NNN/).", required=True)
+    flags.DEFINE_string("data_dir", None, "A prepared data set (overrides config.data.dir).")
+    flags.DEFINE_string("arms", "pretrained,scratch", "Arms to train: pretrained, scratch, or both.")
+    flags.DEFINE_string("pretrained_weights", None, "Converted ImageNet weights (default: the trainer's).")
+    flags.DEFINE_integer("devices_per_run", 1, "GPUs per run (data parallel inside a run).")
+    flags.DEFINE_integer("runs_per_device", 1, "Runs sharing each GPU group (memory split evenly).")
+    flags.DEFINE_integer("num_workers", 1, "Parallel runs on a machine without GPUs.")
+    flags.DEFINE_string("gpus", None, "GPU ids to use, e.g. 0,1,2,3 (default: CUDA_VISIBLE_DEVICES or nvidia-smi).")
+    flags.DEFINE_float("progress_every", 60.0, "Seconds between progress lines.")
+    flags.DEFINE_integer("max_failures", 3, "Stop starting new runs after this many failures (0: never stop).")
+    flags.DEFINE_bool("dry_run", False, "Print the plan (slots, runs to train, commands) and exit.")
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from alexnet_jax.train import parse_arms, parse_runs
+
+    FLAGS = flags.FLAGS
+    try:
+        runs = parse_runs(FLAGS.runs)
+        arms = parse_arms(FLAGS.arms)
+        gpus = [g.strip() for g in FLAGS.gpus.split(",") if g.strip()] if FLAGS.gpus is not None else detect_gpus()
+        slots = make_slots(gpus, devices_per_run=FLAGS.devices_per_run, runs_per_device=FLAGS.runs_per_device,
+                           num_workers=FLAGS.num_workers)
+        planned = {arm: int(FLAGS.config.epochs[arm]) for arm in arms}
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    workdir = Path(FLAGS.workdir).resolve()
+    train_args = config_args(sys.argv[1:])
+    if not any(a.split("=", 1)[0] == "--config" for a in train_args):
+        train_args.insert(0, f"--config={DEFAULT_CONFIG}")
+    if FLAGS.data_dir:
+        train_args.append(f"--data_dir={Path(FLAGS.data_dir).resolve()}")
+    if FLAGS.pretrained_weights:
+        train_args.append(f"--pretrained_weights={Path(FLAGS.pretrained_weights).resolve()}")
+    study = Study(workdir=workdir, runs=runs, arms=arms, slots=slots, train_args=train_args, planned_epochs=planned,
+                  progress_every=FLAGS.progress_every, max_failures=FLAGS.max_failures)
+    if FLAGS.dry_run:
+        todo = [r for r in runs if not run_complete(workdir, r, arms)]
+        print(json.dumps({"slots": [dataclasses.asdict(s) for s in slots], "runs_to_train": todo,
+                          "example_command": shlex.join(study.command(todo[0])) if todo else None}, indent=1))
+        return 0
+    return study.run()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "train":
+        distributed_train(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "check-distributed":
+        sys.exit(check_distributed())
+    else:
+        _define_flags()
+        app.run(lambda argv: sys.exit(main(argv)))

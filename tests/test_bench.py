@@ -1,0 +1,101 @@
+"""The benchmark: analytic FLOPs, peaks, the report format, and a real --quick smoke run.
+
+The smoke run measures a reduced set at CI size and checks only the output's shape (JSON
+lines that parse, keys present, numbers positive, the Markdown table written); it never
+asserts on speed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alexnet_jax import bench
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_alexnet_flops_match_the_known_count():
+    # 0.71 GMAC forward at 224 px (torchvision's AlexNet, 4 classes), so ~4.3 GFLOP per training image.
+    assert bench.alexnet_macs(224) == pytest.approx(0.7105e9, rel=2e-3)
+    assert bench.train_flops_per_image(224) == pytest.approx(4.26e9, rel=5e-3)
+    assert bench.alexnet_macs(64) < bench.alexnet_macs(224)
+
+
+def test_peak_table_and_flag():
+    value, source = bench.table_peak("NVIDIA H100 80GB HBM3", "bfloat16")
+    assert value == 790.0 and "measured" in source
+    assert bench.table_peak("NVIDIA H100 PCIe", "bfloat16")[0] == 756.0
+    assert bench.table_peak("cpu: Intel Xeon", "float32") is None
+    assert bench.parse_peak_flag("100") == {"bfloat16": 100.0, "float32": 100.0}
+    assert bench.parse_peak_flag("bfloat16=790,float32=494.7") == {"bfloat16": 790.0, "float32": 494.7}
+
+
+def test_finish_record_projects_the_study():
+    rec = bench.record(name="x", framework="jax", variant="step", dtype="bfloat16", crop_size=224,
+                       device_kind="NVIDIA H100 80GB HBM3", train_images_per_s=10_000.0, eval_images_per_s=30_000.0)
+    bench.finish_record(rec, {"bfloat16": (790.0, "table")})
+    assert rec["achieved_tflops"] == pytest.approx(10_000 * bench.train_flops_per_image(224) / 1e12, rel=1e-5)
+    assert rec["mfu"] == pytest.approx(rec["achieved_tflops"] / 790.0, rel=1e-4)
+    epoch_s = 12_000 / 10_000 + 2_034 / 30_000
+    assert rec["projected_study_hours"] == pytest.approx(100 * 600 * epoch_s / 3600, rel=1e-4)
+    missing = bench.finish_record(bench.record(name="y", dtype="float32", crop_size=64, device_kind="cpu",
+                                               train_images_per_s=5.0), {})
+    assert missing["mfu"] is None and "--peak_tflops" in missing["mfu_note"]
+    failed = bench.finish_record(bench.record(name="z", error="TensorFlow missing"), {})
+    assert failed["mfu"] is None and failed["mfu_note"]
+
+
+def check_measurement(rec):
+    assert set(bench.MEASUREMENT_KEYS) <= set(rec), sorted(set(bench.MEASUREMENT_KEYS) - set(rec))
+    assert rec["schema"] == bench.SCHEMA and isinstance(rec["notes"], list)
+    assert rec["error"] is None, rec["error"]
+    assert rec["device"] and rec["device_kind"] and rec["batch_size"] > 0 and rec["crop_size"] == 64
+    numbers = [rec["train_images_per_s"], rec["eval_images_per_s"]]
+    assert any(n is not None for n in numbers)
+    for key in ("train_images_per_s", "eval_images_per_s", "step_time_s", "compute_time_s", "achieved_tflops",
+                "mfu", "peak_tflops", "projected_study_hours"):
+        if rec[key] is not None:
+            assert rec[key] > 0, (rec["name"], key, rec[key])
+    if rec["input_wait_s"] is not None:
+        assert rec["input_wait_s"] >= 0
+
+
+@pytest.mark.slow
+def test_quick_benchmark_output_format(tmp_path):
+    md, jsonl = tmp_path / "bench.md", tmp_path / "bench.jsonl"
+    command = [sys.executable, "-m", "alexnet_jax.bench", "--quick", "--batch_size=8", "--num_images=48",
+               "--steps=1", "--warmup=1", "--dtypes=float32", "--pipelines=on_device,tf_data",
+               "--levers=scan,vmap,donate,eval_sync", "--vmap_models=2", "--scan_steps=2", "--torch=paper,tuned",
+               "--torch_workers=1", "--jpeg_size=48", f"--output_md={md}", f"--output_jsonl={jsonl}"]
+    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines == [json.loads(line) for line in jsonl.read_text().splitlines()]
+    measurements = [r for r in lines if r["kind"] == "measurement"]
+    names = [r["name"] for r in measurements]
+    for expected in ("jax on_device float32", "jax tf_data float32", "jax on_device float32 scan x2 unrolled",
+                     "jax on_device float32 vmap K=2", "jax on_device float32 donated",
+                     "jax on_device float32 not donated", "torch paper recipe float32"):
+        assert expected in names, names
+    assert any(n.startswith("torch tuned bf16") for n in names), names
+    for rec in measurements:
+        check_measurement(rec)
+    by_name = {r["name"]: r for r in measurements}
+    plain = by_name["jax on_device float32"]
+    assert plain["train_images_per_s"] and plain["eval_images_per_s"] and plain["mfu"] is not None
+    assert by_name["jax on_device float32 vmap K=2"]["models_per_step"] == 2
+    assert by_name["jax on_device float32 scan x2 unrolled"]["steps_per_dispatch"] == 2
+    assert by_name["torch paper recipe float32"]["pipeline"] == "DataLoader+PIL (1 workers)"
+    summary = lines[-1]
+    assert summary["kind"] == "summary" and summary["paper_gpu_months"] == 0.96
+    assert summary["projections_hours"] and all(v > 0 for v in summary["projections_hours"].values())
+    assert {"float32", "bfloat16"} <= set(summary["peaks"])
+    table = md.read_text()
+    assert "| measurement | dtype |" in table and "0.96 GPU-months" in table
+    for name in names:
+        assert f"| {name} |" in table
