@@ -350,6 +350,9 @@ class JaxBench:
         model = AlexNet(num_classes=NUM_CLASSES, dropout_rate=0.5, dtype=getattr(jnp, dtype))
         tx = train.make_optimizer(self.config)
         train_step, eval_step = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES)
+        # The unjitted step, for the scanned / vmapped / non-donating variants built from it.
+        raw_step, _ = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES, jit=False)
+        self.__dict__.setdefault("_raw_steps", {})[id(train_step)] = raw_step
         params = init_params(jax.random.key(self.s["seed"]), NUM_CLASSES, self.s["crop_size"])
         state = train.replicate(train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), self.mesh)
         return pipeline, train_step, eval_step, state
@@ -450,10 +453,7 @@ class JaxBench:
 
     # ---- levers, on the on_device pipeline
     def _raw_step(self, train_step) -> Callable:
-        raw = getattr(train_step, "__wrapped__", None)
-        if raw is None:
-            raise RuntimeError("train.make_steps returned a step without __wrapped__; cannot build the variants")
-        return raw
+        return self._raw_steps[id(train_step)]
 
     @staticmethod
     def _copy(tree):

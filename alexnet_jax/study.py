@@ -477,7 +477,7 @@ def distributed_train(argv: list[str]) -> None:
     from alexnet_jax import train
 
     sys.argv = [f"{sys.argv[0]} train", *argv]
-    train._define_flags()
+    train.define_flags()
     app.run(lambda args: sys.exit(train.main(args)))
 
 

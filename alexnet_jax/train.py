@@ -93,12 +93,14 @@ def _normalize(images: jax.Array, imagenet: bool) -> jax.Array:
 
 
 def make_steps(model: AlexNet, tx: optax.GradientTransformation, pipeline, mesh, *, num_classes: int,
-               normalize_imagenet: bool = False) -> tuple[Callable, Callable]:
+               normalize_imagenet: bool = False, jit: bool = True) -> tuple[Callable, Callable]:
     """Jitted `train_step(state, resident, batch, rng)` and `eval_step(params, resident, batch, rng)`.
 
     Both return sums (loss, correct, count) so that an epoch accumulates on the device and the
     host reads the totals once. The last, padded batch is masked: the loss is the mean over the
-    real examples, the same gradient as PyTorch's smaller last batch.
+    real examples, the same gradient as PyTorch's smaller last batch. `jit=False` returns the plain
+    functions, for callers that compose them further (the benchmark's scanned or vmapped steps).
+    Eval outputs come back replicated, so every process of a multi-host run can read them.
     """
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
@@ -146,8 +148,10 @@ def make_steps(model: AlexNet, tx: optax.GradientTransformation, pipeline, mesh,
             "predictions": predictions,
         }
 
+    if not jit:
+        return train_step, eval_step
     train_step = jax.jit(train_step, donate_argnums=(0,), out_shardings=(replicated, replicated))
-    eval_step = jax.jit(eval_step)
+    eval_step = jax.jit(eval_step, out_shardings=replicated)
     return train_step, eval_step
 
 
@@ -251,9 +255,11 @@ def initial_params(arm: str, config, key: jax.Array, pretrained_weights: Path) -
 
 
 def choose_pipeline(config) -> str:
-    """'auto' is on_device on every platform, by measurement: on the 2-core CPU the jitted
-    on-device augmentation ran at ~550 img/s against ~190 img/s for tf.data (README,
-    Performance), and the GPU machines have no TensorFlow at all."""
+    """'auto' is on_device on every platform. Measured on the 2-core CPU (docs/performance.md):
+    the augmentation alone ran at ~550 img/s on-device against ~190 img/s through tf.data, and
+    the whole 224 px train step was compute-bound and equal within noise (14.7 vs 16.0 img/s).
+    The GPU machines have no TensorFlow, and there the data set resident on the device
+    removes the input pipeline from the step."""
     if config.pipeline not in ("auto", "on_device", "tf_data"):
         raise TrainingError(f"--config.pipeline={config.pipeline!r}: use 'auto', 'on_device' or 'tf_data'")
     return "on_device" if config.pipeline == "auto" else config.pipeline
@@ -443,6 +449,10 @@ class Trainer:
             "config": json.loads(self.config.to_json()),
         }
 
+    def _write_results(self, results: dict) -> None:
+        if jax.process_index() == 0:
+            results_lib.write_json_atomic(self._results_path(), results)
+
     def _class_names(self):
         return self.data.manifest.get("class_names") or ["elliptical", "lenticular", "spiral", "irr_misc"]
 
@@ -543,6 +553,7 @@ class Trainer:
                 selected = history["val_acc"] if selection == "val" else history["test_acc"]
                 if _best(selected) == epoch:
                     best = {"epoch": epoch, "confusion": test["confusion"], "predictions": test["predictions"]}
+                if _best(selected) == epoch and jax.process_index() == 0:
                     checkpoints.save_best(state.params, {
                         "run_index": self.run_index, "arm": arm, "epoch": epoch, "selection": selection,
                         "test_acc": test["acc"], "num_classes": config.model.num_classes,
@@ -554,12 +565,12 @@ class Trainer:
                 checkpoints.save(epoch, state, {"history": history, "best": best, "wall_time_s": wall_time,
                                                 "images_seen": images_seen})
                 results["arms"][arm] = snapshot(complete=epoch + 1 == epochs)
-                results_lib.write_json_atomic(self._results_path(), results)
+                self._write_results(results)
                 self._log_epoch(arm, epoch, epochs, history, len(order) / elapsed, wall_time / (epoch + 1 - start_epoch)
                                 * (epochs - epoch - 1), writer, arm_dir)
             if start_epoch >= epochs and not (record and record.get("complete")):
                 results["arms"][arm] = snapshot(complete=True)
-                results_lib.write_json_atomic(self._results_path(), results)
+                self._write_results(results)
         finally:
             checkpoints.close()
             if writer is not None:
@@ -589,7 +600,10 @@ class Trainer:
         return count_params(shapes)
 
     def run(self, arms: Iterable[str]) -> dict:
-        with run_lock(self.dir):
+        # In a multi-host run every process trains; process 0 alone holds the lock and writes
+        # results.json and best/, while orbax's CheckpointManager coordinates all processes.
+        lock = run_lock(self.dir) if jax.process_index() == 0 else contextlib.nullcontext()
+        with lock:
             results = self._read_results()
             arms = list(arms)
             if all(results_lib.is_complete(results, a) for a in arms) and all(a in results["arms"] for a in arms):
@@ -650,7 +664,8 @@ def train_runs(config, workdir, runs: list[int], arms: list[str], **kwargs) -> l
     return [Trainer(config, Path(workdir), r, **kwargs).run(arms) for r in runs]
 
 
-def _define_flags():
+def define_flags():
+    """The trainer's absl flags; public so that launchers (alexnet_jax.study) can reuse them."""
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
@@ -693,5 +708,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _define_flags()
+    define_flags()
     app.run(lambda argv: sys.exit(main(argv)))
