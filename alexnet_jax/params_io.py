@@ -73,7 +73,11 @@ def save_params(directory: str | os.PathLike, params: Mapping[str, Any], metadat
     os.umask(umask)
     try:
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
-        with ocp.StandardCheckpointer() as checkpointer:
+        # The params are host numpy arrays and one process writes them (in a multi-host run the
+        # trainer calls this on process 0 only), so the checkpointer must not wait for the others.
+        local = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()},
+                                                   barrier_sync_key_prefix=f"save_params_{jax.process_index()}")
+        with ocp.StandardCheckpointer(multiprocessing_options=local) as checkpointer:
             checkpointer.save(staging / PARAMS_SUBDIR, params)  # leaving the block waits for the write
         write_json_atomic(staging / METADATA_FILENAME, meta)
         os.chmod(staging / METADATA_FILENAME, 0o666 & ~umask)

@@ -146,6 +146,7 @@ def make_steps(model: AlexNet, tx: optax.GradientTransformation, pipeline, mesh,
             "count": mask.sum(),
             "confusion": confusion,
             "predictions": predictions,
+            "mask": mask,
         }
 
     if not jit:
@@ -461,7 +462,7 @@ class Trainer:
         totals, predictions = None, []
         for step, batch in enumerate(self.pipeline.batches(indices, self.config.eval_batch_size, train=False, seed=seed)):
             out = self.eval_step(params, self.resident, batch, step_key(key, purpose, epoch, step))
-            predictions.append((out.pop("predictions"), batch["mask"]))
+            predictions.append((out.pop("predictions"), out.pop("mask")))
             totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
         totals = jax.device_get(totals)
         preds = np.concatenate([np.asarray(p)[np.asarray(m) > 0] for p, m in predictions])
