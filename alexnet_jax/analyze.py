@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -35,6 +34,7 @@ from alexnet_jax.results import (
     load_results,
     run_dir,
     write_json_atomic,
+    write_text_atomic,
 )
 
 ANALYSIS_SCHEMA = "alexnet_jax.analysis/1"
@@ -992,26 +992,6 @@ def render_report(summary: dict, tables: list[Table], paired: Table, figures: li
 # --------------------------------------------------------------------------- writing
 
 
-def readable(path: str | os.PathLike) -> None:
-    """Give a file written through mkstemp (mode 0600) the usual umask-based mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _json_ready(obj: Any) -> Any:
     """numpy -> Python; NaN -> None (only where documented as undefined; counts sit beside them)."""
     if isinstance(obj, dict):
@@ -1053,7 +1033,6 @@ def analyze(
     summary = _json_ready(summarize(study, resamples=resamples, seed=seed))
     summary["example_run"] = example_run
     write_json_atomic(outdir / "summary.json", summary)
-    readable(outdir / "summary.json")
     tables = make_tables(summary)
     paired = paired_table(summary)
     for table in tables + [paired]:

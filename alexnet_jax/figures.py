@@ -8,8 +8,6 @@ alexnet_jax.analyze; every function takes the loaded study and the computed summ
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from alexnet_jax.analyze import class_label as _class_label
-from alexnet_jax.analyze import class_metrics, readable
-from alexnet_jax.results import ARMS
+from alexnet_jax.analyze import class_metrics
+from alexnet_jax.results import ARMS, atomic_path
 
 COLOR = {"pretrained": "#1f6fb4", "scratch": "#d9620b"}
 LABEL = {"pretrained": "Pretrained (ImageNet)", "scratch": "From scratch"}
@@ -35,16 +33,8 @@ def _figure(nrows: int, ncols: int, size: tuple[float, float]):
 
 def _save(fig: Figure, path: Path) -> None:
     """Atomic: a reader sees the old PNG or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
-        readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _empty(ax, text: str) -> None:

@@ -33,6 +33,7 @@ Arms that were not run are absent. Extra keys are allowed everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -68,23 +69,36 @@ def find_run_dirs(workdir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary file beside `path`; when the block succeeds it replaces `path`.
+
+    Readers see the old file or the new one, never half of one. The file is made readable
+    by others (0644), not mkstemp's 0600, so results on a shared cluster stay visible.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users of a shared cluster
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=1, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
 def validate_results(results: Any, where: str = "results.json") -> dict:

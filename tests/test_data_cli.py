@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from alexnet_jax.data import load_prepared, paper_split, read_manifest
