@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,51 +14,14 @@ from PIL import Image
 
 from alexnet_jax.data import load_prepared, paper_split, read_manifest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_sdss_fetch import CutoutServer  # noqa: E402  (the local SkyServer stand-in)
+
 
 def run_cli(*args, timeout=240):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "alexnet_jax.data", *args, "--noprogress"],
                           capture_output=True, text=True, timeout=timeout, env=env)
-
-
-class JpegServer:
-    """Serves a JPEG of the requested size for every request, on 127.0.0.1."""
-
-    def __init__(self):
-        self.count = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
-                server.count += 1
-                size = int(query["width"]), int(query["height"])
-                shade = int(float(query["ra"]) * 10) % 256
-                buffer = io.BytesIO()
-                Image.new("RGB", size, (shade, 80, 160)).save(buffer, format="JPEG")
-                body = buffer.getvalue()
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/dr18/SkyServerWS/ImgCutout/getjpeg"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 def test_prepare_synthetic_records_generator_and_protects_output(tmp_path):
@@ -166,13 +126,13 @@ def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path):
         lines.append(f"{150 + i:.5f}\t{2 - i / 3:+.5f}\tJ{150 + i:06d}.00+0{i}\t{[-5, 0, 1, 10, 4, -2][i]}\t{r90}")
     catalog.write_text("\n".join(lines) + "\n")
     cache, out = tmp_path / "cache", tmp_path / "na"
-    with JpegServer() as server:
+    with CutoutServer({}) as server:  # every request answered with a JPEG
         args = ["prepare", "--dataset=nair_abraham", f"--catalog={catalog}", f"--output={out}",
                 f"--cache_dir={cache}", f"--sdss_url={server.url}", f"--expected_rows={n}", "--cutout_size=64",
                 "--rate=0", "--backoff=0.01"]
         result = run_cli(*args)
         assert result.returncode == 0, result.stderr
-        assert server.count == n and f"{n} fetched" in result.stdout
+        assert sum(server.hits.values()) == n and f"{n} fetched" in result.stdout
         data = load_prepared(out, verify=True)
         np.testing.assert_array_equal(data.labels, [0, 1, 2, 3, 2, 1])
         meta = data.metadata
@@ -190,4 +150,4 @@ def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path):
         # rebuilding reuses the cached cut-outs: no request reaches the server
         result = run_cli(*args, "--overwrite")
         assert result.returncode == 0, result.stderr
-        assert server.count == n and f"{n} already present, 0 fetched" in result.stdout
+        assert sum(server.hits.values()) == n and f"{n} already present, 0 fetched" in result.stdout
