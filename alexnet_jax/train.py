@@ -37,6 +37,7 @@ import optax
 from absl import app, flags, logging
 
 from alexnet_jax import results as results_lib
+from alexnet_jax.data.labels import CLASS_NAMES
 from alexnet_jax.models import AlexNet, count_params, init_head, init_params
 
 ARM_IDS = {"pretrained": 0, "scratch": 1}
@@ -455,7 +456,7 @@ class Trainer:
             results_lib.write_json_atomic(self._results_path(), results)
 
     def _class_names(self):
-        return self.data.manifest.get("class_names") or ["elliptical", "lenticular", "spiral", "irr_misc"]
+        return self.data.manifest.get("class_names") or list(CLASS_NAMES)
 
     # ---- epochs
     def _evaluate(self, params, indices: np.ndarray, key: jax.Array, purpose: int, epoch: int, seed: int) -> dict:
