@@ -25,6 +25,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+from alexnet_jax.data import sdss  # stdlib + numpy only: the cut-out rule's defaults
+
 COMMANDS = ("prepare", "verify_paper", "fetch_catalog", "check_catalog", "fetch_images", "build_tfds", "info")
 
 FLAGS = flags.FLAGS
@@ -56,11 +58,11 @@ flags.DEFINE_enum("on_row_mismatch", "error", ["error", "warn"], "A catalogue wi
 flags.DEFINE_string("ttype_column", None, "Catalogue column with the T-types (default: TType and aliases).")
 flags.DEFINE_string("radius_column", None, "Catalogue column with a Petrosian radius in arcsec for the cut-out scale.")
 flags.DEFINE_string("sdss_url", None, "ImgCutout getjpeg endpoint (default: SDSS DR18 SkyServer).")
-flags.DEFINE_integer("cutout_size", 256, "Cut-out width and height in pixels.")
-flags.DEFINE_float("fov_factor", 8.48, "Cut-out field of view in units of the galaxy's R90 radius.")
-flags.DEFINE_float("min_scale", 0.1, "Smallest cut-out pixel scale, arcsec/pixel.")
-flags.DEFINE_float("max_scale", 2.0, "Largest cut-out pixel scale, arcsec/pixel.")
-flags.DEFINE_float("default_scale", 0.396, "Pixel scale when the radius is unknown, arcsec/pixel.")
+flags.DEFINE_integer("cutout_size", sdss.DEFAULT_WIDTH, "Cut-out width and height in pixels.")
+flags.DEFINE_float("fov_factor", sdss.DEFAULT_FOV_FACTOR, "Cut-out field of view in units of the galaxy's R90 radius.")
+flags.DEFINE_float("min_scale", sdss.MIN_SCALE, "Smallest cut-out pixel scale, arcsec/pixel.")
+flags.DEFINE_float("max_scale", sdss.MAX_SCALE, "Largest cut-out pixel scale, arcsec/pixel.")
+flags.DEFINE_float("default_scale", sdss.SDSS_PIXEL_SCALE, "Pixel scale when the radius is unknown, arcsec/pixel.")
 flags.DEFINE_float("fixed_scale", None, "One pixel scale for every galaxy (overrides the radius rule).")
 flags.DEFINE_integer("fetch_workers", 8, "Concurrent cut-out downloads.")
 flags.DEFINE_float("rate", 5.0, "Cut-out requests per second at most (0 = unlimited).")

@@ -40,6 +40,8 @@ DEFAULT_SDSS_URL = "https://skyserver.sdss.org/dr18/SkyServerWS/ImgCutout/getjpe
 SDSS_PIXEL_SCALE = 0.396  # arcsec/pixel of the SDSS imaging camera
 DEFAULT_FOV_FACTOR = 8.48  # Galaxy Zoo 2: 0.02 * petroR90_r arcsec/pixel x 424 pixels
 DEFAULT_WIDTH = 256
+MIN_SCALE = 0.1  # arcsec/pixel: the cut-out scale rule clips to [MIN_SCALE, MAX_SCALE]
+MAX_SCALE = 2.0
 INDEX_NAME = "cutouts.json"
 FAILURES_NAME = "failures.json"
 USER_AGENT = "alexnet_jax/0.1 (research; SDSS cut-out fetcher)"
@@ -61,8 +63,8 @@ def cutout_scale(
     width: int = DEFAULT_WIDTH,
     *,
     fov_factor: float = DEFAULT_FOV_FACTOR,
-    min_scale: float = 0.1,
-    max_scale: float = 2.0,
+    min_scale: float = MIN_SCALE,
+    max_scale: float = MAX_SCALE,
     default_scale: float = SDSS_PIXEL_SCALE,
 ) -> float:
     """Pixel scale (arcsec/pixel) that frames a galaxy of outer radius `radius_arcsec`."""
@@ -109,8 +111,8 @@ def requests_from_catalog(
     *,
     width: int = DEFAULT_WIDTH,
     fov_factor: float = DEFAULT_FOV_FACTOR,
-    min_scale: float = 0.1,
-    max_scale: float = 2.0,
+    min_scale: float = MIN_SCALE,
+    max_scale: float = MAX_SCALE,
     default_scale: float = SDSS_PIXEL_SCALE,
     fixed_scale: float | None = None,
 ) -> list[CutoutRequest]:
@@ -416,8 +418,8 @@ def prepare_nair_abraham(
     base_url: str = DEFAULT_SDSS_URL,
     width: int = DEFAULT_WIDTH,
     fov_factor: float = DEFAULT_FOV_FACTOR,
-    min_scale: float = 0.1,
-    max_scale: float = 2.0,
+    min_scale: float = MIN_SCALE,
+    max_scale: float = MAX_SCALE,
     default_scale: float = SDSS_PIXEL_SCALE,
     fixed_scale: float | None = None,
     radius_column: str | None = None,
