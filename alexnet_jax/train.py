@@ -4,11 +4,12 @@
         --data_dir=data/synthetic_quick --workdir=runs/quick --runs=0-1
 
 Each run writes only into WORKDIR/run_NNN/: results.json (schema in `alexnet_jax.results`),
-and per arm an orbax CheckpointManager (latest state) and the best-epoch params (`best/`),
-TensorBoard logs and metrics.jsonl. A run killed at any moment resumes from its last
-complete epoch and ends with the same numbers as an uninterrupted one. All randomness
-(initialisation, dropout, data order, augmentation) derives from (seed, run index, arm,
-epoch, step), so the same command gives the same numbers, bit for bit on CPU.
+and per arm an orbax CheckpointManager (the latest state; deleted once the arm is complete,
+unless config.keep_final_state), the best-epoch params (`best/`), TensorBoard logs and
+metrics.jsonl. A run killed at any moment resumes from its last complete epoch and ends with
+the same numbers as an uninterrupted one. All randomness (initialisation, dropout, data
+order, augmentation) derives from (seed, run index, arm, epoch, step), so the same command
+gives the same numbers, bit for bit on CPU.
 
 The step is one `jax.jit` over a 1-D device mesh: the batch is sharded on 'data' and the
 train state replicated, so XLA all-reduces the gradients. Arms train one after the other.
@@ -331,7 +332,8 @@ def run_lock(directory: Path):
 def config_fingerprint(config) -> dict:
     """The parts of the config that change the numbers (output paths and logging do not)."""
     d = json.loads(config.to_json())
-    d.pop("log_every_steps", None)
+    for key in ("log_every_steps", "keep_every_epoch", "keep_final_state"):
+        d.pop(key, None)
     d.get("data", {}).pop("dir", None)
     return d
 
@@ -382,6 +384,44 @@ class Checkpoints:
 
     def close(self):
         self.manager.close()
+
+    def drop_resume_state(self) -> None:
+        """Deletes the latest-state checkpoints of a finished arm. They only serve to resume,
+        and at 2x the parameters (params + momentum) they would make a 100-run study of the
+        full model ~90 GB larger; `best/` and results.json hold everything the analysis needs."""
+        import shutil
+
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("alexnet_jax: arm finished")
+        if jax.process_index() == 0:
+            shutil.rmtree(self.arm_dir / "checkpoints", ignore_errors=True)
+
+
+def _tree_bytes(tree) -> int:
+    return sum(int(np.prod(np.shape(x))) * jnp.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def _directory_bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) if directory.is_dir() else 0
+
+
+def check_free_space(arm_dir: Path, state, label: str) -> None:
+    """Fails before the first epoch, not in the middle of an orbax write, when the disk cannot
+    hold the arm's checkpoints: at the peak, the old and new latest state (params + optimizer)
+    and the best params with their staging copy. What the arm already wrote counts as room."""
+    import shutil
+
+    needed = 2 * _tree_bytes(state) + 2 * _tree_bytes(state.params) - _directory_bytes(arm_dir)
+    arm_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(arm_dir).free
+    if needed > free:
+        raise TrainingError(
+            f"{label}: its checkpoints need about {needed / 1e9:.2f} GB free in {arm_dir}, but only "
+            f"{free / 1e9:.2f} GB is free there. Free some space, or point --workdir at a larger disk; "
+            "this arm has not started."
+        )
 
 
 def _best(values: list[float]) -> int:
@@ -487,6 +527,8 @@ class Trainer:
 
         params, provenance = initial_params(arm, config, key, self.pretrained_weights)
         state = TrainState(jnp.zeros((), jnp.int32), params, self.tx.init(params))
+        if jax.process_index() == 0:
+            check_free_space(arm_dir, state, f"run {self.run_index:03d} [{arm}]")
         checkpoints = Checkpoints(arm_dir, config.keep_every_epoch)
         history = {k: [] for k in ("train_acc", "train_loss", "test_acc", "test_loss", "val_acc", "val_loss")}
         best = {"epoch": -1, "confusion": None, "predictions": None}
@@ -577,6 +619,8 @@ class Trainer:
             checkpoints.close()
             if writer is not None:
                 writer.close()
+        if not (config.get("keep_final_state", False) or config.keep_every_epoch):
+            checkpoints.drop_resume_state()
         return results["arms"][arm]
 
     def _log_epoch(self, arm, epoch, epochs, history, images_per_s, eta_s, writer, arm_dir):

@@ -122,6 +122,8 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
         assert len(record["test_predictions"]) == 6
         assert record["wall_time_s"] > 0
         assert (tmp_path / "run_003" / arm / "best" / "metadata.json").exists()
+        # a finished arm keeps best/ but not its resume state (2x the parameters)
+        assert not (tmp_path / "run_003" / arm / "checkpoints").exists()
     assert on_disk["arms"]["pretrained"]["init"]["kind"] == "converted_torch_weights"
     assert on_disk["arms"]["scratch"]["init"]["kind"] == "torchvision_default_init"
     assert on_disk["config"]["optim"]["momentum"] == 0.9
@@ -172,13 +174,36 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
 
 
 def test_resume_refuses_a_different_config(tmp_path, tiny_data):
-    config = tiny_config(**{"epochs.scratch": 1})
+    config = tiny_config(**{"epochs.scratch": 1, "keep_final_state": True})
     config.data.dir = str(tiny_data)
     train.Trainer(config, tmp_path, 0, echo=lambda s: None).run(["scratch"])
+    assert (tmp_path / "run_000" / "scratch" / "checkpoints").is_dir()
+    # what to keep on disk is not part of the config that the numbers depend on
+    same = tiny_config(**{"epochs.scratch": 1})
+    same.data.dir = str(tiny_data)
+    said = []
+    train.Trainer(same, tmp_path, 0, echo=said.append).run(["scratch"])
+    assert any("already complete" in line for line in said)
     other = tiny_config(**{"epochs.scratch": 1, "optim.learning_rate": 0.5})
     other.data.dir = str(tiny_data)
     with pytest.raises(train.TrainingError, match="another config.*learning_rate"):
         train.Trainer(other, tmp_path, 0, echo=lambda s: None).run(["scratch"])
+
+
+def test_full_disk_is_refused_before_the_arm_starts(tmp_path, tiny_data, monkeypatch):
+    import collections
+    import shutil
+
+    config = tiny_config()
+    config.data.dir = str(tiny_data)
+    trainer = train.Trainer(config, tmp_path, 0, echo=lambda s: None)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
+    # 57M parameters: 2 x (params + momentum) + 2 x params = 6 x 228 MB
+    with pytest.raises(train.TrainingError, match=r"run 000 \[scratch\]: its checkpoints need about 1\.37 GB "
+                                                  r"free in .*run_000/scratch, but only 0\.00 GB"):
+        trainer.run(["scratch"])
+    assert not (tmp_path / "run_000" / "scratch" / "checkpoints").exists()
 
 
 def _train_command(data, workdir, epochs):
@@ -215,6 +240,7 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path, tiny_data):
     process.wait(timeout=60)
     partial = json.loads((workdir / "run_002" / "results.json").read_text())
     assert partial["arms"]["scratch"]["complete"] is False
+    assert (workdir / "run_002" / "scratch" / "checkpoints").is_dir()
 
     resumed = subprocess.run(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
                              capture_output=True, text=True, timeout=600)
@@ -223,6 +249,7 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path, tiny_data):
     final = json.loads((workdir / "run_002" / "results.json").read_text())
     expected = json.loads((tmp_path / "ref" / "run_002" / "results.json").read_text())
     assert strip_timing(final) == strip_timing(expected)
+    assert not (workdir / "run_002" / "scratch" / "checkpoints").exists()
 
     again = subprocess.run(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
                            capture_output=True, text=True, timeout=600)
