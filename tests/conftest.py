@@ -22,3 +22,19 @@ import tempfile  # noqa: E402
 _CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "alexnet_jax_test_xla_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request):
+    """A directory shared by one module's tests and deleted when they end (kept if any test
+    failed, for debugging). Real AlexNet checkpoints are 0.2-0.7 GB each, and pytest would
+    otherwise keep every module's until the session ends: CI's disk once ran out that way."""
+    directory = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    failed_before = request.session.testsfailed
+    yield directory
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -101,8 +101,8 @@ def _compare(torch_model, params, height, width, seed=1):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("convert")
+def workdir(module_tmp):
+    return module_tmp
 
 
 @pytest.fixture(scope="module")

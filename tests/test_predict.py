@@ -18,8 +18,8 @@ from test_train import tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
+def trained_run(module_tmp):
+    root = module_tmp
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (20, 256, 256, 3), dtype=np.uint8)
     write_prepared(root / "data", images, np.arange(20) % 4, name="tiny-random", source="test")

@@ -63,12 +63,12 @@ def tiny_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fake_pretrained(tmp_path_factory):
+def fake_pretrained(module_tmp):
     """Converted-weights directory for the mechanics of the pretrained arm (random 1000-class
     weights, labelled as such: the point here is the code path, not ImageNet)."""
     from alexnet_jax import params_io
 
-    directory = tmp_path_factory.mktemp("weights")
+    directory = module_tmp / "weights"
     params_io.save_params(directory, jax.device_get(init_params(jax.random.key(1), 1000, 64)),
                           {"source": "test: random torchvision-style init", "num_classes": 1000})
     return directory
