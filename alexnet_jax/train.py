@@ -385,18 +385,22 @@ class Checkpoints:
     def close(self):
         self.manager.close()
 
-    def drop_resume_state(self) -> None:
-        """Deletes the latest-state checkpoints of a finished arm. They only serve to resume,
-        and at 2x the parameters (params + momentum) they would make a 100-run study of the
-        full model ~90 GB larger; `best/` and results.json hold everything the analysis needs."""
-        import shutil
 
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
+def drop_resume_state(config, arm_dir: Path) -> None:
+    """Deletes the latest-state checkpoints of a finished arm, unless the config keeps them.
+    They only serve to resume, and at 2x the parameters (params + momentum) they would make a
+    100-run study of the full model ~90 GB larger; `best/` and results.json hold everything
+    the analysis and predict need."""
+    import shutil
 
-            multihost_utils.sync_global_devices("alexnet_jax: arm finished")
-        if jax.process_index() == 0:
-            shutil.rmtree(self.arm_dir / "checkpoints", ignore_errors=True)
+    if config.get("keep_final_state", False) or config.keep_every_epoch:
+        return
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("alexnet_jax: arm finished")
+    if jax.process_index() == 0:
+        shutil.rmtree(arm_dir / "checkpoints", ignore_errors=True)
 
 
 def _tree_bytes(tree) -> int:
@@ -523,6 +527,7 @@ class Trainer:
         record = results["arms"].get(arm)
         if record and record.get("complete"):
             self.echo(f"run {self.run_index:03d} [{arm}] already complete ({epochs} epochs); skipping")
+            drop_resume_state(config, arm_dir)  # a kill may have come before the deletion
             return record
 
         params, provenance = initial_params(arm, config, key, self.pretrained_weights)
@@ -619,8 +624,7 @@ class Trainer:
             checkpoints.close()
             if writer is not None:
                 writer.close()
-        if not (config.get("keep_final_state", False) or config.keep_every_epoch):
-            checkpoints.drop_resume_state()
+        drop_resume_state(config, arm_dir)
         return results["arms"][arm]
 
     def _log_epoch(self, arm, epoch, epochs, history, images_per_s, eta_s, writer, arm_dir):
@@ -654,6 +658,8 @@ class Trainer:
             arms = list(arms)
             if all(results_lib.is_complete(results, a) for a in arms) and all(a in results["arms"] for a in arms):
                 self.echo(f"run {self.run_index:03d} is already complete ({', '.join(arms)}); nothing to do")
+                for arm in arms:  # in case a kill came between finishing an arm and deleting its state
+                    drop_resume_state(self.config, self.dir / arm)
                 return results
             self.echo(
                 f"run {self.run_index:03d}: {len(self.data.train_idx)} train / {len(self.data.test_idx)} test images"

@@ -127,10 +127,13 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
     assert on_disk["arms"]["pretrained"]["init"]["kind"] == "converted_torch_weights"
     assert on_disk["arms"]["scratch"]["init"]["kind"] == "torchvision_default_init"
     assert on_disk["config"]["optim"]["momentum"] == 0.9
-    # A completed run started again does nothing and says so.
+    # A completed run started again does nothing and says so; a resume state left behind by a
+    # kill between finishing an arm and deleting it goes then.
+    (tmp_path / "run_003" / "scratch" / "checkpoints" / "0").mkdir(parents=True)
     said = []
     train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=said.append).run(["pretrained", "scratch"])
     assert any("already complete" in line for line in said)
+    assert not (tmp_path / "run_003" / "scratch" / "checkpoints").exists()
 
 
 def test_pretrained_arm_refuses_without_weights(tmp_path, tiny_data):
