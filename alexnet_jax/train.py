@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -391,8 +392,6 @@ def drop_resume_state(config, arm_dir: Path) -> None:
     They only serve to resume, and at 2x the parameters (params + momentum) they would make a
     100-run study of the full model ~90 GB larger; `best/` and results.json hold everything
     the analysis and predict need."""
-    import shutil
-
     if config.get("keep_final_state", False) or config.keep_every_epoch:
         return
     if jax.process_count() > 1:
@@ -415,8 +414,6 @@ def check_free_space(arm_dir: Path, state, label: str) -> None:
     """Fails before the first epoch, not in the middle of an orbax write, when the disk cannot
     hold the arm's checkpoints: at the peak, the old and new latest state (params + optimizer)
     and the best params with their staging copy. What the arm already wrote counts as room."""
-    import shutil
-
     needed = 2 * _tree_bytes(state) + 2 * _tree_bytes(state.params) - _directory_bytes(arm_dir)
     arm_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(arm_dir).free
@@ -602,12 +599,12 @@ class Trainer:
                 selected = history["val_acc"] if selection == "val" else history["test_acc"]
                 if _best(selected) == epoch:
                     best = {"epoch": epoch, "confusion": test["confusion"], "predictions": test["predictions"]}
-                if _best(selected) == epoch and jax.process_index() == 0:
-                    checkpoints.save_best(state.params, {
-                        "run_index": self.run_index, "arm": arm, "epoch": epoch, "selection": selection,
-                        "test_acc": test["acc"], "num_classes": config.model.num_classes,
-                        "class_names": list(self._class_names()), "config": json.loads(config.to_json()),
-                    })
+                    if jax.process_index() == 0:
+                        checkpoints.save_best(state.params, {
+                            "run_index": self.run_index, "arm": arm, "epoch": epoch, "selection": selection,
+                            "test_acc": test["acc"], "num_classes": config.model.num_classes,
+                            "class_names": list(self._class_names()), "config": json.loads(config.to_json()),
+                        })
                 elapsed = time.perf_counter() - t0
                 wall_time += elapsed
                 images_seen += len(order)
