@@ -48,6 +48,8 @@ from typing import Any, Callable
 import numpy as np
 from absl import app, flags, logging
 
+from alexnet_jax.results import write_text_atomic
+
 SCHEMA = "alexnet_jax.bench/1"
 NUM_CLASSES = 4
 PAPER = {
@@ -1015,14 +1017,6 @@ def markdown(records: list[dict], header: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def versions() -> str:
     from importlib import metadata
 
@@ -1046,7 +1040,6 @@ def run_benchmark(settings: dict) -> list[dict]:
 
     # PyTorch first, in one subprocess, before JAX claims the accelerator's memory. It also
     # measures a matmul peak on its device: the MFU reference where no table entry exists.
-    torch_records, torch_peaks = [], None
     info(f"torch {', '.join(['peak'] + torch_names)} (one subprocess) ...")
     out = spawn_torch(["peak"] + torch_names, settings, _child_argv(settings))
     torch_peaks = out.pop(0).get("peaks")
@@ -1154,10 +1147,10 @@ def run_benchmark(settings: dict) -> list[dict]:
         "peaks": "; ".join(f"{k} {v[0]} TFLOP/s ({v[1]})" for k, v in peaks.items()),
     }
     if FLAGS.output_md:
-        write_atomic(FLAGS.output_md, markdown(records, header))
+        write_text_atomic(FLAGS.output_md, markdown(records, header))
         info(f"wrote {FLAGS.output_md}")
     if FLAGS.output_jsonl:
-        write_atomic(FLAGS.output_jsonl, "".join(json.dumps(r) + "\n" for r in records))
+        write_text_atomic(FLAGS.output_jsonl, "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 

@@ -25,6 +25,7 @@ one all-reduce over every device in seconds.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -124,9 +125,12 @@ def read_results(workdir: Path, run_index: int) -> dict | None:
         return None
 
 
+def arms_complete(results: dict | None, arms: Iterable[str]) -> bool:
+    return results is not None and all(results_lib.is_complete(results, arm) for arm in arms)
+
+
 def run_complete(workdir: Path, run_index: int, arms: Iterable[str]) -> bool:
-    results = read_results(workdir, run_index)
-    return results is not None and all(arm in results["arms"] and results_lib.is_complete(results, arm) for arm in arms)
+    return arms_complete(read_results(workdir, run_index), arms)
 
 
 def lock_holder(workdir: Path, run_index: int) -> str | None:
@@ -275,9 +279,9 @@ class Study:
     def _finish(self, item: Running, code: int) -> None:
         item.log_handle.close()
         took = format_duration(time.monotonic() - item.started)
-        if code == 0 and run_complete(self.workdir, item.run_index, self.arms):
+        results = read_results(self.workdir, item.run_index) if code == 0 else None
+        if arms_complete(results, self.arms):
             self.done.append(item.run_index)
-            results = read_results(self.workdir, item.run_index)
             peaks = ", ".join(f"{arm} {100 * results['arms'][arm]['best_test_acc']:.1f}%" for arm in self.arms)
             self.echo(f"[study] run {item.run_index:03d} done on {item.slot.name} in {took} (peak test acc: {peaks})")
             return
@@ -377,26 +381,18 @@ class Study:
         """SIGTERM every training process we started, then SIGKILL what is left after `grace` s."""
         self.echo(f"[study] stopping {len(self.running)} training process(es); they resume on the next launch")
         for item in self.running.values():
-            with _suppress_lookup():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(item.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for item in self.running.values():
             try:
                 item.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                with _suppress_lookup():
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(item.process.pid, signal.SIGKILL)
                 item.process.wait()
             item.log_handle.close()
         self.running.clear()
-
-
-class _suppress_lookup:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        return kind is ProcessLookupError
 
 
 def _tail(path: Path, lines: int) -> str:
