@@ -33,6 +33,8 @@ from PIL import Image
 from scipy import ndimage, signal
 
 from alexnet_jax.data.labels import CLASS_NAMES, PAPER_CLASS_TOTALS, PAPER_NUM_EXAMPLES, ttype_to_class
+from alexnet_jax.data.prepared import default_metadata
+from alexnet_jax.results import atomic_path
 
 GENERATOR_NAME = "alexnet_jax.synthetic"
 GENERATOR_VERSION = "1.0.0"
@@ -794,18 +796,7 @@ def _metadata(labels: np.ndarray, rows: list, seed: int) -> pd.DataFrame:
     ttype = params.pop("ttype").astype(np.int64).to_numpy()
     if len(ttype) and not np.array_equal(ttype_to_class(ttype), labels):
         raise AssertionError("internal error: a drawn T-type disagrees with its class")
-    table = pd.DataFrame(
-        {
-            "index": np.arange(len(labels), dtype=np.int64),
-            "id": [f"synthetic-{seed}-{i:06d}" for i in range(len(labels))],
-            "ra": np.full(len(labels), np.nan),
-            "dec": np.full(len(labels), np.nan),
-            "ttype": ttype,
-            "label": labels,
-            "class_name": [CLASS_NAMES[int(label)] for label in labels],
-            "source_file": "",
-        }
-    )
+    table = default_metadata(labels).assign(id=[f"synthetic-{seed}-{i:06d}" for i in range(len(labels))], ttype=ttype)
     return pd.concat([table, params.reset_index(drop=True)], axis=1)
 
 
@@ -860,7 +851,6 @@ def make_gallery(path, seed: int = 0, per_class: int = 6, image_size: int = 256)
                 ax.set_ylabel(name, fontsize=11)
     fig.suptitle(f"alexnet_jax synthetic galaxies (generator {GENERATOR_VERSION}, seed {seed})", fontsize=10)
     fig.tight_layout()
-    tmp = f"{os.fspath(path)}.tmp.png"
-    fig.savefig(tmp, dpi=90, facecolor="white")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, facecolor="white")
     plt.close(fig)
-    os.replace(tmp, path)
