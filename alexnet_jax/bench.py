@@ -354,10 +354,9 @@ class JaxBench:
         train_step, eval_step = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES)
         # The unjitted step, for the scanned / vmapped / non-donating variants built from it.
         raw_step, _ = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES, jit=False)
-        self.__dict__.setdefault("_raw_steps", {})[id(train_step)] = raw_step
         params = init_params(jax.random.key(self.s["seed"]), NUM_CLASSES, self.s["crop_size"])
         state = train.replicate(train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), self.mesh)
-        return pipeline, train_step, eval_step, state
+        return pipeline, train_step, eval_step, state, raw_step
 
     def order(self, length: int, salt: int) -> np.ndarray:
         rng = np.random.default_rng([self.s["seed"], salt])
@@ -378,7 +377,7 @@ class JaxBench:
 
         s = self.s
         bs, warmup, steps = s["batch_size"], s["warmup"], s["steps"]
-        pipeline, train_step, eval_step, state = self.build(pipeline_name, dtype)
+        pipeline, train_step, eval_step, state, raw_step = self.build(pipeline_name, dtype)
         key = jax.random.key(s["seed"])
         batches = pipeline.batches(self.order((warmup + steps) * bs, 1), bs, train=True, seed=s["seed"])
 
@@ -421,7 +420,7 @@ class JaxBench:
                         step_time_s=round(e2e, 6), compute_time_s=round(compute, 6),
                         input_wait_s=round(max(0.0, e2e - compute), 6), compile_s=round(first or 0.0, 3))
         rec["notes"].append(f"host time blocked in next(batch): {1000 * host_wait / steps:.2f} ms/step")
-        return rec, (pipeline, train_step, eval_step, state)
+        return rec, (pipeline, train_step, eval_step, state, raw_step)
 
     def measure_eval(self, pipeline, eval_step, params, *, sync_every_batch: bool) -> float:
         """Evaluation images/s (the trainer's way: totals stay on the device until the end),
@@ -454,9 +453,6 @@ class JaxBench:
         return bs * n_batches / (time.perf_counter() - t0)
 
     # ---- levers, on the on_device pipeline
-    def _raw_step(self, train_step) -> Callable:
-        return self._raw_steps[id(train_step)]
-
     @staticmethod
     def _copy(tree):
         """A private copy: the variants donate their input state, the shared one must survive."""
@@ -501,8 +497,7 @@ class JaxBench:
 
         from alexnet_jax import train
 
-        pipeline, train_step, _, state = built
-        raw = self._raw_step(train_step)
+        pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
 
         def many(state, resident, batches, rngs):
@@ -535,8 +530,7 @@ class JaxBench:
 
         from alexnet_jax import train
 
-        pipeline, train_step, _, state = built
-        raw = self._raw_step(train_step)
+        pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         stacked_state = jax.device_put(jax.tree_util.tree_map(lambda x: jnp.stack([x] * k), state), replicated)
         step = jax.jit(jax.vmap(raw, in_axes=(0, None, 0, 0)), donate_argnums=(0,),
@@ -564,8 +558,7 @@ class JaxBench:
 
         from alexnet_jax import train
 
-        pipeline, train_step, _, state = built
-        raw = self._raw_step(train_step)
+        pipeline, train_step, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         key = jax.random.key(self.s["seed"] + 7)
         fixed = jax.device_put(self._index_batches(pipeline, 1, 30)[0],
@@ -590,7 +583,7 @@ class JaxBench:
         return out
 
     def measure_eval_sync(self, built, dtype: str) -> dict:
-        pipeline, _, eval_step, state = built
+        pipeline, _, eval_step, state, _ = built
         ips = self.measure_eval(pipeline, eval_step, state.params, sync_every_batch=True)
         rec = self.base(name=f"jax on_device {dtype} eval, host sync per batch", variant="eval_sync", dtype=dtype,
                         pipeline="on_device", eval_images_per_s=round(ips, 3))
