@@ -137,12 +137,18 @@ def _extract_arm(results: dict, arm: str, index: int, where: str, num_classes: i
         raise ResultsError(f"{where}: 'arms.{arm}.selection' is {selection!r}, expected 'test' or 'val'")
     if selection == "val":
         if val_acc is None or len(val_acc) != len(test_acc):
-            raise ResultsError(f"{where}: 'arms.{arm}.selection' is 'val' but val_acc is missing or of the wrong length")
+            raise ResultsError(
+                f"{where}: 'arms.{arm}.selection' is 'val' but val_acc is missing or of the wrong length"
+            )
         val_acc = _array(val_acc, f"arms.{arm}.val_acc", where)
     else:
         val_acc = None
     confusion = np.asarray(record["confusion_matrix"], dtype=np.float64)
-    if confusion.shape != (num_classes, num_classes) or np.any(confusion < 0) or np.any(confusion != np.round(confusion)):
+    if (
+        confusion.shape != (num_classes, num_classes)
+        or np.any(confusion < 0)
+        or np.any(confusion != np.round(confusion))
+    ):
         raise ResultsError(f"{where}: 'arms.{arm}.confusion_matrix' must be {num_classes}x{num_classes} counts >= 0")
     confusion = confusion.astype(np.int64)
     peak_epoch = int(record["best_epoch"])
@@ -209,9 +215,7 @@ def load_study(workdir: str | os.PathLike) -> Study:
             elif names != study.class_names:
                 raise ResultsError(f"{path}: class_names {names} differ from the other runs' {study.class_names}")
             warnings: list[str] = []
-            arms = {
-                arm: _extract_arm(results, arm, index, str(path), len(names), warnings) for arm in results["arms"]
-            }
+            arms = {arm: _extract_arm(results, arm, index, str(path), len(names), warnings) for arm in results["arms"]}
             labels = results["split"].get("test_labels") if isinstance(results["split"], dict) else None
             labels = None if labels is None else np.asarray(labels)
         except (ResultsError, TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
@@ -399,13 +403,20 @@ def summarize_arm(records: list[ArmRun], num_classes: int) -> dict:
     out["precision_undefined_runs"] = [len(records) - n for n in out["precision_n"]]
     # Fig 11: each run's matrix as proportions of its row totals, then cell-wise mean and SD.
     with np.errstate(divide="ignore", invalid="ignore"):
-        proportions = np.array(
-            [r.confusion / np.where(r.confusion.sum(1, keepdims=True) > 0, r.confusion.sum(1, keepdims=True), np.nan)
-             for r in records]
-        ) if records else np.full((0, num_classes, num_classes), np.nan)
+        proportions = (
+            np.array(
+                [
+                    r.confusion
+                    / np.where(r.confusion.sum(1, keepdims=True) > 0, r.confusion.sum(1, keepdims=True), np.nan)
+                    for r in records
+                ]
+            )
+            if records
+            else np.full((0, num_classes, num_classes), np.nan)
+        )
     mean, std, count = _column_stats(proportions, num_classes * num_classes)
-    out["confusion_mean"] = [mean[i * num_classes:(i + 1) * num_classes] for i in range(num_classes)]
-    out["confusion_std"] = [std[i * num_classes:(i + 1) * num_classes] for i in range(num_classes)]
+    out["confusion_mean"] = [mean[i * num_classes : (i + 1) * num_classes] for i in range(num_classes)]
+    out["confusion_std"] = [std[i * num_classes : (i + 1) * num_classes] for i in range(num_classes)]
     out["confusion_row_n"] = [count[i * num_classes] for i in range(num_classes)]
     counts = np.array([r.confusion for r in records], dtype=np.float64)
     out["confusion_counts_mean"] = counts.mean(axis=0).tolist() if records else None
@@ -457,7 +468,9 @@ def paired_values(study: Study) -> Paired:
         epoch=np.array([pre[r].peak_epoch - scr[r].peak_epoch for r in both], dtype=np.float64),
         runs_200=both_200,
         acc_200=np.array([pre[r].peak_acc - scr[r].peak_within(BUDGET_EPOCHS)[1] for r in both_200]),
-        epoch_200=np.array([pre[r].peak_epoch - scr[r].peak_within(BUDGET_EPOCHS)[0] for r in both_200], dtype=np.float64),
+        epoch_200=np.array(
+            [pre[r].peak_epoch - scr[r].peak_within(BUDGET_EPOCHS)[0] for r in both_200], dtype=np.float64
+        ),
     )
 
 
@@ -472,20 +485,31 @@ def mcnemar_runs(study: Study) -> dict:
             not_tested.append({"run": run, "reason": "test_predictions or split.test_labels not saved"})
             continue
         if not len(a) == len(b) == len(labels):
-            not_tested.append({"run": run, "reason": f"lengths differ: labels {len(labels)}, "
-                               f"pretrained {len(a)}, scratch {len(b)}"})
+            not_tested.append(
+                {"run": run, "reason": f"lengths differ: labels {len(labels)}, pretrained {len(a)}, scratch {len(b)}"}
+            )
             continue
         only_pre = int(np.sum((a == labels) & (b != labels)))
         only_scr = int(np.sum((a != labels) & (b == labels)))
-        rows.append({"run": run, "pretrained_only_correct": only_pre, "scratch_only_correct": only_scr,
-                     "p_value": binomial_two_sided_p(only_pre, only_scr)})
+        rows.append(
+            {
+                "run": run,
+                "pretrained_only_correct": only_pre,
+                "scratch_only_correct": only_scr,
+                "p_value": binomial_two_sided_p(only_pre, only_scr),
+            }
+        )
     significant = [r for r in rows if r["p_value"] is not None and r["p_value"] < ALPHA]
     return {
         "alpha": ALPHA,
         "n_runs_tested": len(rows),
         "n_significant": len(significant),
-        "n_significant_favour_pretrained": sum(r["pretrained_only_correct"] > r["scratch_only_correct"] for r in significant),
-        "n_significant_favour_scratch": sum(r["pretrained_only_correct"] < r["scratch_only_correct"] for r in significant),
+        "n_significant_favour_pretrained": sum(
+            r["pretrained_only_correct"] > r["scratch_only_correct"] for r in significant
+        ),
+        "n_significant_favour_scratch": sum(
+            r["pretrained_only_correct"] < r["scratch_only_correct"] for r in significant
+        ),
         "n_no_discordant": sum(r["p_value"] is None for r in rows),
         "not_tested": not_tested,
         "runs": rows,
@@ -703,48 +727,128 @@ def make_tables(summary: dict) -> list[Table]:
 
     columns = ["Arm, epochs considered", "Runs", "Mean peak test acc (%)", "SD (%)", "Mean peak epoch", "SD (epochs)"]
     rows = [
-        ["Pretrained, all " + planned(pre), pre["n_runs"], pre["peak_acc_mean"], pre["peak_acc_std"],
-         pre["peak_epoch_mean"], pre["peak_epoch_std"]],
+        [
+            "Pretrained, all " + planned(pre),
+            pre["n_runs"],
+            pre["peak_acc_mean"],
+            pre["peak_acc_std"],
+            pre["peak_epoch_mean"],
+            pre["peak_epoch_std"],
+        ],
     ]
     for n in WITHIN_EPOCHS:
         w = pre["peak_acc_within"][str(n)]
         rows.append([f"Pretrained, first {n}", w["n"], w["mean"], w["std"], w["peak_epoch_mean"], w["peak_epoch_std"]])
-    rows.append(["Scratch, all " + planned(scr), scr["n_runs"], scr["peak_acc_mean"], scr["peak_acc_std"],
-                 scr["peak_epoch_mean"], scr["peak_epoch_std"]])
-    rows.append([f"Scratch, first {BUDGET_EPOCHS}", first["n"], first["peak_acc_mean"], first["peak_acc_std"],
-                 first["peak_epoch_mean"], first["peak_epoch_std"]])
+    rows.append(
+        [
+            "Scratch, all " + planned(scr),
+            scr["n_runs"],
+            scr["peak_acc_mean"],
+            scr["peak_acc_std"],
+            scr["peak_epoch_mean"],
+            scr["peak_epoch_std"],
+        ]
+    )
+    rows.append(
+        [
+            f"Scratch, first {BUDGET_EPOCHS}",
+            first["n"],
+            first["peak_acc_mean"],
+            first["peak_acc_std"],
+            first["peak_epoch_mean"],
+            first["peak_epoch_std"],
+        ]
+    )
     csv_rows = [[r[0], r[1], _scaled(r[2]), _scaled(r[3]), r[4], r[5]] for r in rows]
     cells = [[r[0], str(r[1]), _pct(r[2]), _pct(r[3], 2), _num(r[4]), _num(r[5])] for r in rows]
-    table1 = Table("1", "table1_summary", "Peak test accuracy and the (0-based) epoch of the peak, over runs. "
-                   "\"First N\" takes each run's peak within its first N epochs, over runs with at least N finished "
-                   "epochs.", columns, csv_rows, cells)
+    table1 = Table(
+        "1",
+        "table1_summary",
+        "Peak test accuracy and the (0-based) epoch of the peak, over runs. "
+        '"First N" takes each run\'s peak within its first N epochs, over runs with at least N finished '
+        "epochs.",
+        columns,
+        csv_rows,
+        cells,
+    )
 
-    columns = ["Class", "Pretrained mean (%)", "Pretrained SD (%)", "Scratch mean (%)", "Scratch SD (%)",
-               "Ratio pretrained / scratch", "Runs (pretrained / scratch)"]
+    columns = [
+        "Class",
+        "Pretrained mean (%)",
+        "Pretrained SD (%)",
+        "Scratch mean (%)",
+        "Scratch SD (%)",
+        "Ratio pretrained / scratch",
+        "Runs (pretrained / scratch)",
+    ]
     rows, cells = [], []
     for i, name in enumerate(names):
-        pm, ps, sm, ss = pre["class_acc_mean"][i], pre["class_acc_std"][i], scr["class_acc_mean"][i], scr["class_acc_std"][i]
+        pm, ps, sm, ss = (
+            pre["class_acc_mean"][i],
+            pre["class_acc_std"][i],
+            scr["class_acc_mean"][i],
+            scr["class_acc_std"][i],
+        )
         ratio = pm / sm if pm is not None and sm else None
         runs = f"{pre['class_acc_n'][i]} / {scr['class_acc_n'][i]}"
         rows.append([class_label(name), _scaled(pm), _scaled(ps), _scaled(sm), _scaled(ss), ratio, runs])
         cells.append([class_label(name), _pct(pm), _pct(ps), _pct(sm), _pct(ss), _num(ratio, 2), runs])
-    table2 = Table("2", "table2_class_accuracy", "Per-class test accuracy (diagonal / row total of each run's "
-                   "best-epoch confusion matrix), mean and sample SD over runs.", columns, rows, cells)
+    table2 = Table(
+        "2",
+        "table2_class_accuracy",
+        "Per-class test accuracy (diagonal / row total of each run's "
+        "best-epoch confusion matrix), mean and sample SD over runs.",
+        columns,
+        rows,
+        cells,
+    )
 
-    columns = ["Run", "Pretrained epochs", "Pretrained peak acc (%)", "Pretrained peak epoch",
-               "Scratch epochs", "Scratch peak acc (%)", "Scratch peak epoch", "Difference (points)"]
+    columns = [
+        "Run",
+        "Pretrained epochs",
+        "Pretrained peak acc (%)",
+        "Pretrained peak epoch",
+        "Scratch epochs",
+        "Scratch peak acc (%)",
+        "Scratch peak epoch",
+        "Difference (points)",
+    ]
     rows, cells = [], []
     for row in summary["long_runs"]:
-        values = [row["run"], row["pretrained_epochs"], _scaled(row["pretrained_peak_acc"]), row["pretrained_peak_epoch"],
-                  row["scratch_epochs"], _scaled(row["scratch_peak_acc"]), row["scratch_peak_epoch"],
-                  _scaled(row["peak_acc_diff"])]
+        values = [
+            row["run"],
+            row["pretrained_epochs"],
+            _scaled(row["pretrained_peak_acc"]),
+            row["pretrained_peak_epoch"],
+            row["scratch_epochs"],
+            _scaled(row["scratch_peak_acc"]),
+            row["scratch_peak_epoch"],
+            _scaled(row["peak_acc_diff"]),
+        ]
         rows.append(values)
-        cells.append([str(values[0]), str(values[1]), _num(values[2]), str(values[3]), str(values[4]),
-                      _num(values[5]), str(values[6]), _num(values[7])])
-    table3 = Table("3", "table3_long_runs", f"Runs trained longer than the standard "
-                   f"{STANDARD_EPOCHS['pretrained']} (pretrained) or {STANDARD_EPOCHS['scratch']} (scratch) epochs "
-                   "(the paper repeated runs 45-49 with 1,000 epochs per arm).", columns, rows, cells,
-                   note="" if rows else "None: no run in this study has more than the standard epochs.")
+        cells.append(
+            [
+                str(values[0]),
+                str(values[1]),
+                _num(values[2]),
+                str(values[3]),
+                str(values[4]),
+                _num(values[5]),
+                str(values[6]),
+                _num(values[7]),
+            ]
+        )
+    table3 = Table(
+        "3",
+        "table3_long_runs",
+        f"Runs trained longer than the standard "
+        f"{STANDARD_EPOCHS['pretrained']} (pretrained) or {STANDARD_EPOCHS['scratch']} (scratch) epochs "
+        "(the paper repeated runs 45-49 with 1,000 epochs per arm).",
+        columns,
+        rows,
+        cells,
+        note="" if rows else "None: no run in this study has more than the standard epochs.",
+    )
 
     columns = ["Class"] + [f"{m} {a}" for m in ("Precision", "Recall", "F1") for a in ("pretrained", "scratch")]
     rows, cells = [], []
@@ -761,12 +865,20 @@ def make_tables(summary: dict) -> list[Table]:
     for label, block in (("pretrained", pre), ("scratch", scr)):
         for i, name in enumerate(names):
             if block["precision_undefined_runs"][i]:
-                notes.append(f"{class_label(name)} was never predicted in {block['precision_undefined_runs'][i]} "
-                             f"of {block['n_runs']} {label} runs: precision is undefined there and left out of its "
-                             f"mean (recall and F1 count those runs as 0).")
-    table4 = Table("4", "table4_precision_recall_f1", "Precision, recall and F1 per class from each run's "
-                   "best-epoch confusion matrix, mean (sample SD) over runs.", columns, rows, cells,
-                   note=" ".join(notes))
+                notes.append(
+                    f"{class_label(name)} was never predicted in {block['precision_undefined_runs'][i]} "
+                    f"of {block['n_runs']} {label} runs: precision is undefined there and left out of its "
+                    f"mean (recall and F1 count those runs as 0)."
+                )
+    table4 = Table(
+        "4",
+        "table4_precision_recall_f1",
+        "Precision, recall and F1 per class from each run's best-epoch confusion matrix, mean (sample SD) over runs.",
+        columns,
+        rows,
+        cells,
+        note=" ".join(notes),
+    )
     return [table1, table2, table3, table4]
 
 
@@ -775,7 +887,12 @@ def paired_table(summary: dict) -> Table:
     columns = ["Pretrained minus scratch", "Pairs", "Mean", "SD", "95% CI of mean (bootstrap)", "Min", "Max"]
     specs = [
         ("Peak test accuracy, scratch all epochs (points)", "peak_acc_diff", "n", 100.0),
-        (f"Peak test accuracy, scratch first {BUDGET_EPOCHS} (points)", "peak_acc_diff_first_200", "n_first_200", 100.0),
+        (
+            f"Peak test accuracy, scratch first {BUDGET_EPOCHS} (points)",
+            "peak_acc_diff_first_200",
+            "n_first_200",
+            100.0,
+        ),
         ("Peak epoch, scratch all epochs", "peak_epoch_diff", "n", 1.0),
         (f"Peak epoch, scratch first {BUDGET_EPOCHS}", "peak_epoch_diff_first_200", "n_first_200", 1.0),
     ]
@@ -783,13 +900,28 @@ def paired_table(summary: dict) -> Table:
     for label, key, n_key, scale in specs:
         ci = p[f"{key}_ci95"]
         values = [_scaled(p[f"{key}_{s}"], scale) for s in ("mean", "std", "min", "max")]
-        rows.append([label, p[n_key], values[0], values[1], None if ci is None else f"{ci[0] * scale:.6g}; {ci[1] * scale:.6g}",
-                     values[2], values[3]])
+        rows.append(
+            [
+                label,
+                p[n_key],
+                values[0],
+                values[1],
+                None if ci is None else f"{ci[0] * scale:.6g}; {ci[1] * scale:.6g}",
+                values[2],
+                values[3],
+            ]
+        )
         fmt = (lambda v: _num(v, 2)) if scale == 100.0 else (lambda v: _num(v, 1))
         ci_text = "n/a" if ci is None else f"[{fmt(ci[0] * scale)}, {fmt(ci[1] * scale)}]"
         cells.append([label, str(p[n_key]), fmt(values[0]), fmt(values[1]), ci_text, fmt(values[2]), fmt(values[3])])
-    return Table("P", "paired_differences", "Paired differences over runs that have both arms (epoch differences: "
-                 "negative = pretrained peaks earlier).", columns, rows, cells)
+    return Table(
+        "P",
+        "paired_differences",
+        "Paired differences over runs that have both arms (epoch differences: negative = pretrained peaks earlier).",
+        columns,
+        rows,
+        cells,
+    )
 
 
 # --------------------------------------------------------------------------- report
@@ -801,23 +933,35 @@ def _sentences_tests(summary: dict) -> list[str]:
     out = []
     specs = [
         ("peak_acc", "peak test accuracy (scratch over all its epochs)", "had the higher peak", "n"),
-        ("peak_acc_first_200", f"peak test accuracy (scratch limited to its first {BUDGET_EPOCHS} epochs)",
-         "had the higher peak", "n_first_200"),
+        (
+            "peak_acc_first_200",
+            f"peak test accuracy (scratch limited to its first {BUDGET_EPOCHS} epochs)",
+            "had the higher peak",
+            "n_first_200",
+        ),
         ("peak_epoch", "epoch of the peak (scratch over all its epochs)", "peaked earlier", "n"),
-        ("peak_epoch_first_200", f"epoch of the peak (scratch limited to its first {BUDGET_EPOCHS} epochs)",
-         "peaked earlier", "n_first_200"),
+        (
+            "peak_epoch_first_200",
+            f"epoch of the peak (scratch limited to its first {BUDGET_EPOCHS} epochs)",
+            "peaked earlier",
+            "n_first_200",
+        ),
     ]
     for key, what, verb, n_key in specs:
         t, wt = s[key], w[key]
         if t["n_pairs"] == 0:
             out.append(f"- **Sign test, {what}:** no paired runs, so no test.")
             continue
-        text = (f"- **Sign test, {what}:** the pretrained arm {verb} in {t['wins']} of {t['n_pairs']} paired runs "
-                f"({t['losses']} losses, {t['ties']} ties dropped); two-sided exact p = {_p(t['p_value'])}")
+        text = (
+            f"- **Sign test, {what}:** the pretrained arm {verb} in {t['wins']} of {t['n_pairs']} paired runs "
+            f"({t['losses']} losses, {t['ties']} ties dropped); two-sided exact p = {_p(t['p_value'])}"
+        )
         text += "." if t["p_value"] is not None else " (every pair tied)."
         if wt["p_value"] is not None:
-            text += (f" Wilcoxon signed-rank on the differences: W = {wt['statistic']:g}, p = {_p(wt['p_value'])} "
-                     f"({wt['method']}, {wt['n_nonzero']} non-zero differences).")
+            text += (
+                f" Wilcoxon signed-rank on the differences: W = {wt['statistic']:g}, p = {_p(wt['p_value'])} "
+                f"({wt['method']}, {wt['n_nonzero']} non-zero differences)."
+            )
         else:
             text += f" Wilcoxon signed-rank: {wt.get('note', 'undefined')}."
         out.append(text)
@@ -831,8 +975,10 @@ def _sentences_tests(summary: dict) -> list[str]:
         if mean is None:
             continue
         ci_text = "undefined with fewer than 2 pairs" if ci is None else f"[{ci[0] * scale:.2f}, {ci[1] * scale:.2f}]"
-        out.append(f"- **Mean difference (pretrained minus scratch), {label}:** {mean * scale:.2f} {unit}, "
-                   f"bootstrap 95% CI {ci_text} ({boot['resamples']:,} resamples, seed {boot['seed']}).")
+        out.append(
+            f"- **Mean difference (pretrained minus scratch), {label}:** {mean * scale:.2f} {unit}, "
+            f"bootstrap 95% CI {ci_text} ({boot['resamples']:,} resamples, seed {boot['seed']})."
+        )
     if m["n_runs_tested"]:
         out.append(
             f"- **McNemar's exact test per run** (the two arms' best-epoch test predictions, same test images): "
@@ -840,11 +986,14 @@ def _sentences_tests(summary: dict) -> list[str]:
             f"{m['n_significant_favour_pretrained']} in favour of pretraining and "
             f"{m['n_significant_favour_scratch']} of scratch"
             + (f"; {m['n_no_discordant']} runs had no discordant predictions" if m["n_no_discordant"] else "")
-            + (f"; {len(m['not_tested'])} paired runs lacked saved predictions" if m["not_tested"] else "") + "."
+            + (f"; {len(m['not_tested'])} paired runs lacked saved predictions" if m["not_tested"] else "")
+            + "."
         )
     elif m["not_tested"]:
-        out.append(f"- **McNemar's exact test per run:** not possible; {len(m['not_tested'])} paired runs lack "
-                   "saved test predictions (arms.*.test_predictions with split.test_labels).")
+        out.append(
+            f"- **McNemar's exact test per run:** not possible; {len(m['not_tested'])} paired runs lack "
+            "saved test predictions (arms.*.test_predictions with split.test_labels)."
+        )
     return out
 
 
@@ -854,12 +1003,21 @@ def _paper_rows(summary: dict) -> list[list[str]]:
     rows = [
         ["Mean peak test accuracy, pretrained", "84.2%", _with_unit(_pct(pre["peak_acc_mean"]), "%")],
         ["Mean peak test accuracy, scratch", "82.4%", _with_unit(_pct(scr["peak_acc_mean"]), "%")],
-        ["Peak epoch, pretrained: mean (SD)", "155 (34)",
-         f"{_num(pre['peak_epoch_mean'], 0)} ({_num(pre['peak_epoch_std'], 0)})"],
-        ["Peak epoch, scratch: mean (SD)", "367 (33)",
-         f"{_num(scr['peak_epoch_mean'], 0)} ({_num(scr['peak_epoch_std'], 0)})"],
-        [f"Pretrained advantage, scratch limited to {BUDGET_EPOCHS} epochs", "about 4.6 points",
-         _with_unit(_num(_scaled(paired["peak_acc_diff_first_200_mean"]), 2), " points")],
+        [
+            "Peak epoch, pretrained: mean (SD)",
+            "155 (34)",
+            f"{_num(pre['peak_epoch_mean'], 0)} ({_num(pre['peak_epoch_std'], 0)})",
+        ],
+        [
+            "Peak epoch, scratch: mean (SD)",
+            "367 (33)",
+            f"{_num(scr['peak_epoch_mean'], 0)} ({_num(scr['peak_epoch_std'], 0)})",
+        ],
+        [
+            f"Pretrained advantage, scratch limited to {BUDGET_EPOCHS} epochs",
+            "about 4.6 points",
+            _with_unit(_num(_scaled(paired["peak_acc_diff_first_200_mean"]), 2), " points"),
+        ],
         ["Pretrained, first 20 epochs", "82.0%", _with_unit(_pct(pre["peak_acc_within"]["20"]["mean"]), "%")],
         ["Pretrained, first 50 epochs", "83.1%", _with_unit(_pct(pre["peak_acc_within"]["50"]["mean"]), "%")],
     ]
@@ -867,36 +1025,55 @@ def _paper_rows(summary: dict) -> list[list[str]]:
         i = names.index("irr_misc")
         a, b = pre["class_acc_mean"][i], scr["class_acc_mean"][i]
         ratio = f"{a / b:.2f}x" if a is not None and b else "n/a"
-        rows.append(["Irr+Misc class accuracy, pretrained vs scratch", "about 2x, pretrained below 50%",
-                     f"{ratio} ({_with_unit(_pct(a), '%')} vs {_with_unit(_pct(b), '%')})"])
+        rows.append(
+            [
+                "Irr+Misc class accuracy, pretrained vs scratch",
+                "about 2x, pretrained below 50%",
+                f"{ratio} ({_with_unit(_pct(a), '%')} vs {_with_unit(_pct(b), '%')})",
+            ]
+        )
     for key, label in (("peak_acc", "Sign test p, peak accuracy"), ("peak_epoch", "Sign test p, peak epoch")):
         t = sign[key]
-        rows.append([label + " (wins of pairs)", "1.58e-30 (100 of 100)",
-                     f"{_p(t['p_value'])} ({t['wins']} of {t['n_pairs']})"])
+        rows.append(
+            [label + " (wins of pairs)", "1.58e-30 (100 of 100)", f"{_p(t['p_value'])} ({t['wins']} of {t['n_pairs']})"]
+        )
     diffs = [r["peak_acc_diff"] for r in summary["long_runs"] if r["peak_acc_diff"] is not None]
-    rows.append(["Long runs (1,000 epochs, runs 45-49): pretrained ahead by", "0.5-1.0 points",
-                 f"{min(diffs) * 100:.2f} to {max(diffs) * 100:.2f} points ({_runs(len(diffs))})" if diffs else "no such runs"])
+    rows.append(
+        [
+            "Long runs (1,000 epochs, runs 45-49): pretrained ahead by",
+            "0.5-1.0 points",
+            f"{min(diffs) * 100:.2f} to {max(diffs) * 100:.2f} points ({_runs(len(diffs))})"
+            if diffs
+            else "no such runs",
+        ]
+    )
     return rows
 
 
 def _data_paragraph(summary: dict) -> str:
     data = summary["data"]
     if data["status"] == "synthetic":
-        return ("**The data are synthetic** (" + data["synthetic_evidence"] + "). Every number below describes "
-                "simulated or generated data, not the Nair & Abraham (2010) galaxies: it is **not comparable with "
-                "the paper's results**, and the side-by-side table only shows that the pipeline runs.")
+        return (
+            "**The data are synthetic** (" + data["synthetic_evidence"] + "). Every number below describes "
+            "simulated or generated data, not the Nair & Abraham (2010) galaxies: it is **not comparable with "
+            "the paper's results**, and the side-by-side table only shows that the pipeline runs."
+        )
     if data["status"] == "unknown":
-        return ("The results record no data set (no `config.data`). The comparison with the paper holds only if "
-                "the runs used the 14,034 Nair & Abraham (2010) images under the paper's protocol.")
-    shown = "; ".join(f"runs {_ranges(d['runs'])}: `{json.dumps(d['data'], sort_keys=True)}`"
-                      for d in data["descriptions"])
+        return (
+            "The results record no data set (no `config.data`). The comparison with the paper holds only if "
+            "the runs used the 14,034 Nair & Abraham (2010) images under the paper's protocol."
+        )
+    shown = "; ".join(
+        f"runs {_ranges(d['runs'])}: `{json.dumps(d['data'], sort_keys=True)}`" for d in data["descriptions"]
+    )
     text = f"Data set as recorded in `config.data`: {shown}."
     if len(data["descriptions"]) > 1:
         text += " **The runs do not all use the same data description.**"
     if data["runs_without_data_config"]:
         text += f" {data['runs_without_data_config']} runs record no data set."
-    return text + (" Compare with the paper only if this is the Nair & Abraham (2010) catalogue under the paper's "
-                   "protocol.")
+    return text + (
+        " Compare with the paper only if this is the Nair & Abraham (2010) catalogue under the paper's protocol."
+    )
 
 
 def _runs(n: int) -> str:
@@ -916,12 +1093,16 @@ def _ranges(values: Sequence[int]) -> str:
     return ", ".join(parts) or "none"
 
 
-def render_report(summary: dict, tables: list[Table], paired: Table, figures: list[tuple[str, str, str]],
-                  example_run: int | None) -> str:
+def render_report(
+    summary: dict, tables: list[Table], paired: Table, figures: list[tuple[str, str, str]], example_run: int | None
+) -> str:
     pre, scr = summary["pretrained"], summary["scratch"]
     lines = ["# Study analysis: pretrained vs from-scratch AlexNet", ""]
-    lines += [f"Made by `python -m alexnet_jax.analyze` from `{summary['workdir']}`. "
-              "Definitions: `docs/analysis.md`. All numbers are also in `summary.json`.", ""]
+    lines += [
+        f"Made by `python -m alexnet_jax.analyze` from `{summary['workdir']}`. "
+        "Definitions: `docs/analysis.md`. All numbers are also in `summary.json`.",
+        "",
+    ]
     lines += ["## Data and runs", "", _data_paragraph(summary), ""]
     both = summary["paired"]["n"]
     lines.append(
@@ -933,16 +1114,23 @@ def render_report(summary: dict, tables: list[Table], paired: Table, figures: li
     )
     for arm, block in (("pretrained", pre), ("scratch", scr)):
         if len(block["epochs_planned"]) > 1:
-            lines.append(f"\n**Mixed budgets:** the {arm} arm's runs plan different numbers of epochs "
-                         f"({block['epochs_planned']}); its peak statistics mix them.")
+            lines.append(
+                f"\n**Mixed budgets:** the {arm} arm's runs plan different numbers of epochs "
+                f"({block['epochs_planned']}); its peak statistics mix them."
+            )
         if "val" in block["selection"]:
-            lines.append(f"\nThe {arm} arm picks its best epoch on a validation split in some runs "
-                         f"(selection {block['selection']}); their peak accuracy is the test accuracy at that epoch.")
+            lines.append(
+                f"\nThe {arm} arm picks its best epoch on a validation split in some runs "
+                f"(selection {block['selection']}); their peak accuracy is the test accuracy at that epoch."
+            )
     lines.append("")
     incomplete = [(arm, r) for arm in ARMS for r in summary[arm]["incomplete_runs"]]
     if incomplete:
-        lines += ["**Unfinished runs** (`complete: false`): their finished epochs are included, so their peaks may "
-                  "still change: " + ", ".join(f"run {r} {arm}" for arm, r in incomplete) + ".", ""]
+        lines += [
+            "**Unfinished runs** (`complete: false`): their finished epochs are included, so their peaks may "
+            "still change: " + ", ".join(f"run {r} {arm}" for arm, r in incomplete) + ".",
+            "",
+        ]
     if summary["skipped"]:
         count = len(summary["skipped"])
         lines += [f"**Skipped {count} results file{'s' if count > 1 else ''}** (left out of every number):", ""]
@@ -955,13 +1143,20 @@ def render_report(summary: dict, tables: list[Table], paired: Table, figures: li
             if w["n_too_short"]:
                 short.append(f"{arm} first {n} epochs: {_runs(w['n'])} ({w['n_too_short']} too short)")
     if summary["scratch_first_200"]["n_too_short"]:
-        short.append(f"scratch first {BUDGET_EPOCHS} epochs: {_runs(summary['scratch_first_200']['n'])} "
-                     f"({summary['scratch_first_200']['n_too_short']} too short)")
+        short.append(
+            f"scratch first {BUDGET_EPOCHS} epochs: {_runs(summary['scratch_first_200']['n'])} "
+            f"({summary['scratch_first_200']['n_too_short']} too short)"
+        )
     if short:
-        lines += ["Peaks within the first N epochs use only runs with at least N finished epochs: "
-                  + "; ".join(short) + ".", ""]
-    lines += ["Standard deviations are sample SDs (ddof = 1); with fewer than two runs they are undefined and "
-              "shown as n/a (null in summary.json). Epochs are counted from 0, as in the original code.", ""]
+        lines += [
+            "Peaks within the first N epochs use only runs with at least N finished epochs: " + "; ".join(short) + ".",
+            "",
+        ]
+    lines += [
+        "Standard deviations are sample SDs (ddof = 1); with fewer than two runs they are undefined and "
+        "shown as n/a (null in summary.json). Epochs are counted from 0, as in the original code.",
+        "",
+    ]
 
     lines += ["## Paper and this study side by side", ""]
     if summary["data"]["status"] == "synthetic":
@@ -971,10 +1166,13 @@ def render_report(summary: dict, tables: list[Table], paired: Table, figures: li
     lines += [""]
 
     lines += ["## Statistical tests", ""]
-    lines += ["A win is a pretrained peak accuracy higher than scratch's (or a pretrained peak reached at an earlier "
-              "epoch); ties are dropped from the sign test and counted. The paper's tests compare the pretrained "
-              f"arm's peak with the scratch arm's over all its epochs; the first-{BUDGET_EPOCHS} variants are "
-              "added here.", ""]
+    lines += [
+        "A win is a pretrained peak accuracy higher than scratch's (or a pretrained peak reached at an earlier "
+        "epoch); ties are dropped from the sign test and counted. The paper's tests compare the pretrained "
+        f"arm's peak with the scratch arm's over all its epochs; the first-{BUDGET_EPOCHS} variants are "
+        "added here.",
+        "",
+    ]
     lines += _sentences_tests(summary) + [""]
 
     lines += ["## Tables", ""]
@@ -1026,8 +1224,9 @@ def analyze(
     if example_run is None:
         example_run = min(study.runs)
     elif example_run not in study.runs:
-        raise StudyError(f"--example_run={example_run}: no usable results for that run; runs read: "
-                         f"{_ranges(sorted(study.runs))}")
+        raise StudyError(
+            f"--example_run={example_run}: no usable results for that run; runs read: {_ranges(sorted(study.runs))}"
+        )
     outdir = Path(outdir) if outdir is not None else Path(workdir) / "analysis"
     outdir.mkdir(parents=True, exist_ok=True)
     summary = _json_ready(summarize(study, resamples=resamples, seed=seed))
@@ -1044,9 +1243,11 @@ def analyze(
 
         figure_list = figs.make_all(outdir, study, summary, paired_values(study), example_run)
     write_text_atomic(outdir / "report.md", render_report(summary, tables, paired, figure_list, example_run))
-    log(f"wrote {outdir}: summary.json, report.md, {len(tables) + 1} tables, {len(figure_list)} figures "
+    log(
+        f"wrote {outdir}: summary.json, report.md, {len(tables) + 1} tables, {len(figure_list)} figures "
         f"({summary['num_runs']} runs; pretrained {summary['arms_found']['pretrained']}, "
-        f"scratch {summary['arms_found']['scratch']}; skipped {len(summary['skipped'])})")
+        f"scratch {summary['arms_found']['scratch']}; skipped {len(summary['skipped'])})"
+    )
     return summary
 
 
@@ -1125,13 +1326,22 @@ def make_demo_study(
             "schema": SCHEMA,
             "run_index": run,
             "class_names": list(DEMO_CLASS_NAMES),
-            "split": {"protocol": "demo", "train_counts": (np.asarray(DEMO_CLASS_TOTALS) - counts).tolist(),
-                      "test_counts": counts.tolist(), "test_indices": test_indices.tolist(),
-                      "test_labels": labels.tolist()},
+            "split": {
+                "protocol": "demo",
+                "train_counts": (np.asarray(DEMO_CLASS_TOTALS) - counts).tolist(),
+                "test_counts": counts.tolist(),
+                "test_indices": test_indices.tolist(),
+                "test_labels": labels.tolist(),
+            },
             "arms": arms,
-            "config": {"data": {"name": "demo", "synthetic": True,
-                                "source": "alexnet_jax.analyze.make_demo_study: simulated numbers, no images, no training"},
-                       "demo_seed": seed},
+            "config": {
+                "data": {
+                    "name": "demo",
+                    "synthetic": True,
+                    "source": "alexnet_jax.analyze.make_demo_study: simulated numbers, no images, no training",
+                },
+                "demo_seed": seed,
+            },
         }
         path = run_dir(workdir, run) / RESULTS_FILENAME
         write_json_atomic(path, results)
@@ -1174,12 +1384,20 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.demo_runs:
         started = time.perf_counter()
         make_demo_study(workdir, FLAGS.demo_runs, seed=FLAGS.seed)
-        print(f"made a SYNTHETIC demo study of {FLAGS.demo_runs} runs in {workdir} "
-              f"({time.perf_counter() - started:.1f} s)")
+        print(
+            f"made a SYNTHETIC demo study of {FLAGS.demo_runs} runs in {workdir} "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
     started = time.perf_counter()
     try:
-        analyze(workdir, FLAGS.outdir, example_run=FLAGS.example_run, resamples=FLAGS.bootstrap_resamples,
-                seed=FLAGS.seed, figures=FLAGS.figures)
+        analyze(
+            workdir,
+            FLAGS.outdir,
+            example_run=FLAGS.example_run,
+            resamples=FLAGS.bootstrap_resamples,
+            seed=FLAGS.seed,
+            figures=FLAGS.figures,
+        )
     except StudyError as error:
         raise SystemExit(f"error: {error}") from None
     print(f"analysis took {time.perf_counter() - started:.1f} s")
@@ -1194,8 +1412,12 @@ def _define_flags() -> None:
     flags.DEFINE_integer("bootstrap_resamples", BOOTSTRAP_RESAMPLES, "Bootstrap resamples for the 95% CIs.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap (and of --demo_runs).")
     flags.DEFINE_bool("figures", True, "Draw the figures (off: summary, tables and report only).")
-    flags.DEFINE_integer("demo_runs", 0, "First write a SYNTHETIC demo study of this many runs (200/400 epochs) "
-                         "into the empty --workdir, then analyse it.")
+    flags.DEFINE_integer(
+        "demo_runs",
+        0,
+        "First write a SYNTHETIC demo study of this many runs (200/400 epochs) "
+        "into the empty --workdir, then analyse it.",
+    )
 
 
 if __name__ == "__main__":

@@ -65,19 +65,56 @@ SECONDS_PER_MONTH = 30.44 * 86400
 # PyTorch run float32 convolutions as TF32 on Ampere and newer GPUs, so float32 counts TF32.
 PEAKS = (
     ("H100 PCIe", {"bfloat16": (756.0, "NVIDIA spec, dense"), "float32": (378.0, "NVIDIA spec, TF32 dense")}),
-    ("H100", {"bfloat16": (790.0, "measured bf16 dense matmul on these H100 SXM machines"),
-              "float32": (494.7, "NVIDIA spec, TF32 dense (not measured)")}),
+    (
+        "H100",
+        {
+            "bfloat16": (790.0, "measured bf16 dense matmul on these H100 SXM machines"),
+            "float32": (494.7, "NVIDIA spec, TF32 dense (not measured)"),
+        },
+    ),
     ("H200", {"bfloat16": (989.4, "NVIDIA spec, dense"), "float32": (494.7, "NVIDIA spec, TF32 dense")}),
     ("A100", {"bfloat16": (312.0, "NVIDIA spec, dense"), "float32": (156.0, "NVIDIA spec, TF32 dense")}),
-    ("V100", {"bfloat16": (125.0, "NVIDIA spec, fp16 tensor cores (no bf16)"),
-              "float32": (15.7, "NVIDIA spec, fp32 (no TF32)")}),
+    (
+        "V100",
+        {
+            "bfloat16": (125.0, "NVIDIA spec, fp16 tensor cores (no bf16)"),
+            "float32": (15.7, "NVIDIA spec, fp32 (no TF32)"),
+        },
+    ),
 )
 MEASUREMENT_KEYS = (
-    "schema", "kind", "name", "framework", "variant", "device", "device_kind", "device_count", "batch_size",
-    "image_size", "crop_size", "dtype", "pipeline", "models_per_step", "steps_per_dispatch", "timed_steps",
-    "train_images_per_s", "eval_images_per_s", "step_time_s", "compute_time_s", "input_wait_s", "compile_s",
-    "train_flops_per_image", "achieved_tflops", "peak_tflops", "peak_source", "mfu", "mfu_note",
-    "projected_study_hours", "projected_study_device_months", "error", "notes",
+    "schema",
+    "kind",
+    "name",
+    "framework",
+    "variant",
+    "device",
+    "device_kind",
+    "device_count",
+    "batch_size",
+    "image_size",
+    "crop_size",
+    "dtype",
+    "pipeline",
+    "models_per_step",
+    "steps_per_dispatch",
+    "timed_steps",
+    "train_images_per_s",
+    "eval_images_per_s",
+    "step_time_s",
+    "compute_time_s",
+    "input_wait_s",
+    "compile_s",
+    "train_flops_per_image",
+    "achieved_tflops",
+    "peak_tflops",
+    "peak_source",
+    "mfu",
+    "mfu_note",
+    "projected_study_hours",
+    "projected_study_device_months",
+    "error",
+    "notes",
 )
 
 FLAGS = flags.FLAGS
@@ -98,15 +135,26 @@ def _define_flags():
     flags.DEFINE_list("levers", ["scan", "vmap", "donate", "eval_sync"], "JAX speed levers to measure (empty: none).")
     flags.DEFINE_list("vmap_models", None, "K models per step for the vmap lever (default 1,2,4; --quick 1,2).")
     flags.DEFINE_integer("scan_steps", 4, "Steps per dispatch for the scan lever.")
-    flags.DEFINE_list("scan_modes", None, "rolled (an XLA while loop) and/or unrolled. Default: both on accelerators, "
-                      "unrolled on CPU, where a rolled loop of AlexNet steps runs far slower (docs/performance.md).")
+    flags.DEFINE_list(
+        "scan_modes",
+        None,
+        "rolled (an XLA while loop) and/or unrolled. Default: both on accelerators, "
+        "unrolled on CPU, where a rolled loop of AlexNet steps runs far slower (docs/performance.md).",
+    )
     flags.DEFINE_integer("torch_workers", None, "DataLoader workers of the paper recipe (default 6; --quick 1).")
-    flags.DEFINE_enum("torch_compile", "auto", ["auto", "on", "off"],
-                      "torch.compile in the tuned peer; auto: on, except in --quick (a cold compile takes ~2 min on "
-                      "a 2-core CPU).")
+    flags.DEFINE_enum(
+        "torch_compile",
+        "auto",
+        ["auto", "on", "off"],
+        "torch.compile in the tuned peer; auto: on, except in --quick (a cold compile takes ~2 min on a 2-core CPU).",
+    )
     flags.DEFINE_integer("jpeg_size", 100, "Side of the JPEGs the paper recipe decodes (its images were ~100 px).")
-    flags.DEFINE_string("peak_tflops", None, "Device peak TFLOP/s for MFU: one number, or dtype=value pairs "
-                        "(e.g. bfloat16=790,float32=494.7). Default: the table of known peaks, else measured.")
+    flags.DEFINE_string(
+        "peak_tflops",
+        None,
+        "Device peak TFLOP/s for MFU: one number, or dtype=value pairs "
+        "(e.g. bfloat16=790,float32=494.7). Default: the table of known peaks, else measured.",
+    )
     flags.DEFINE_string("output_md", None, "Write the Markdown table here.")
     flags.DEFINE_string("output_jsonl", None, "Also write the JSON lines here.")
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic images and of every step.")
@@ -225,14 +273,18 @@ def finish_record(rec: dict, peaks: dict) -> dict:
         rec["peak_tflops"], rec["peak_source"] = peak
         rec["mfu"] = round(achieved / peak[0], 6)
     else:
-        rec["mfu_note"] = rec.get("mfu_note") or f"no peak known for {rec['device_kind']} {rec['dtype']}; pass --peak_tflops"
+        rec["mfu_note"] = (
+            rec.get("mfu_note") or f"no peak known for {rec['device_kind']} {rec['dtype']}; pass --peak_tflops"
+        )
     if rec.get("eval_images_per_s"):
         epoch_s = PAPER["train_images"] / rec["train_images_per_s"] + PAPER["test_images"] / rec["eval_images_per_s"]
         study_s = PAPER["runs"] * sum(PAPER["epochs"].values()) * epoch_s
         rec["projected_study_hours"] = round(study_s / 3600, 3)
         rec["projected_study_device_months"] = round(study_s / SECONDS_PER_MONTH, 4)
         if rec["crop_size"] != 224:
-            rec["notes"].append(f"measured at {rec['crop_size']} px crops, so the projection is not the paper's 224 px cost")
+            rec["notes"].append(
+                f"measured at {rec['crop_size']} px crops, so the projection is not the paper's 224 px cost"
+            )
     return rec
 
 
@@ -321,7 +373,9 @@ class JaxBench:
             raise app.UsageError(f"--devices={settings['devices']} but JAX sees only {len(devices)} device(s)")
         self.mesh = train.make_mesh(devices[: settings["devices"]])
         if settings["batch_size"] % self.mesh.size:
-            raise app.UsageError(f"--batch_size={settings['batch_size']} is not divisible by --devices={self.mesh.size}")
+            raise app.UsageError(
+                f"--batch_size={settings['batch_size']} is not divisible by --devices={self.mesh.size}"
+            )
         self.info = jax_device_info(self.mesh)
         self.config = self._config()
 
@@ -344,11 +398,18 @@ class JaxBench:
         from alexnet_jax import augment, input_pipeline, train
         from alexnet_jax.models import AlexNet, init_params
 
-        cfg = augment.AugmentConfig(crop_size=self.s["crop_size"], random_crop=True, hflip=True, vflip=True,
-                                    rotation_degrees=180.0)
+        cfg = augment.AugmentConfig(
+            crop_size=self.s["crop_size"], random_crop=True, hflip=True, vflip=True, rotation_degrees=180.0
+        )
         pipeline = input_pipeline.make_pipeline(
-            pipeline_name, self.images, self.labels, image_size=self.s["image_size"], train_augment=cfg,
-            eval_augment=cfg, mesh=self.mesh)
+            pipeline_name,
+            self.images,
+            self.labels,
+            image_size=self.s["image_size"],
+            train_augment=cfg,
+            eval_augment=cfg,
+            mesh=self.mesh,
+        )
         model = AlexNet(num_classes=NUM_CLASSES, dropout_rate=0.5, dtype=getattr(jnp, dtype))
         tx = train.make_optimizer(self.config)
         train_step, eval_step = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES)
@@ -364,9 +425,16 @@ class JaxBench:
         return np.concatenate([rng.permutation(len(self.labels)) for _ in range(reps)])[:length]
 
     def base(self, **fields) -> dict:
-        defaults = dict(framework="jax", batch_size=self.s["batch_size"], image_size=self.s["image_size"],
-                        crop_size=self.s["crop_size"], timed_steps=self.s["steps"], models_per_step=1,
-                        steps_per_dispatch=1, **self.info)
+        defaults = dict(
+            framework="jax",
+            batch_size=self.s["batch_size"],
+            image_size=self.s["image_size"],
+            crop_size=self.s["crop_size"],
+            timed_steps=self.s["steps"],
+            models_per_step=1,
+            steps_per_dispatch=1,
+            **self.info,
+        )
         return record(**{**defaults, **fields})
 
     # ---- the plain step, end to end and compute only, and evaluation
@@ -415,10 +483,18 @@ class JaxBench:
         compute = (time.perf_counter() - t0) / steps
 
         eval_ips = self.measure_eval(pipeline, eval_step, state.params, sync_every_batch=False)
-        rec = self.base(name=f"jax {pipeline_name} {dtype}", variant="step", dtype=dtype, pipeline=pipeline_name,
-                        train_images_per_s=round(bs / e2e, 3), eval_images_per_s=round(eval_ips, 3),
-                        step_time_s=round(e2e, 6), compute_time_s=round(compute, 6),
-                        input_wait_s=round(max(0.0, e2e - compute), 6), compile_s=round(first or 0.0, 3))
+        rec = self.base(
+            name=f"jax {pipeline_name} {dtype}",
+            variant="step",
+            dtype=dtype,
+            pipeline=pipeline_name,
+            train_images_per_s=round(bs / e2e, 3),
+            eval_images_per_s=round(eval_ips, 3),
+            step_time_s=round(e2e, 6),
+            compute_time_s=round(compute, 6),
+            input_wait_s=round(max(0.0, e2e - compute), 6),
+            compile_s=round(first or 0.0, 3),
+        )
         rec["notes"].append(f"host time blocked in next(batch): {1000 * host_wait / steps:.2f} ms/step")
         return rec, (pipeline, train_step, eval_step, state, raw_step)
 
@@ -518,10 +594,17 @@ class JaxBench:
         first, per_call = self._time(call, dispatches)
         bs = self.s["batch_size"]
         mode = "unrolled" if unroll else "rolled"
-        return self.base(name=f"jax on_device {dtype} scan x{length} {mode}", variant=f"scan{length}_{mode}", dtype=dtype,
-                         pipeline="on_device", steps_per_dispatch=length, timed_steps=dispatches * length,
-                         train_images_per_s=round(length * bs / per_call, 3), step_time_s=round(per_call / length, 6),
-                         compile_s=round(first, 3))
+        return self.base(
+            name=f"jax on_device {dtype} scan x{length} {mode}",
+            variant=f"scan{length}_{mode}",
+            dtype=dtype,
+            pipeline="on_device",
+            steps_per_dispatch=length,
+            timed_steps=dispatches * length,
+            train_images_per_s=round(length * bs / per_call, 3),
+            step_time_s=round(per_call / length, 6),
+            compile_s=round(first, 3),
+        )
 
     def measure_vmap(self, built, dtype: str, k: int) -> dict:
         """K models in one step: jax.vmap over stacked train states, each with its own batch."""
@@ -533,8 +616,9 @@ class JaxBench:
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         stacked_state = jax.device_put(jax.tree_util.tree_map(lambda x: jnp.stack([x] * k), state), replicated)
-        step = jax.jit(jax.vmap(raw, in_axes=(0, None, 0, 0)), donate_argnums=(0,),
-                       out_shardings=(replicated, replicated))
+        step = jax.jit(
+            jax.vmap(raw, in_axes=(0, None, 0, 0)), donate_argnums=(0,), out_shardings=(replicated, replicated)
+        )
         key = jax.random.key(self.s["seed"] + 6)
         groups = [self._stack(self._index_batches(pipeline, k, 20 + g)) for g in range(4)]
         holder = {"state": stacked_state}
@@ -546,9 +630,17 @@ class JaxBench:
 
         first, per_call = self._time(call, self.s["steps"])
         bs = self.s["batch_size"]
-        rec = self.base(name=f"jax on_device {dtype} vmap K={k}", variant=f"vmap{k}", dtype=dtype,
-                        pipeline="on_device", models_per_step=k, train_images_per_s=round(k * bs / per_call, 3),
-                        step_time_s=round(per_call, 6), compute_time_s=round(per_call, 6), compile_s=round(first, 3))
+        rec = self.base(
+            name=f"jax on_device {dtype} vmap K={k}",
+            variant=f"vmap{k}",
+            dtype=dtype,
+            pipeline="on_device",
+            models_per_step=k,
+            train_images_per_s=round(k * bs / per_call, 3),
+            step_time_s=round(per_call, 6),
+            compute_time_s=round(per_call, 6),
+            compile_s=round(first, 3),
+        )
         rec["notes"].append(f"images/s counts all {k} models; per model {bs / per_call:.1f}")
         return rec
 
@@ -561,8 +653,10 @@ class JaxBench:
         pipeline, train_step, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         key = jax.random.key(self.s["seed"] + 7)
-        fixed = jax.device_put(self._index_batches(pipeline, 1, 30)[0],
-                               jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("data")))
+        fixed = jax.device_put(
+            self._index_batches(pipeline, 1, 30)[0],
+            jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("data")),
+        )
         out = []
         for donate in (True, False):
             # Donated: the trainer's own jitted step (already compiled); not donated: a re-jit of it.
@@ -575,18 +669,30 @@ class JaxBench:
 
             first, per_call = self._time(call, self.s["steps"])
             bs = self.s["batch_size"]
-            out.append(self.base(
-                name=f"jax on_device {dtype} {'donated' if donate else 'not donated'}",
-                variant="donate" if donate else "no_donate", dtype=dtype, pipeline="on_device",
-                train_images_per_s=round(bs / per_call, 3), step_time_s=round(per_call, 6),
-                compute_time_s=round(per_call, 6), compile_s=round(first, 3)))
+            out.append(
+                self.base(
+                    name=f"jax on_device {dtype} {'donated' if donate else 'not donated'}",
+                    variant="donate" if donate else "no_donate",
+                    dtype=dtype,
+                    pipeline="on_device",
+                    train_images_per_s=round(bs / per_call, 3),
+                    step_time_s=round(per_call, 6),
+                    compute_time_s=round(per_call, 6),
+                    compile_s=round(first, 3),
+                )
+            )
         return out
 
     def measure_eval_sync(self, built, dtype: str) -> dict:
         pipeline, _, eval_step, state, _ = built
         ips = self.measure_eval(pipeline, eval_step, state.params, sync_every_batch=True)
-        rec = self.base(name=f"jax on_device {dtype} eval, host sync per batch", variant="eval_sync", dtype=dtype,
-                        pipeline="on_device", eval_images_per_s=round(ips, 3))
+        rec = self.base(
+            name=f"jax on_device {dtype} eval, host sync per batch",
+            variant="eval_sync",
+            dtype=dtype,
+            pipeline="on_device",
+            eval_images_per_s=round(ips, 3),
+        )
         rec["notes"].append("compare eval_images_per_s with the plain step's (accumulated on the device)")
         return rec
 
@@ -605,8 +711,11 @@ def torch_device_info(device) -> dict:
     import torch
 
     if device.type == "cuda":
-        return {"device": f"cuda:{device.index or 0}", "device_kind": torch.cuda.get_device_name(device),
-                "device_count": 1}
+        return {
+            "device": f"cuda:{device.index or 0}",
+            "device_kind": torch.cuda.get_device_name(device),
+            "device_count": 1,
+        }
     return {"device": "cpu:0", "device_kind": f"cpu: {_cpu_model()} ({os.cpu_count()} cores)", "device_count": 1}
 
 
@@ -618,9 +727,17 @@ def _sync(device):
 
 
 def torch_base(settings: dict, device, **fields) -> dict:
-    return record(framework="torch", batch_size=settings["batch_size"], image_size=settings["image_size"],
-                  crop_size=settings["crop_size"], timed_steps=settings["steps"], models_per_step=1,
-                  steps_per_dispatch=1, **torch_device_info(device), **fields)
+    return record(
+        framework="torch",
+        batch_size=settings["batch_size"],
+        image_size=settings["image_size"],
+        crop_size=settings["crop_size"],
+        timed_steps=settings["steps"],
+        models_per_step=1,
+        steps_per_dispatch=1,
+        **torch_device_info(device),
+        **fields,
+    )
 
 
 class JpegDataset:
@@ -642,14 +759,16 @@ class JpegDataset:
 def paper_transform(image_size: int, crop_size: int):
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.ToTensor(),
-        transforms.Resize((image_size, image_size)),
-        transforms.RandomCrop(crop_size),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomVerticalFlip(),
-        transforms.RandomRotation(180),
-    ])
+    return transforms.Compose(
+        [
+            transforms.ToTensor(),
+            transforms.Resize((image_size, image_size)),
+            transforms.RandomCrop(crop_size),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomVerticalFlip(),
+            transforms.RandomRotation(180),
+        ]
+    )
 
 
 def torch_paper(settings: dict) -> dict:
@@ -677,8 +796,9 @@ def torch_paper(settings: dict) -> dict:
 
     def loader(n_items):
         dataset = JpegDataset(jpegs[:n_items], labels[:n_items], transform)
-        return torch.utils.data.DataLoader(dataset, batch_size=bs, shuffle=True, num_workers=workers,
-                                           persistent_workers=False, drop_last=True)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=bs, shuffle=True, num_workers=workers, persistent_workers=False, drop_last=True
+        )
 
     model = torchvision.models.alexnet(num_classes=NUM_CLASSES).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
@@ -724,13 +844,24 @@ def torch_paper(settings: dict) -> dict:
             (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
         eval_ips = n_eval * bs / (time.perf_counter() - t0)
     del it
-    rec = torch_base(settings, device, name="torch paper recipe float32", variant="paper", dtype="float32",
-                     pipeline=f"DataLoader+PIL ({workers} workers)", train_images_per_s=round(bs / step_time, 3),
-                     eval_images_per_s=round(eval_ips, 3), step_time_s=round(step_time, 6),
-                     compute_time_s=round(compute / steps, 6), input_wait_s=round(wait / steps, 6),
-                     compile_s=round(first or 0.0, 3))
-    rec["notes"].append(f"JPEGs of {settings['jpeg_size']} px decoded per item; torch {torch.__version__}, "
-                        f"{torch.get_num_threads()} intra-op threads")
+    rec = torch_base(
+        settings,
+        device,
+        name="torch paper recipe float32",
+        variant="paper",
+        dtype="float32",
+        pipeline=f"DataLoader+PIL ({workers} workers)",
+        train_images_per_s=round(bs / step_time, 3),
+        eval_images_per_s=round(eval_ips, 3),
+        step_time_s=round(step_time, 6),
+        compute_time_s=round(compute / steps, 6),
+        input_wait_s=round(wait / steps, 6),
+        compile_s=round(first or 0.0, 3),
+    )
+    rec["notes"].append(
+        f"JPEGs of {settings['jpeg_size']} px decoded per item; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op threads"
+    )
     return rec
 
 
@@ -793,8 +924,10 @@ def torch_tuned(settings: dict) -> dict:
     if settings["torch_compile"]:
         net = torch.compile(model)
     else:
-        notes.append("torch.compile off" + (" (--quick: a cold compile takes ~2 min on a 2-core CPU)"
-                                            if settings["quick"] else ""))
+        notes.append(
+            "torch.compile off"
+            + (" (--quick: a cold compile takes ~2 min on a 2-core CPU)" if settings["quick"] else "")
+        )
     generator = torch.Generator(device=device)
     generator.manual_seed(settings["seed"])
     amp = dict(device_type=device.type, dtype=torch.bfloat16)
@@ -850,24 +983,37 @@ def torch_tuned(settings: dict) -> dict:
     n_eval = max(2, steps)
     with torch.no_grad(), torch.autocast(**amp):
         for step in range(max(1, warmup)):
-            net(device_augment(data, indices(200 + step), settings["crop_size"], generator)
-                .contiguous(memory_format=torch.channels_last)).argmax(1)
+            net(
+                device_augment(data, indices(200 + step), settings["crop_size"], generator).contiguous(
+                    memory_format=torch.channels_last
+                )
+            ).argmax(1)
         total = torch.zeros((), device=device, dtype=torch.long)
         _sync(device)
         t0 = time.perf_counter()
         for step in range(n_eval):
             idx = indices(300 + step)
-            x = device_augment(data, idx, settings["crop_size"], generator).contiguous(memory_format=torch.channels_last)
+            x = device_augment(data, idx, settings["crop_size"], generator).contiguous(
+                memory_format=torch.channels_last
+            )
             total += (net(x).argmax(1) == targets[idx]).sum()
         total.item()
         eval_ips = n_eval * bs / (time.perf_counter() - t0)
     compiled = settings["torch_compile"] and compile_error is None
-    rec = torch_base(settings, device, name=f"torch tuned bf16{' compiled' if compiled else ' eager'}",
-                     variant="tuned" if compiled else "tuned_eager", dtype="bfloat16",
-                     pipeline="resident uint8 + device augment", train_images_per_s=round(bs / step_time, 3),
-                     eval_images_per_s=round(eval_ips, 3), step_time_s=round(step_time, 6),
-                     compute_time_s=round(compute, 6), input_wait_s=round(max(0.0, step_time - compute), 6),
-                     compile_s=round(first, 3))
+    rec = torch_base(
+        settings,
+        device,
+        name=f"torch tuned bf16{' compiled' if compiled else ' eager'}",
+        variant="tuned" if compiled else "tuned_eager",
+        dtype="bfloat16",
+        pipeline="resident uint8 + device augment",
+        train_images_per_s=round(bs / step_time, 3),
+        eval_images_per_s=round(eval_ips, 3),
+        step_time_s=round(step_time, 6),
+        compute_time_s=round(compute, 6),
+        input_wait_s=round(max(0.0, step_time - compute), 6),
+        compile_s=round(first, 3),
+    )
     rec["notes"] = notes + [f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"]
     if compile_error:
         rec["notes"].append("compile_error: " + compile_error)
@@ -919,9 +1065,16 @@ def run_torch_worker(names: list[str], settings: dict) -> None:
 def torch_error(name: str, settings: dict, error: str) -> dict:
     if name == "peak":
         return {"schema": SCHEMA, "kind": "torch_peak", "peaks": None, "error": error}
-    return record(framework="torch", variant=name, name=f"torch {name}", dtype="float32" if name == "paper" else
-                  "bfloat16", batch_size=settings["batch_size"], image_size=settings["image_size"],
-                  crop_size=settings["crop_size"], error=error)
+    return record(
+        framework="torch",
+        variant=name,
+        name=f"torch {name}",
+        dtype="float32" if name == "paper" else "bfloat16",
+        batch_size=settings["batch_size"],
+        image_size=settings["image_size"],
+        crop_size=settings["crop_size"],
+        error=error,
+    )
 
 
 def spawn_torch(names: list[str], settings: dict, argv: list[str]) -> list[dict]:
@@ -937,14 +1090,26 @@ def spawn_torch(names: list[str], settings: dict, argv: list[str]) -> list[dict]
     if len(lines) < len(names):
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         reason = stderr if code is None else f"the PyTorch subprocess exited {code}: {tail}"
-        lines += [torch_error(name, settings, reason) for name in names[len(lines):]]
+        lines += [torch_error(name, settings, reason) for name in names[len(lines) :]]
     return lines
 
 
 def _child_argv(settings: dict) -> list[str]:
     """The settings as flags for the PyTorch subprocess."""
-    argv = [f"--{k}={settings[k]}" for k in ("batch_size", "image_size", "crop_size", "num_images", "steps", "warmup",
-                                              "torch_workers", "jpeg_size", "seed")]
+    argv = [
+        f"--{k}={settings[k]}"
+        for k in (
+            "batch_size",
+            "image_size",
+            "crop_size",
+            "num_images",
+            "steps",
+            "warmup",
+            "torch_workers",
+            "jpeg_size",
+            "seed",
+        )
+    ]
     argv.append(f"--torch_compile={'on' if settings['torch_compile'] else 'off'}")
     return argv + (["--quick"] if settings["quick"] else [])
 
@@ -984,17 +1149,19 @@ def markdown(records: list[dict], header: dict) -> str:
     ]
     for r in measured:
         if r.get("error"):
-            lines.append(f"| {r['name']} | {r.get('dtype') or '–'} | {r.get('pipeline') or '–'} | error: "
-                         f"{r['error'][:120]} |||||||||")
+            lines.append(
+                f"| {r['name']} | {r.get('dtype') or '–'} | {r.get('pipeline') or '–'} | error: "
+                f"{r['error'][:120]} |||||||||"
+            )
             continue
-        ratio = (r["train_images_per_s"] / paper["train_images_per_s"]
-                 if paper and r.get("train_images_per_s") else None)
+        ratio = r["train_images_per_s"] / paper["train_images_per_s"] if paper and r.get("train_images_per_s") else None
         lines.append(
             f"| {r['name']} | {r['dtype']} | {r['pipeline']} | {_fmt(r['train_images_per_s'])} | "
             f"{_fmt(r['eval_images_per_s'])} | {_fmt(r['step_time_s'], 1, 1e3)} | {_fmt(r['compute_time_s'], 1, 1e3)} | "
             f"{_fmt(r['input_wait_s'], 1, 1e3)} | {_fmt(r['achieved_tflops'], 3)} | "
             f"{_fmt(r['mfu'], 1, 100) + ' %' if r['mfu'] is not None else '–'} | "
-            f"{_fmt(ratio, 2) + 'x' if ratio else '–'} | {_fmt(r['projected_study_hours'], 0)} |")
+            f"{_fmt(ratio, 2) + 'x' if ratio else '–'} | {_fmt(r['projected_study_hours'], 0)} |"
+        )
     lines += [
         "",
         "Study (h): projected wall time of the full paper study on one such device from the measured train and eval "
@@ -1042,8 +1209,10 @@ def run_benchmark(settings: dict) -> list[dict]:
 
     images, labels = synthetic_images(settings["num_images"], settings["image_size"], settings["seed"])
     bench = JaxBench(settings, images, labels)
-    info(f"JAX on {bench.info['device_kind']} x{bench.info['device_count']}; batch {settings['batch_size']}, "
-         f"crop {settings['crop_size']} px")
+    info(
+        f"JAX on {bench.info['device_kind']} x{bench.info['device_count']}; batch {settings['batch_size']}, "
+        f"crop {settings['crop_size']} px"
+    )
     given = parse_peak_flag(FLAGS.peak_tflops)
     peaks: dict = {}
     n = matmul_size(settings)
@@ -1057,8 +1226,12 @@ def run_benchmark(settings: dict) -> list[dict]:
             best, source = xla, "XLA"
             if torch_peaks and torch_peaks.get(dtype, 0) > xla:
                 best, source = torch_peaks[dtype], "PyTorch"
-            peaks[dtype] = (round(best, 4), f"measured here: best {n}x{n} {dtype} matmul ({source}; XLA {xla:.3f}"
-                            + (f", PyTorch {torch_peaks[dtype]:.3f}" if torch_peaks else "") + " TFLOP/s)")
+            peaks[dtype] = (
+                round(best, 4),
+                f"measured here: best {n}x{n} {dtype} matmul ({source}; XLA {xla:.3f}"
+                + (f", PyTorch {torch_peaks[dtype]:.3f}" if torch_peaks else "")
+                + " TFLOP/s)",
+            )
     info(f"peaks: {peaks}")
     if settings["scan_modes"] is None:
         settings["scan_modes"] = ["unrolled"] if jax.default_backend() == "cpu" else ["rolled", "unrolled"]
@@ -1073,13 +1246,21 @@ def run_benchmark(settings: dict) -> list[dict]:
                     built_on_device[dtype] = built
             except Exception as error:  # noqa: BLE001 - e.g. TensorFlow missing: reported, not fatal
                 logging.exception("measurement failed")
-                rec = bench.base(name=f"jax {pipeline} {dtype}", variant="step", dtype=dtype, pipeline=pipeline,
-                                 error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+                rec = bench.base(
+                    name=f"jax {pipeline} {dtype}",
+                    variant="step",
+                    dtype=dtype,
+                    pipeline=pipeline,
+                    error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+                )
             emit(finish_record(rec, peaks), records)
 
     # Levers on the dtype whose plain on_device step was fastest here (bf16 on GPUs, f32 on most CPUs).
-    rates = {r["dtype"]: r["train_images_per_s"] for r in records
-             if r.get("variant") == "step" and r.get("pipeline") == "on_device" and r.get("train_images_per_s")}
+    rates = {
+        r["dtype"]: r["train_images_per_s"]
+        for r in records
+        if r.get("variant") == "step" and r.get("pipeline") == "on_device" and r.get("train_images_per_s")
+    }
     lever_dtype = max((d for d in built_on_device if d in rates), key=rates.get, default=None)
     if lever_dtype is None and FLAGS.levers:
         info("levers skipped: they need a successful on_device measurement")
@@ -1088,8 +1269,10 @@ def run_benchmark(settings: dict) -> list[dict]:
         info(f"lever {lever} ({lever_dtype}) ...")
         try:
             if lever == "scan":
-                out = [bench.measure_scan(built, lever_dtype, settings["scan_steps"], mode == "unrolled")
-                       for mode in settings["scan_modes"]]
+                out = [
+                    bench.measure_scan(built, lever_dtype, settings["scan_steps"], mode == "unrolled")
+                    for mode in settings["scan_modes"]
+                ]
             elif lever == "vmap":
                 out = [bench.measure_vmap(built, lever_dtype, k) for k in settings["vmap_models"]]
             elif lever == "donate":
@@ -1102,8 +1285,15 @@ def run_benchmark(settings: dict) -> list[dict]:
             raise
         except Exception as error:  # noqa: BLE001
             logging.exception("lever failed")
-            out = [bench.base(name=f"jax lever {lever}", variant=lever, dtype=lever_dtype, pipeline="on_device",
-                              error=f"{type(error).__name__}: {error}")]
+            out = [
+                bench.base(
+                    name=f"jax lever {lever}",
+                    variant=lever,
+                    dtype=lever_dtype,
+                    pipeline="on_device",
+                    error=f"{type(error).__name__}: {error}",
+                )
+            ]
         for rec in out:
             emit(finish_record(rec, peaks), records)
 
@@ -1111,29 +1301,34 @@ def run_benchmark(settings: dict) -> list[dict]:
         emit(finish_record(rec, peaks), records)
 
     summary = {
-        "schema": SCHEMA, "kind": "summary",
+        "schema": SCHEMA,
+        "kind": "summary",
         "paper_gpu_months": PAPER["gpu_months"],
         "paper_gpu_hours": round(PAPER["gpu_months"] * SECONDS_PER_MONTH / 3600, 1),
         "paper_study": {k: PAPER[k] for k in ("runs", "epochs", "train_images", "test_images")},
         "peaks": {k: {"tflops": v[0], "source": v[1]} for k, v in peaks.items()},
         "torch_matmul_tflops": torch_peaks,
-        "projections_hours": {r["name"]: r["projected_study_hours"] for r in records
-                              if r.get("projected_study_hours") is not None},
+        "projections_hours": {
+            r["name"]: r["projected_study_hours"] for r in records if r.get("projected_study_hours") is not None
+        },
         "settings": settings,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     ok = [r for r in records if r.get("projected_study_hours")]
     if ok:
         best = min(ok, key=lambda r: r["projected_study_hours"])
-        summary["fastest"] = {"name": best["name"], "hours": best["projected_study_hours"],
-                              "device_months": best["projected_study_device_months"],
-                              "vs_paper": round(PAPER["gpu_months"] / best["projected_study_device_months"], 3)}
+        summary["fastest"] = {
+            "name": best["name"],
+            "hours": best["projected_study_hours"],
+            "device_months": best["projected_study_device_months"],
+            "vs_paper": round(PAPER["gpu_months"] / best["projected_study_device_months"], 3),
+        }
     emit(summary, records)
     header = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "device": f"{bench.info['device_kind']} x{bench.info['device_count']}",
         "host": f"{platform.node()}, {os.cpu_count()} CPU cores, {platform.platform()}, load average at the end "
-                f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes share the machine when > cores)",
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes share the machine when > cores)",
         "versions": versions(),
         "settings": settings,
         "command": "python -m alexnet_jax.bench " + " ".join(sys.argv[1:]),

@@ -95,7 +95,9 @@ def _to_torch_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def expected_torch_shapes(num_classes: int = 1000) -> dict[str, tuple[int, ...]]:
     """torchvision AlexNet's state-dict keys and shapes for a head of `num_classes`."""
-    return {_torch_key(layer, leaf): _to_torch_layout(shape) for (layer, leaf), shape in _flax_shapes(num_classes).items()}
+    return {
+        _torch_key(layer, leaf): _to_torch_layout(shape) for (layer, leaf), shape in _flax_shapes(num_classes).items()
+    }
 
 
 def _to_numpy(value: Any, key: str) -> np.ndarray:
@@ -168,9 +170,7 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], num_classes: int | N
             found = tuple(getattr(state_dict[key], "shape", np.shape(state_dict[key])))
             problems.append(f"unexpected key {key!r} (shape {found}); torchvision AlexNet has no such parameter")
     if problems:
-        raise ConversionError(
-            "state dict does not match torchvision AlexNet:\n  - " + "\n  - ".join(problems)
-        )
+        raise ConversionError("state dict does not match torchvision AlexNet:\n  - " + "\n  - ".join(problems))
 
     params: dict[str, dict[str, np.ndarray]] = {}
     for layer, leaf in _flax_shapes(ckpt_classes):
@@ -369,7 +369,9 @@ def _torch_reference(state_dict: Mapping[str, Any], params: Mapping[str, Any]):
     tensors = {k: torch.from_numpy(np.array(_to_numpy(v, k))) for k, v in state_dict.items()}
     head_from_checkpoint = _checkpoint_num_classes(state_dict) == num_classes
     if not head_from_checkpoint:
-        tensors["classifier.6.weight"] = torch.from_numpy(np.ascontiguousarray(np.asarray(params["classifier_6"]["kernel"]).T))
+        tensors["classifier.6.weight"] = torch.from_numpy(
+            np.ascontiguousarray(np.asarray(params["classifier_6"]["kernel"]).T)
+        )
         tensors["classifier.6.bias"] = torch.from_numpy(np.array(params["classifier_6"]["bias"]))
     model.load_state_dict(tensors, strict=True)
     return model.eval(), head_from_checkpoint
@@ -402,7 +404,9 @@ def parity_report(
 
     @jax.jit
     def forward(params, images):  # params as an argument: as constants XLA would fold them, slowly
-        logits, state = flax_model.apply({"params": params}, images, train=False, capture=True, mutable=["intermediates"])
+        logits, state = flax_model.apply(
+            {"params": params}, images, train=False, capture=True, mutable=["intermediates"]
+        )
         return logits, state["intermediates"]["features"][0], state["intermediates"]["avgpool"][0]
 
     rows = []
@@ -415,7 +419,9 @@ def parity_report(
             pooled = model.avgpool(features)
             logits = model.classifier(torch.flatten(pooled, 1))
         with jax.default_matmul_precision("highest"):  # no TF32 on GPUs: compare like with like
-            j_logits, j_features, j_pooled = jax.device_get(forward(jax_params, jnp.asarray(images.transpose(0, 2, 3, 1))))
+            j_logits, j_features, j_pooled = jax.device_get(
+                forward(jax_params, jnp.asarray(images.transpose(0, 2, 3, 1)))
+            )
         rows.append(
             {
                 "height": height,
@@ -530,18 +536,34 @@ def _define_flags():
     """Flags exist only when run as a command, so importing this module never clashes with others'."""
     from absl import flags
 
-    flags.DEFINE_string("torch_checkpoint", None, "PyTorch checkpoint to convert (.pth/.pt state dict, DDP or "
-                        "training-checkpoint dict, or .safetensors). Default: torchvision's IMAGENET1K_V1.")
-    flags.DEFINE_integer("num_classes", None, "Head size. Default: the checkpoint's. Another value gives a "
-                         "fresh head with torchvision's init.", lower_bound=1)
+    flags.DEFINE_string(
+        "torch_checkpoint",
+        None,
+        "PyTorch checkpoint to convert (.pth/.pt state dict, DDP or "
+        "training-checkpoint dict, or .safetensors). Default: torchvision's IMAGENET1K_V1.",
+    )
+    flags.DEFINE_integer(
+        "num_classes",
+        None,
+        "Head size. Default: the checkpoint's. Another value gives a fresh head with torchvision's init.",
+        lower_bound=1,
+    )
     flags.DEFINE_string("output", str(DEFAULT_OUTPUT), "Output directory (relative to the current directory).")
     flags.DEFINE_boolean("parity", True, "Compare against torchvision on random inputs and store the report.")
     flags.DEFINE_float("parity_tolerance", PARITY_TOLERANCE, "Fail if any relative difference exceeds this.")
     flags.DEFINE_integer("seed", 0, "Seed of the fresh head, when --num_classes differs from the checkpoint.")
-    flags.DEFINE_string("download_url", None, "Fetch IMAGENET1K_V1 from this URL (a mirror) instead of "
-                        "torchvision's; file name and hash check stay the same.")
-    flags.DEFINE_boolean("check_only", False, "Only say whether the ImageNet file is available offline: "
-                         f"exit 0 and print its path if so, else exit {EXIT_NOT_AVAILABLE}. Never downloads.")
+    flags.DEFINE_string(
+        "download_url",
+        None,
+        "Fetch IMAGENET1K_V1 from this URL (a mirror) instead of "
+        "torchvision's; file name and hash check stay the same.",
+    )
+    flags.DEFINE_boolean(
+        "check_only",
+        False,
+        "Only say whether the ImageNet file is available offline: "
+        f"exit 0 and print its path if so, else exit {EXIT_NOT_AVAILABLE}. Never downloads.",
+    )
 
 
 def main(argv):

@@ -63,8 +63,15 @@ def _edges(values: np.ndarray, integer: bool = False, max_bins: int = 30) -> np.
     return np.linspace(lo - pad, hi + pad, bins + 1)
 
 
-def _hist(ax, series: list[tuple[str, np.ndarray, str]], xlabel: str, unit: str, integer: bool = False,
-          digits: int = 1, zero_line: bool = False) -> None:
+def _hist(
+    ax,
+    series: list[tuple[str, np.ndarray, str]],
+    xlabel: str,
+    unit: str,
+    integer: bool = False,
+    digits: int = 1,
+    zero_line: bool = False,
+) -> None:
     """Overlaid histograms, one per (arm, values, label); the legend gives n, mean and SD."""
     present = [(arm, np.asarray(v, dtype=np.float64), label) for arm, v, label in series if len(v)]
     if not present:
@@ -112,39 +119,65 @@ def fig03(path, study, summary, paired, example_run) -> str:
     _hist(axes[0, 1], epochs, "Epoch of peak test accuracy (0-based)", "", integer=True, digits=0)
     axes[0, 1].set_title("(B) Epoch at which each run peaks", loc="left")
     _save(fig, path)
-    return ("Histograms of (A) each run's peak test accuracy and (B) the epoch at which it occurs, per arm; "
-            "dashed lines mark the means. Paper: 84.2% vs 82.4%; epoch 155 (SD 34) vs 367 (SD 33).")
+    return (
+        "Histograms of (A) each run's peak test accuracy and (B) the epoch at which it occurs, per arm; "
+        "dashed lines mark the means. Paper: 84.2% vs 82.4%; epoch 155 (SD 34) vs 367 (SD 33)."
+    )
 
 
 def fig04(path, study, summary, paired, example_run) -> str:
     fig, axes = _figure(1, 2, (12, 4.6))
     n, n200 = len(paired.runs), len(paired.runs_200)
-    _hist(axes[0, 0], [("pretrained", 100 * paired.acc, "Pretrained minus scratch")],
-          "Peak test accuracy difference (percentage points)", " pts", digits=2, zero_line=True)
+    _hist(
+        axes[0, 0],
+        [("pretrained", 100 * paired.acc, "Pretrained minus scratch")],
+        "Peak test accuracy difference (percentage points)",
+        " pts",
+        digits=2,
+        zero_line=True,
+    )
     wins = summary["sign_test"]["peak_acc"]
     axes[0, 0].set_title(f"(A) Accuracy gain from pretraining: higher in {wins['wins']} of {n} runs", loc="left")
-    _hist(axes[0, 1], [("pretrained", paired.epoch_200, "Pretrained minus scratch (first 200)")],
-          "Peak epoch difference (epochs; negative = pretrained peaks earlier)", "", integer=True, digits=0,
-          zero_line=True)
+    _hist(
+        axes[0, 1],
+        [("pretrained", paired.epoch_200, "Pretrained minus scratch (first 200)")],
+        "Peak epoch difference (epochs; negative = pretrained peaks earlier)",
+        "",
+        integer=True,
+        digits=0,
+        zero_line=True,
+    )
     early = summary["sign_test"]["peak_epoch_first_200"]
-    axes[0, 1].set_title(f"(B) Epochs to peak, scratch limited to 200: earlier in {early['wins']} of {n200}",
-                         loc="left")
+    axes[0, 1].set_title(
+        f"(B) Epochs to peak, scratch limited to 200: earlier in {early['wins']} of {n200}", loc="left"
+    )
     _save(fig, path)
-    return ("Paired differences, pretrained minus scratch: (A) peak test accuracy (scratch over all its epochs); "
-            "(B) the epoch of the peak, with scratch restricted to its first 200 epochs, as in the paper. "
-            "The black line marks no difference, the dashed line the mean.")
+    return (
+        "Paired differences, pretrained minus scratch: (A) peak test accuracy (scratch over all its epochs); "
+        "(B) the epoch of the peak, with scratch restricted to its first 200 epochs, as in the paper. "
+        "The black line marks no difference, the dashed line the mean."
+    )
 
 
 def fig05(path, study, summary, paired, example_run) -> str:
     fig, axes = _figure(1, 1, (7.5, 4.6))
-    _hist(axes[0, 0], [("pretrained", 100 * paired.acc_200, "Pretrained minus scratch (first 200 epochs)")],
-          "Peak test accuracy difference (percentage points)", " pts", digits=2, zero_line=True)
+    _hist(
+        axes[0, 0],
+        [("pretrained", 100 * paired.acc_200, "Pretrained minus scratch (first 200 epochs)")],
+        "Peak test accuracy difference (percentage points)",
+        " pts",
+        digits=2,
+        zero_line=True,
+    )
     wins = summary["sign_test"]["peak_acc_first_200"]
-    axes[0, 0].set_title(f"Equal budget of 200 epochs: pretrained higher in {wins['wins']} of "
-                         f"{len(paired.runs_200)} runs", loc="left")
+    axes[0, 0].set_title(
+        f"Equal budget of 200 epochs: pretrained higher in {wins['wins']} of {len(paired.runs_200)} runs", loc="left"
+    )
     _save(fig, path)
-    return ("As Fig. 4A, but the scratch arm only counts its first 200 epochs, the pretrained arm's budget. "
-            "Paper: the mean advantage roughly doubles, to about 4.6 points.")
+    return (
+        "As Fig. 4A, but the scratch arm only counts its first 200 epochs, the pretrained arm's budget. "
+        "Paper: the mean advantage roughly doubles, to about 4.6 points."
+    )
 
 
 def _curves(ax, records, arm, title) -> None:
@@ -153,7 +186,9 @@ def _curves(ax, records, arm, title) -> None:
         ax.set_title(title, loc="left")
         return
     lines = [np.column_stack([np.arange(r.done), 100 * r.test_acc]) for r in records]
-    ax.add_collection(LineCollection(lines, colors=COLOR[arm], linewidths=0.6, alpha=max(0.12, min(0.8, 8 / len(lines)))))
+    ax.add_collection(
+        LineCollection(lines, colors=COLOR[arm], linewidths=0.6, alpha=max(0.12, min(0.8, 8 / len(lines))))
+    )
     longest = max(r.done for r in records)
     low = min(float(np.min(r.test_acc)) for r in records) * 100
     high = max(float(np.max(r.test_acc)) for r in records) * 100
@@ -172,15 +207,22 @@ def fig06(path, study, summary, paired, example_run) -> str:
     full = f"{planned[0]} epochs" if len(planned) == 1 else "the full run"
     for ax, n, letter in ((axes[0, 0], 50, "A"), (axes[0, 1], 20, "B")):
         gains = [100 * (r.peak_acc - r.peak_within(n)[1]) for r in records if r.done >= n]
-        _hist(ax, [("pretrained", gains, f"Pretrained, {full} minus first {n}")],
-              "Gain in peak test accuracy (percentage points)", " pts", digits=2)
+        _hist(
+            ax,
+            [("pretrained", gains, f"Pretrained, {full} minus first {n}")],
+            "Gain in peak test accuracy (percentage points)",
+            " pts",
+            digits=2,
+        )
         ax.set_title(f"({letter}) Pretrained: gain from {full} instead of {n}", loc="left")
     _curves(axes[1, 0], records, "pretrained", "(C) Test accuracy of every pretrained run")
     _curves(axes[1, 1], _records(study, "scratch"), "scratch", "(D) Test accuracy of every scratch run")
     _save(fig, path)
-    return ("(A, B) What the pretrained arm gains in peak test accuracy by training its full run instead of its "
-            "first 50 or 20 epochs (paper: about 1 point and 2-2.5 points). (C, D) Test-accuracy curves of all "
-            "runs, pretrained and from scratch.")
+    return (
+        "(A, B) What the pretrained arm gains in peak test accuracy by training its full run instead of its "
+        "first 50 or 20 epochs (paper: about 1 point and 2-2.5 points). (C, D) Test-accuracy curves of all "
+        "runs, pretrained and from scratch."
+    )
 
 
 def fig07(path, study, summary, paired, example_run) -> str:
@@ -202,16 +244,25 @@ def fig07(path, study, summary, paired, example_run) -> str:
             ax.plot(x, scale * getattr(record, f"test_{kind}"), color=COLOR[arm], linewidth=1.3, label="Test")
             best = record.peak_epoch
             y = scale * getattr(record, f"test_{kind}")[best]
-            ax.plot([best], [y], marker="o", color="black", markersize=5, linestyle="none",
-                    label=f"Best epoch {best}" + (f" ({100 * record.peak_acc:.1f}%)" if kind == "acc" else ""))
+            ax.plot(
+                [best],
+                [y],
+                marker="o",
+                color="black",
+                markersize=5,
+                linestyle="none",
+                label=f"Best epoch {best}" + (f" ({100 * record.peak_acc:.1f}%)" if kind == "acc" else ""),
+            )
             ax.set_xlabel("Epoch")
             ax.set_ylabel(unit)
             ax.set_title(title, loc="left")
             ax.legend(loc="best", fontsize=9, frameon=False)
             ax.grid(alpha=0.25)
     _save(fig, path)
-    return (f"Run {example_run}: train and test accuracy (A, B) and loss (C, D) over all epochs, pretrained (left) "
-            "and from scratch (right); the dot marks the best epoch. The paper shows run 49.")
+    return (
+        f"Run {example_run}: train and test accuracy (A, B) and loss (C, D) over all epochs, pretrained (left) "
+        "and from scratch (right); the dot marks the best epoch. The paper shows run 49."
+    )
 
 
 def _class_hist(path, study, summary, arm) -> None:
@@ -236,14 +287,18 @@ def _class_hist(path, study, summary, arm) -> None:
 
 def fig08(path, study, summary, paired, example_run) -> str:
     _class_hist(path, study, summary, "pretrained")
-    return ("Per-class test accuracy (diagonal / row total of the best-epoch confusion matrix) of each pretrained "
-            "run; dashed line: mean.")
+    return (
+        "Per-class test accuracy (diagonal / row total of the best-epoch confusion matrix) of each pretrained "
+        "run; dashed line: mean."
+    )
 
 
 def fig09(path, study, summary, paired, example_run) -> str:
     _class_hist(path, study, summary, "scratch")
-    return ("Per-class test accuracy of each run trained from scratch, as Fig. 8. The paper finds Irr+Misc about "
-            "half as accurate as with pretraining.")
+    return (
+        "Per-class test accuracy of each run trained from scratch, as Fig. 8. The paper finds Irr+Misc about "
+        "half as accurate as with pretraining."
+    )
 
 
 def _matrix(fig, ax, values, text, names, title, vmax=1.0, cmap="Blues", bar_label="") -> None:
@@ -275,14 +330,27 @@ def fig10(path, study, summary, paired, example_run) -> str:
         totals = counts.sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(totals > 0, counts / np.where(totals > 0, totals, 1), np.nan)
-        text = [[f"{counts[i, j]}\n({100 * share[i, j]:.1f}%)" if totals[i, 0] else f"{counts[i, j]}"
-                 for j in range(len(names))] for i in range(len(names))]
-        _matrix(fig, ax, share, text, names,
-                f"({letter}) Run {example_run}, {LOWER[arm]}, best epoch {record.peak_epoch}",
-                bar_label="Share of the true class")
+        text = [
+            [
+                f"{counts[i, j]}\n({100 * share[i, j]:.1f}%)" if totals[i, 0] else f"{counts[i, j]}"
+                for j in range(len(names))
+            ]
+            for i in range(len(names))
+        ]
+        _matrix(
+            fig,
+            ax,
+            share,
+            text,
+            names,
+            f"({letter}) Run {example_run}, {LOWER[arm]}, best epoch {record.peak_epoch}",
+            bar_label="Share of the true class",
+        )
     _save(fig, path)
-    return (f"Confusion matrices of run {example_run}'s best-epoch models on its test set: counts, with the share "
-            "of each true class (row) in brackets; colour follows the share.")
+    return (
+        f"Confusion matrices of run {example_run}'s best-epoch models on its test set: counts, with the share "
+        "of each true class (row) in brackets; colour follows the share."
+    )
 
 
 def fig11(path, study, summary, paired, example_run) -> str:
@@ -298,17 +366,34 @@ def fig11(path, study, summary, paired, example_run) -> str:
                 _empty(ax, f"no {arm} runs")
             continue
         mean, std = block["confusion_mean"], block["confusion_std"]
-        _matrix(fig, axes[row, 0], mean, [["n/a" if v is None else f"{v:.3f}" for v in r] for r in mean], names,
-                f"({'AC'[row]}) {LABEL[arm]}: mean over {n} runs", bar_label="Mean share of the true class")
+        _matrix(
+            fig,
+            axes[row, 0],
+            mean,
+            [["n/a" if v is None else f"{v:.3f}" for v in r] for r in mean],
+            names,
+            f"({'AC'[row]}) {LABEL[arm]}: mean over {n} runs",
+            bar_label="Mean share of the true class",
+        )
         if n > 1:
-            _matrix(fig, axes[row, 1], std, [["n/a" if v is None else f"{v:.3f}" for v in r] for r in std], names,
-                    f"({'BD'[row]}) {LABEL[arm]}: SD over {n} runs", vmax=top, cmap="Oranges",
-                    bar_label="SD of the share")
+            _matrix(
+                fig,
+                axes[row, 1],
+                std,
+                [["n/a" if v is None else f"{v:.3f}" for v in r] for r in std],
+                names,
+                f"({'BD'[row]}) {LABEL[arm]}: SD over {n} runs",
+                vmax=top,
+                cmap="Oranges",
+                bar_label="SD of the share",
+            )
         else:
             _empty(axes[row, 1], "SD undefined with a single run")
     _save(fig, path)
-    return ("Each run's best-epoch confusion matrix as shares of its row (true-class) totals, then the cell-wise "
-            "mean (A, C) and sample SD (B, D) over runs.")
+    return (
+        "Each run's best-epoch confusion matrix as shares of its row (true-class) totals, then the cell-wise "
+        "mean (A, C) and sample SD (B, D) over runs."
+    )
 
 
 FIGURES = (

@@ -54,7 +54,9 @@ def ensure_replaceable(directory: str | os.PathLike) -> None:
         )
 
 
-def save_params(directory: str | os.PathLike, params: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Path:
+def save_params(
+    directory: str | os.PathLike, params: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Write params (as float32) and metadata to `directory`, replacing an earlier save atomically.
 
     Refuses to replace a non-empty directory that is not a converted-weights directory.
@@ -65,7 +67,9 @@ def save_params(directory: str | os.PathLike, params: Mapping[str, Any], metadat
     ensure_replaceable(directory)
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), dict(params))
     meta = dict(metadata or {})
-    meta.update(format=FORMAT, num_classes=int(np.shape(params["classifier_6"]["bias"])[0]), param_count=count_params(params))
+    meta.update(
+        format=FORMAT, num_classes=int(np.shape(params["classifier_6"]["bias"])[0]), param_count=count_params(params)
+    )
 
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
@@ -75,8 +79,11 @@ def save_params(directory: str | os.PathLike, params: Mapping[str, Any], metadat
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
         # The params are host numpy arrays and one process writes them (in a multi-host run the
         # trainer calls this on process 0 only), so the checkpointer must not wait for the others.
-        local = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()},
-                                                   barrier_sync_key_prefix=f"save_params_{jax.process_index()}")
+        local = ocp.options.MultiprocessingOptions(
+            primary_host=jax.process_index(),
+            active_processes={jax.process_index()},
+            barrier_sync_key_prefix=f"save_params_{jax.process_index()}",
+        )
         with ocp.StandardCheckpointer(multiprocessing_options=local) as checkpointer:
             checkpointer.save(staging / PARAMS_SUBDIR, params)  # leaving the block waits for the write
         write_json_atomic(staging / METADATA_FILENAME, meta)

@@ -72,8 +72,9 @@ def load_images(source: str | os.PathLike) -> tuple[list[str], np.ndarray, np.nd
     return [p.name for p in files], np.stack(images), None
 
 
-def predict_probabilities(params, images_u8: np.ndarray, run_config: dict, *, batch_size: int = 64,
-                          tta: int = 0, seed: int = 0) -> np.ndarray:
+def predict_probabilities(
+    params, images_u8: np.ndarray, run_config: dict, *, batch_size: int = 64, tta: int = 0, seed: int = 0
+) -> np.ndarray:
     """Class probabilities (N, C) under the run's evaluation transform."""
     from alexnet_jax import augment
     from alexnet_jax.train import _normalize
@@ -85,7 +86,9 @@ def predict_probabilities(params, images_u8: np.ndarray, run_config: dict, *, ba
     images_u8 = augment.resize_images(images_u8, image_size)
     model = AlexNet(num_classes=num_classes)
     random_cfg = augment.AugmentConfig(crop_size=crop)
-    center_cfg = augment.AugmentConfig(crop_size=crop, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
+    center_cfg = augment.AugmentConfig(
+        crop_size=crop, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0
+    )
 
     @jax.jit
     def probabilities(params, batch, key):
@@ -100,7 +103,7 @@ def predict_probabilities(params, images_u8: np.ndarray, run_config: dict, *, ba
     params = jax.tree_util.tree_map(jnp.asarray, params)
     out = []
     for start in range(0, len(images_u8), batch_size):
-        batch = np.asarray(images_u8[start:start + batch_size])
+        batch = np.asarray(images_u8[start : start + batch_size])
         pad = batch_size - len(batch)
         if pad:  # one compiled shape for every batch
             batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
@@ -125,7 +128,9 @@ def write_predictions(path: str | os.PathLike, names, probabilities: np.ndarray,
 
 
 def _define_flags():
-    flags.DEFINE_string("checkpoint", None, "A run's arm directory (run_NNN/<arm>) or a params directory.", required=True)
+    flags.DEFINE_string(
+        "checkpoint", None, "A run's arm directory (run_NNN/<arm>) or a params directory.", required=True
+    )
     flags.DEFINE_string("images", None, "A folder of images or a prepared data set.", required=True)
     flags.DEFINE_string("output", "predictions.csv", "CSV to write.")
     flags.DEFINE_integer("batch_size", 64, "Images per forward pass.")
@@ -145,8 +150,9 @@ def main(argv):
         params = params_io.load_params(params_dir)
         names, images, labels = load_images(FLAGS.images)
         run_config = metadata.get("config") or {}
-        probabilities = predict_probabilities(params, images, run_config, batch_size=FLAGS.batch_size,
-                                              tta=FLAGS.tta, seed=FLAGS.seed)
+        probabilities = predict_probabilities(
+            params, images, run_config, batch_size=FLAGS.batch_size, tta=FLAGS.tta, seed=FLAGS.seed
+        )
         class_names = metadata.get("class_names") or list(CLASS_NAMES)
         if len(class_names) != probabilities.shape[1]:
             class_names = [f"class_{i}" for i in range(probabilities.shape[1])]
@@ -155,8 +161,11 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         return 2
     counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
-    print(f"wrote {len(names)} predictions to {FLAGS.output} ("
-          + ", ".join(f"{n}: {c}" for n, c in zip(class_names, counts)) + ")")
+    print(
+        f"wrote {len(names)} predictions to {FLAGS.output} ("
+        + ", ".join(f"{n}: {c}" for n, c in zip(class_names, counts))
+        + ")"
+    )
     if labels is not None:
         print(f"accuracy against the data set's labels: {(probabilities.argmax(1) == labels).mean():.4f}")
     return 0

@@ -78,8 +78,14 @@ def detect_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(l for l in listing.splitlines() if l.startswith("GPU "))]
 
 
-def make_slots(gpus: list[str], *, devices_per_run: int = 1, runs_per_device: int = 1, num_workers: int = 1,
-               warn: Callable[[str], None] = print) -> list[Slot]:
+def make_slots(
+    gpus: list[str],
+    *,
+    devices_per_run: int = 1,
+    runs_per_device: int = 1,
+    num_workers: int = 1,
+    warn: Callable[[str], None] = print,
+) -> list[Slot]:
     """Split the GPUs into groups of `devices_per_run`, each hosting `runs_per_device` runs.
 
     With no GPUs, `num_workers` CPU slots. Processes sharing a GPU each get an even share of
@@ -88,14 +94,20 @@ def make_slots(gpus: list[str], *, devices_per_run: int = 1, runs_per_device: in
     if devices_per_run < 1 or runs_per_device < 1 or num_workers < 1:
         raise ValueError("--devices_per_run, --runs_per_device and --num_workers must be >= 1")
     if not gpus:
-        return [Slot(f"cpu{i}", {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
-                for i in range(num_workers)]
-    groups = [gpus[i:i + devices_per_run] for i in range(0, len(gpus) - devices_per_run + 1, devices_per_run)]
+        return [
+            Slot(f"cpu{i}", {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
+            for i in range(num_workers)
+        ]
+    groups = [gpus[i : i + devices_per_run] for i in range(0, len(gpus) - devices_per_run + 1, devices_per_run)]
     if not groups:
-        raise ValueError(f"--devices_per_run={devices_per_run} but only {len(gpus)} GPU(s) are visible ({','.join(gpus)})")
+        raise ValueError(
+            f"--devices_per_run={devices_per_run} but only {len(gpus)} GPU(s) are visible ({','.join(gpus)})"
+        )
     if len(gpus) % devices_per_run:
-        warn(f"[study] warning: {len(gpus) % devices_per_run} GPU(s) left idle: {len(gpus)} GPUs do not split into "
-             f"groups of {devices_per_run}")
+        warn(
+            f"[study] warning: {len(gpus) % devices_per_run} GPU(s) left idle: {len(gpus)} GPUs do not split into "
+            f"groups of {devices_per_run}"
+        )
     slots = []
     for group in groups:
         env = {"CUDA_VISIBLE_DEVICES": ",".join(group)}
@@ -233,9 +245,20 @@ class Running:
 class Study:
     """Schedules `train` processes over slots until every run is done, failed or locked."""
 
-    def __init__(self, *, workdir: Path, runs: list[int], arms: list[str], slots: list[Slot], train_args: list[str],
-                 planned_epochs: dict, python: str = sys.executable, progress_every: float = 60.0,
-                 max_failures: int = 3, echo: Callable[[str], None] = print):
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        runs: list[int],
+        arms: list[str],
+        slots: list[Slot],
+        train_args: list[str],
+        planned_epochs: dict,
+        python: str = sys.executable,
+        progress_every: float = 60.0,
+        max_failures: int = 3,
+        echo: Callable[[str], None] = print,
+    ):
         self.workdir = Path(workdir)
         self.runs, self.arms, self.slots = list(runs), list(arms), list(slots)
         self.train_args = list(train_args)
@@ -260,19 +283,29 @@ class Study:
             handle.write(f"{stamp} {line}\n")
 
     def command(self, run_index: int) -> list[str]:
-        return [self.python, "-m", "alexnet_jax.train", f"--workdir={self.workdir}", f"--run_index={run_index}",
-                f"--arms={','.join(self.arms)}", *self.train_args]
+        return [
+            self.python,
+            "-m",
+            "alexnet_jax.train",
+            f"--workdir={self.workdir}",
+            f"--run_index={run_index}",
+            f"--arms={','.join(self.arms)}",
+            *self.train_args,
+        ]
 
     def _launch(self, run_index: int, slot: Slot) -> None:
         log_path = self.log_dir / f"run_{run_index:03d}.log"
         handle = open(log_path, "a")
         command = self.command(run_index)
         env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
-        handle.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} study launcher: run {run_index} on {slot.name} "
-                     f"({' '.join(f'{k}={v}' for k, v in slot.env.items())})\n===== {shlex.join(command)}\n")
+        handle.write(
+            f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} study launcher: run {run_index} on {slot.name} "
+            f"({' '.join(f'{k}={v}' for k, v in slot.env.items())})\n===== {shlex.join(command)}\n"
+        )
         handle.flush()
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)  # Ctrl-C reaches the launcher, which stops them cleanly
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )  # Ctrl-C reaches the launcher, which stops them cleanly
         self.running[slot.name] = Running(run_index, slot, process, log_path, handle, time.monotonic())
         self.echo(f"[study] run {run_index:03d} started on {slot.name} (pid {process.pid}, log {log_path})")
 
@@ -297,8 +330,10 @@ class Study:
             reason = "exited 0 but its results.json is not complete"
         self.failed[item.run_index] = reason
         indented = "\n".join("    " + line for line in tail.splitlines())
-        self.echo(f"[study] run {item.run_index:03d} FAILED on {item.slot.name} after {took} ({reason}); "
-                  f"log: {item.log_path}\n{indented}")
+        self.echo(
+            f"[study] run {item.run_index:03d} FAILED on {item.slot.name} after {took} ({reason}); "
+            f"log: {item.log_path}\n{indented}"
+        )
 
     def report_progress(self, start: Progress, started: float) -> None:
         now = measure_progress(self.workdir, self.runs, self.arms, self.planned_epochs)
@@ -313,7 +348,8 @@ class Study:
         self.echo(
             f"[study] {now.runs_complete}/{len(self.runs)} runs done, {len(self.running)} running, "
             f"{len(self.failed)} failed | epochs {now.epochs_done}/{now.epochs_planned} | "
-            f"{rate:,.0f} img/s | {eta}")
+            f"{rate:,.0f} img/s | {eta}"
+        )
 
     def stop(self, *_):
         self._stop = True
@@ -331,7 +367,8 @@ class Study:
         self.echo(
             f"[study] {len(self.runs)} runs ({', '.join(self.arms)}) in {self.workdir}: {len(self.skipped)} already "
             f"complete, {len(self.locked)} in use by another process, {len(pending)} to train on {len(self.slots)} "
-            f"slot(s): {', '.join(s.name for s in self.slots)}")
+            f"slot(s): {', '.join(s.name for s in self.slots)}"
+        )
         for r, holder in self.locked.items():
             self.echo(f"[study] run {r:03d} skipped: in use by {holder}")
         started = time.monotonic()
@@ -362,15 +399,19 @@ class Study:
                 signal.signal(sig, handler)
         self.report_progress(start_progress, started)
         not_started = len(pending)
-        summary = (f"[study] finished: {len(self.done)} trained now, {len(self.skipped)} were already complete, "
-                   f"{len(self.failed)} failed, {len(self.locked)} in use by another process"
-                   + (f", {not_started} not started" if not_started else ""))
+        summary = (
+            f"[study] finished: {len(self.done)} trained now, {len(self.skipped)} were already complete, "
+            f"{len(self.failed)} failed, {len(self.locked)} in use by another process"
+            + (f", {not_started} not started" if not_started else "")
+        )
         self.echo(summary)
         for r, reason in sorted(self.failed.items()):
             self.echo(f"[study]   failed: run {r:03d} ({reason}), log {self.log_dir / f'run_{r:03d}.log'}")
         if self.max_failures and len(self.failed) >= self.max_failures and not_started:
-            self.echo(f"[study] stopped starting runs after {len(self.failed)} failures (--max_failures); fix the "
-                      "cause and launch again: finished runs are skipped")
+            self.echo(
+                f"[study] stopped starting runs after {len(self.failed)} failures (--max_failures); fix the "
+                "cause and launch again: finished runs are skipped"
+            )
         if self._stop:
             self.echo("[study] interrupted; launch the same command again to resume")
         if self.failed or self._stop or not_started:
@@ -422,17 +463,24 @@ def initialize_distributed() -> None:
     kwargs = {}
     if os.environ.get("JAX_COORDINATOR_ADDRESS"):
         try:
-            kwargs = dict(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
-                          num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-                          process_id=int(os.environ["JAX_PROCESS_ID"]))
+            kwargs = dict(
+                coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                process_id=int(os.environ["JAX_PROCESS_ID"]),
+            )
         except (KeyError, ValueError) as error:
-            raise SystemExit(f"error: JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES and JAX_PROCESS_ID must be "
-                             f"integers too ({error})") from None
+            raise SystemExit(
+                f"error: JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES and JAX_PROCESS_ID must be "
+                f"integers too ({error})"
+            ) from None
     if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(**kwargs)
-    print(f"[study] process {jax.process_index()}/{jax.process_count()}: {jax.local_device_count()} local of "
-          f"{jax.device_count()} devices", flush=True)
+    print(
+        f"[study] process {jax.process_index()}/{jax.process_count()}: {jax.local_device_count()} local of "
+        f"{jax.device_count()} devices",
+        flush=True,
+    )
 
 
 def check_distributed() -> int:
@@ -451,10 +499,20 @@ def check_distributed() -> int:
     x = jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local)
     total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)
     expected = sum((p + 1) * n for p, n in _local_counts().items())
-    print(json.dumps({"process_index": jax.process_index(), "process_count": jax.process_count(),
-                      "local_devices": jax.local_device_count(), "global_devices": jax.device_count(),
-                      "all_reduce": float(total), "expected": float(expected),
-                      "ok": float(total) == float(expected)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "process_index": jax.process_index(),
+                "process_count": jax.process_count(),
+                "local_devices": jax.local_device_count(),
+                "global_devices": jax.device_count(),
+                "all_reduce": float(total),
+                "expected": float(expected),
+                "ok": float(total) == float(expected),
+            }
+        ),
+        flush=True,
+    )
     return 0 if float(total) == float(expected) else 1
 
 
@@ -503,8 +561,11 @@ def _define_flags():
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
-        "config", str(DEFAULT_CONFIG), "Config file (experiments/configs/*.py); --config.x=y overrides are passed "
-        "to every run.", lock_config=True)
+        "config",
+        str(DEFAULT_CONFIG),
+        "Config file (experiments/configs/*.py); --config.x=y overrides are passed to every run.",
+        lock_config=True,
+    )
     flags.DEFINE_string("runs", None, "Runs to train, e.g. 0-99 or 0-9,49.", required=True)
     flags.DEFINE_string("workdir", None, "The study directory (run r goes to WORKDIR/run_NNN/).", required=True)
     flags.DEFINE_string("data_dir", None, "A prepared data set (overrides config.data.dir).")
@@ -529,8 +590,12 @@ def main(argv) -> int:
         runs = parse_runs(FLAGS.runs)
         arms = parse_arms(FLAGS.arms)
         gpus = [g.strip() for g in FLAGS.gpus.split(",") if g.strip()] if FLAGS.gpus is not None else detect_gpus()
-        slots = make_slots(gpus, devices_per_run=FLAGS.devices_per_run, runs_per_device=FLAGS.runs_per_device,
-                           num_workers=FLAGS.num_workers)
+        slots = make_slots(
+            gpus,
+            devices_per_run=FLAGS.devices_per_run,
+            runs_per_device=FLAGS.runs_per_device,
+            num_workers=FLAGS.num_workers,
+        )
         planned = {arm: int(FLAGS.config.epochs[arm]) for arm in arms}
     except (ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -543,12 +608,28 @@ def main(argv) -> int:
         train_args.append(f"--data_dir={Path(FLAGS.data_dir).resolve()}")
     if FLAGS.pretrained_weights:
         train_args.append(f"--pretrained_weights={Path(FLAGS.pretrained_weights).resolve()}")
-    study = Study(workdir=workdir, runs=runs, arms=arms, slots=slots, train_args=train_args, planned_epochs=planned,
-                  progress_every=FLAGS.progress_every, max_failures=FLAGS.max_failures)
+    study = Study(
+        workdir=workdir,
+        runs=runs,
+        arms=arms,
+        slots=slots,
+        train_args=train_args,
+        planned_epochs=planned,
+        progress_every=FLAGS.progress_every,
+        max_failures=FLAGS.max_failures,
+    )
     if FLAGS.dry_run:
         todo = [r for r in runs if not run_complete(workdir, r, arms)]
-        print(json.dumps({"slots": [dataclasses.asdict(s) for s in slots], "runs_to_train": todo,
-                          "example_command": shlex.join(study.command(todo[0])) if todo else None}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "slots": [dataclasses.asdict(s) for s in slots],
+                    "runs_to_train": todo,
+                    "example_command": shlex.join(study.command(todo[0])) if todo else None,
+                },
+                indent=1,
+            )
+        )
         return 0
     return study.run()
 

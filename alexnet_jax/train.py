@@ -95,8 +95,16 @@ def _normalize(images: jax.Array, imagenet: bool) -> jax.Array:
     return (images - mean) / std
 
 
-def make_steps(model: AlexNet, tx: optax.GradientTransformation, pipeline, mesh, *, num_classes: int,
-               normalize_imagenet: bool = False, jit: bool = True) -> tuple[Callable, Callable]:
+def make_steps(
+    model: AlexNet,
+    tx: optax.GradientTransformation,
+    pipeline,
+    mesh,
+    *,
+    num_classes: int,
+    normalize_imagenet: bool = False,
+    jit: bool = True,
+) -> tuple[Callable, Callable]:
     """Jitted `train_step(state, resident, batch, rng)` and `eval_step(params, resident, batch, rng)`.
 
     Both return sums (loss, correct, count) so that an epoch accumulates on the device and the
@@ -141,7 +149,9 @@ def make_steps(model: AlexNet, tx: optax.GradientTransformation, pipeline, mesh,
         predictions = jnp.argmax(logits, -1)
         weights = mask[:, None, None]
         confusion = (
-            jax.nn.one_hot(labels, num_classes)[:, :, None] * jax.nn.one_hot(predictions, num_classes)[:, None, :] * weights
+            jax.nn.one_hot(labels, num_classes)[:, :, None]
+            * jax.nn.one_hot(predictions, num_classes)[:, None, :]
+            * weights
         ).sum(0)
         return {
             "loss_sum": masked_cross_entropy(logits, labels, mask).sum(),
@@ -209,18 +219,28 @@ def load_run_data(config, run_index: int) -> RunData:
     if config.data.split == "paper":
         train_idx, test_idx = splits.paper_split(run_index, num_examples=n, train_size=train_size)
     elif config.data.split == "stratified":
-        train_idx, test_idx = splits.stratified_split(labels, train_size=train_size, seed=numpy_seed(config.seed, run_index))
+        train_idx, test_idx = splits.stratified_split(
+            labels, train_size=train_size, seed=numpy_seed(config.seed, run_index)
+        )
     else:
         raise TrainingError(f"--config.data.split={config.data.split!r}: use 'paper' or 'stratified'")
     val_idx = None
     if config.selection == "val" or config.data.val_fraction > 0:
         if config.data.val_fraction <= 0:
-            raise TrainingError("--config.selection=val needs a validation split: set --config.data.val_fraction (e.g. 0.1)")
+            raise TrainingError(
+                "--config.selection=val needs a validation split: set --config.data.val_fraction (e.g. 0.1)"
+            )
         train_idx, val_idx = splits.carve_validation(
             train_idx, labels, config.data.val_fraction, seed=numpy_seed(config.seed, run_index, 7)
         )
-    return RunData(np.asarray(images), np.asarray(labels), manifest, np.asarray(train_idx),
-                   np.asarray(test_idx), None if val_idx is None else np.asarray(val_idx))
+    return RunData(
+        np.asarray(images),
+        np.asarray(labels),
+        manifest,
+        np.asarray(train_idx),
+        np.asarray(test_idx),
+        None if val_idx is None else np.asarray(val_idx),
+    )
 
 
 def initial_params(arm: str, config, key: jax.Array, pretrained_weights: Path) -> tuple[dict, dict]:
@@ -274,13 +294,18 @@ def build_pipeline(config, data: RunData, mesh):
 
     aug = config.augment
     train_augment = augment.AugmentConfig(
-        crop_size=aug.crop_size, random_crop=True, hflip=aug.hflip, vflip=aug.vflip, rotation_degrees=aug.rotation_degrees
+        crop_size=aug.crop_size,
+        random_crop=True,
+        hflip=aug.hflip,
+        vflip=aug.vflip,
+        rotation_degrees=aug.rotation_degrees,
     )
     if config.eval_augment == "random":
         eval_augment = train_augment
     elif config.eval_augment == "center":
-        eval_augment = augment.AugmentConfig(crop_size=aug.crop_size, random_crop=False, hflip=False, vflip=False,
-                                             rotation_degrees=0.0)
+        eval_augment = augment.AugmentConfig(
+            crop_size=aug.crop_size, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0
+        )
     else:
         raise TrainingError(f"--config.eval_augment={config.eval_augment!r}: use 'random' (paper) or 'center'")
     for field in ("batch_size", "eval_batch_size"):
@@ -290,8 +315,13 @@ def build_pipeline(config, data: RunData, mesh):
                 f"pick a multiple of {mesh.size}."
             )
     return input_pipeline.make_pipeline(
-        choose_pipeline(config), data.images, data.labels, image_size=config.data.image_size,
-        train_augment=train_augment, eval_augment=eval_augment, mesh=mesh,
+        choose_pipeline(config),
+        data.images,
+        data.labels,
+        image_size=config.data.image_size,
+        train_augment=train_augment,
+        eval_augment=eval_augment,
+        mesh=mesh,
     )
 
 
@@ -360,22 +390,29 @@ class Checkpoints:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=None if keep_every_epoch else 1, enable_async_checkpointing=False, create=True
         )
-        self.manager = ocp.CheckpointManager(arm_dir.resolve() / "checkpoints", options=options,
-                                             item_names=("state", "history"))
+        self.manager = ocp.CheckpointManager(
+            arm_dir.resolve() / "checkpoints", options=options, item_names=("state", "history")
+        )
 
     def latest_epoch(self) -> int | None:
         return self.manager.latest_step()
 
     def save(self, epoch: int, state: TrainState, history: dict) -> None:
         ocp = self._ocp
-        self.manager.save(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(jax.device_get(state)), history=ocp.args.JsonSave(history)))
+        self.manager.save(
+            epoch,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(jax.device_get(state)), history=ocp.args.JsonSave(history)
+            ),
+        )
         self.manager.wait_until_finished()
 
     def restore(self, epoch: int, abstract_state: TrainState) -> tuple[TrainState, dict]:
         ocp = self._ocp
-        restored = self.manager.restore(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), history=ocp.args.JsonRestore()))
+        restored = self.manager.restore(
+            epoch,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), history=ocp.args.JsonRestore()),
+        )
         return restored["state"], restored["history"]
 
     def save_best(self, params, metadata: dict) -> None:
@@ -432,8 +469,16 @@ def _best(values: list[float]) -> int:
 class Trainer:
     """Trains the arms of one run. Owns the data, the mesh, the steps and the results file."""
 
-    def __init__(self, config, workdir: Path, run_index: int, *, pretrained_weights: Path = DEFAULT_WEIGHTS,
-                 devices=None, echo: Callable[[str], None] = print):
+    def __init__(
+        self,
+        config,
+        workdir: Path,
+        run_index: int,
+        *,
+        pretrained_weights: Path = DEFAULT_WEIGHTS,
+        devices=None,
+        echo: Callable[[str], None] = print,
+    ):
         self.config = config
         self.run_index = run_index
         self.dir = results_lib.run_dir(workdir, run_index)
@@ -448,8 +493,13 @@ class Trainer:
         self.model = AlexNet(num_classes=config.model.num_classes, dropout_rate=config.model.dropout_rate, dtype=dtype)
         self.tx = make_optimizer(config)
         self.train_step, self.eval_step = make_steps(
-            self.model, self.tx, self.pipeline, self.mesh, num_classes=config.model.num_classes,
-            normalize_imagenet=config.normalize_imagenet)
+            self.model,
+            self.tx,
+            self.pipeline,
+            self.mesh,
+            num_classes=config.model.num_classes,
+            normalize_imagenet=config.normalize_imagenet,
+        )
         self.resident = self.pipeline.resident
 
     # ---- results.json
@@ -487,7 +537,9 @@ class Trainer:
             "run_index": self.run_index,
             "class_names": names,
             "split": split,
-            "data": {k: manifest.get(k) for k in ("name", "source", "num_examples", "class_counts", "generator", "sha256")},
+            "data": {
+                k: manifest.get(k) for k in ("name", "source", "num_examples", "class_counts", "generator", "sha256")
+            },
             "arms": {},
             "config": json.loads(self.config.to_json()),
         }
@@ -502,7 +554,9 @@ class Trainer:
     # ---- epochs
     def _evaluate(self, params, indices: np.ndarray, key: jax.Array, purpose: int, epoch: int, seed: int) -> dict:
         totals, predictions = None, []
-        for step, batch in enumerate(self.pipeline.batches(indices, self.config.eval_batch_size, train=False, seed=seed)):
+        for step, batch in enumerate(
+            self.pipeline.batches(indices, self.config.eval_batch_size, train=False, seed=seed)
+        ):
             out = self.eval_step(params, self.resident, batch, step_key(key, purpose, epoch, step))
             predictions.append((out.pop("predictions"), out.pop("mask")))
             totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
@@ -575,7 +629,9 @@ class Trainer:
                 order = epoch_order(self.data.train_idx, config, self.run_index, arm, epoch)
                 train_seed = numpy_seed(config.seed, self.run_index, ARM_IDS[arm], epoch, 3)
                 totals, finite = None, []
-                for step, batch in enumerate(self.pipeline.batches(order, config.batch_size, train=True, seed=train_seed)):
+                for step, batch in enumerate(
+                    self.pipeline.batches(order, config.batch_size, train=True, seed=train_seed)
+                ):
                     state, metrics = self.train_step(state, self.resident, batch, step_key(key, 1, epoch, step))
                     finite.append(metrics.pop("finite"))
                     totals = metrics if totals is None else jax.tree_util.tree_map(jnp.add, totals, metrics)
@@ -593,27 +649,48 @@ class Trainer:
                 history["test_loss"].append(test["loss"])
                 history["test_acc"].append(test["acc"])
                 if selection == "val":
-                    val = self._evaluate(state.params, self.data.val_idx, key, 3, epoch, test_seed_base + 10_000 + epoch)
+                    val = self._evaluate(
+                        state.params, self.data.val_idx, key, 3, epoch, test_seed_base + 10_000 + epoch
+                    )
                     history["val_acc"].append(val["acc"])
                     history["val_loss"].append(val["loss"])
                 selected = history["val_acc"] if selection == "val" else history["test_acc"]
                 if _best(selected) == epoch:
                     best = {"epoch": epoch, "confusion": test["confusion"], "predictions": test["predictions"]}
                     if jax.process_index() == 0:
-                        checkpoints.save_best(state.params, {
-                            "run_index": self.run_index, "arm": arm, "epoch": epoch, "selection": selection,
-                            "test_acc": test["acc"], "num_classes": config.model.num_classes,
-                            "class_names": list(self._class_names()), "config": json.loads(config.to_json()),
-                        })
+                        checkpoints.save_best(
+                            state.params,
+                            {
+                                "run_index": self.run_index,
+                                "arm": arm,
+                                "epoch": epoch,
+                                "selection": selection,
+                                "test_acc": test["acc"],
+                                "num_classes": config.model.num_classes,
+                                "class_names": list(self._class_names()),
+                                "config": json.loads(config.to_json()),
+                            },
+                        )
                 elapsed = time.perf_counter() - t0
                 wall_time += elapsed
                 images_seen += len(order)
-                checkpoints.save(epoch, state, {"history": history, "best": best, "wall_time_s": wall_time,
-                                                "images_seen": images_seen})
+                checkpoints.save(
+                    epoch,
+                    state,
+                    {"history": history, "best": best, "wall_time_s": wall_time, "images_seen": images_seen},
+                )
                 results["arms"][arm] = snapshot(complete=epoch + 1 == epochs)
                 self._write_results(results)
-                self._log_epoch(arm, epoch, epochs, history, len(order) / elapsed, wall_time / (epoch + 1 - start_epoch)
-                                * (epochs - epoch - 1), writer, arm_dir)
+                self._log_epoch(
+                    arm,
+                    epoch,
+                    epochs,
+                    history,
+                    len(order) / elapsed,
+                    wall_time / (epoch + 1 - start_epoch) * (epochs - epoch - 1),
+                    writer,
+                    arm_dir,
+                )
             if start_epoch >= epochs and not (record and record.get("complete")):
                 results["arms"][arm] = snapshot(complete=True)
                 self._write_results(results)
@@ -629,7 +706,8 @@ class Trainer:
         line = (
             f"run {self.run_index:03d} [{arm:10s}] epoch {epoch + 1:3d}/{epochs}  "
             f"train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f} | test loss {h['test_loss']:.4f} "
-            f"acc {h['test_acc']:.4f}" + (f" | val acc {h['val_acc']:.4f}" if "val_acc" in h else "")
+            f"acc {h['test_acc']:.4f}"
+            + (f" | val acc {h['val_acc']:.4f}" if "val_acc" in h else "")
             + f" | {images_per_s:,.0f} img/s | ETA {_format_seconds(eta_s)}"
         )
         self.echo(line)
@@ -643,7 +721,9 @@ class Trainer:
 
     def _param_count(self) -> int:
         shapes = jax.eval_shape(
-            lambda key: init_params(key, self.config.model.num_classes, self.config.augment.crop_size), jax.random.key(0))
+            lambda key: init_params(key, self.config.model.num_classes, self.config.augment.crop_size),
+            jax.random.key(0),
+        )
         return count_params(shapes)
 
     def run(self, arms: Iterable[str]) -> dict:
@@ -718,14 +798,19 @@ def define_flags():
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
-        "config", str(REPO_ROOT / "experiments" / "configs" / "quick.py"), "Config file (experiments/configs/*.py).",
-        lock_config=True)
+        "config",
+        str(REPO_ROOT / "experiments" / "configs" / "quick.py"),
+        "Config file (experiments/configs/*.py).",
+        lock_config=True,
+    )
     flags.DEFINE_string("workdir", None, "Output directory; run r writes only into WORKDIR/run_NNN/.", required=True)
     flags.DEFINE_integer("run_index", None, "The run (split) to train.")
     flags.DEFINE_string("runs", None, "Several runs, e.g. 0-9,49 (instead of --run_index).")
     flags.DEFINE_string("arms", "pretrained,scratch", "Arms to train: pretrained, scratch, or both.")
     flags.DEFINE_string("data_dir", None, "A prepared data set (overrides config.data.dir).")
-    flags.DEFINE_string("pretrained_weights", str(DEFAULT_WEIGHTS), "Converted ImageNet weights (python -m alexnet_jax.convert).")
+    flags.DEFINE_string(
+        "pretrained_weights", str(DEFAULT_WEIGHTS), "Converted ImageNet weights (python -m alexnet_jax.convert)."
+    )
     flags.DEFINE_bool("keep_every_epoch", False, "Keep a checkpoint of every epoch, not only the latest.")
 
 

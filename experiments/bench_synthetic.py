@@ -30,14 +30,21 @@ def main(argv):
         f.num_examples, seed=f.seed, image_size=f.image_size, num_workers=f.num_workers, progress=True
     )
     seconds = time.perf_counter() - start
-    print(f"generator {synthetic.GENERATOR_VERSION}: {len(images)} images at {f.image_size}x{f.image_size}, "
-          f"{workers} worker(s) on {os.cpu_count()} cores")
-    print(f"total {seconds:.1f} s, {len(images) / seconds:.1f} images/s "
-          f"({len(images) / seconds / max(workers, 1):.1f} per worker)")
+    print(
+        f"generator {synthetic.GENERATOR_VERSION}: {len(images)} images at {f.image_size}x{f.image_size}, "
+        f"{workers} worker(s) on {os.cpu_count()} cores"
+    )
+    print(
+        f"total {seconds:.1f} s, {len(images) / seconds:.1f} images/s "
+        f"({len(images) / seconds / max(workers, 1):.1f} per worker)"
+    )
     print(f"load average 1 min: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"output {images.nbytes / 2**30:.2f} GiB; class counts {synthetic.class_counts(len(images)).tolist()}")
-    print("native cut-out side (px): median {:.0f}, range {}-{}".format(
-        metadata["native_px"].median(), metadata["native_px"].min(), metadata["native_px"].max()))
+    print(
+        "native cut-out side (px): median {:.0f}, range {}-{}".format(
+            metadata["native_px"].median(), metadata["native_px"].min(), metadata["native_px"].max()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -51,12 +51,19 @@ def compare(baseline: dict[int, np.ndarray], candidate: dict[int, np.ndarray]) -
     rows = []
     for r in shared:
         a, b = baseline[r], candidate[r]
-        rows.append({
-            "run": r, "peak_baseline": a.max(), "peak_candidate": b.max(),
-            "peak_epoch_baseline": int(a.argmax()) + 1, "peak_epoch_candidate": int(b.argmax()) + 1,
-            "final_baseline": a[-1], "final_candidate": b[-1], "max_gap": float(np.abs(a - b).max()),
-            "mean_gap": float(np.abs(a - b).mean()),
-        })
+        rows.append(
+            {
+                "run": r,
+                "peak_baseline": a.max(),
+                "peak_candidate": b.max(),
+                "peak_epoch_baseline": int(a.argmax()) + 1,
+                "peak_epoch_candidate": int(b.argmax()) + 1,
+                "final_baseline": a[-1],
+                "final_candidate": b[-1],
+                "max_gap": float(np.abs(a - b).max()),
+                "mean_gap": float(np.abs(a - b).mean()),
+            }
+        )
     stacked = np.stack([baseline[r] for r in sorted(baseline)])
     spread = stacked.std(axis=0, ddof=1) if len(stacked) > 1 else None
     peaks = stacked.max(axis=1)
@@ -70,19 +77,25 @@ def compare(baseline: dict[int, np.ndarray], candidate: dict[int, np.ndarray]) -
 
 
 def to_markdown(report: dict, arm: str) -> str:
-    lines = [f"Arm: {arm}. Test accuracy, baseline vs candidate, same runs.", "",
-             "| run | peak (baseline) | peak (candidate) | peak epoch | final | max per-epoch gap | mean gap |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Arm: {arm}. Test accuracy, baseline vs candidate, same runs.",
+        "",
+        "| run | peak (baseline) | peak (candidate) | peak epoch | final | max per-epoch gap | mean gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in report["rows"]:
         lines.append(
             f"| {row['run']} | {row['peak_baseline']:.4f} | {row['peak_candidate']:.4f} | "
             f"{row['peak_epoch_baseline']} / {row['peak_epoch_candidate']} | "
-            f"{row['final_baseline']:.4f} / {row['final_candidate']:.4f} | {row['max_gap']:.4f} | {row['mean_gap']:.4f} |")
+            f"{row['final_baseline']:.4f} / {row['final_candidate']:.4f} | {row['max_gap']:.4f} | {row['mean_gap']:.4f} |"
+        )
     lines.append("")
     lines.append(f"Mean peak difference (candidate - baseline): {report['peak_diff_mean']:+.4f}")
     if report["baseline_peak_sd"] is not None:
-        lines.append(f"Baseline run-to-run sd over {report['baseline_runs']} runs: peak {report['baseline_peak_sd']:.4f}, "
-                     f"per epoch (mean over epochs) {report['baseline_epoch_sd_mean']:.4f}")
+        lines.append(
+            f"Baseline run-to-run sd over {report['baseline_runs']} runs: peak {report['baseline_peak_sd']:.4f}, "
+            f"per epoch (mean over epochs) {report['baseline_epoch_sd_mean']:.4f}"
+        )
     return "\n".join(lines)
 
 

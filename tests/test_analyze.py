@@ -25,8 +25,17 @@ def curve(length: int, base: float, peaks: dict[int, float]) -> list[float]:
     return values
 
 
-def arm(test_acc, confusion=EYE, *, epochs=None, complete=True, best_epoch=None, predictions=None,
-        selection="test", val_acc=None) -> dict:
+def arm(
+    test_acc,
+    confusion=EYE,
+    *,
+    epochs=None,
+    complete=True,
+    best_epoch=None,
+    predictions=None,
+    selection="test",
+    val_acc=None,
+) -> dict:
     best = int(np.argmax(test_acc)) if best_epoch is None else best_epoch
     record = {
         "epochs": len(test_acc) if epochs is None else epochs,
@@ -54,8 +63,14 @@ def results(run: int, arms: dict, labels=None, data=None) -> dict:
     if labels is not None:
         split["test_labels"] = list(labels)
         split["test_counts"] = np.bincount(labels, minlength=4).tolist()
-    out = {"schema": "alexnet_jax.run/1", "run_index": run, "class_names": NAMES, "split": split, "arms": arms,
-           "config": {"data": data or {"name": "unit-test", "synthetic": True}}}
+    out = {
+        "schema": "alexnet_jax.run/1",
+        "run_index": run,
+        "class_names": NAMES,
+        "split": split,
+        "arms": arms,
+        "config": {"data": data or {"name": "unit-test", "synthetic": True}},
+    }
     return validate_results(out)
 
 
@@ -138,11 +153,20 @@ def test_all_wins_every_summary_key(tmp_path):
     close(pre["class_acc_mean"], [0.9, 0.7, 0.9, 0.5])
     close(pre["class_acc_std"], [0.1, 0.1, 0.1, 0.25])
     close(pre["recall_mean"], [0.9, 0.7, 0.9, 0.5])
-    close(pre["precision_mean"], [(9 / 11 + 8 / 9 + 10 / 13) / 3, (7 / 9 + 8 / 10 + 6 / 8) / 3,
-                                  (9 / 12 + 10 / 12 + 8 / 12) / 3, 1.0])
+    close(
+        pre["precision_mean"],
+        [(9 / 11 + 8 / 9 + 10 / 13) / 3, (7 / 9 + 8 / 10 + 6 / 8) / 3, (9 / 12 + 10 / 12 + 8 / 12) / 3, 1.0],
+    )
     close(pre["precision_std"][3], 0.0)
-    close(pre["f1_mean"], [(18 / 21 + 16 / 19 + 20 / 23) / 3, (14 / 19 + 16 / 20 + 12 / 18) / 3,
-                           (18 / 22 + 20 / 22 + 16 / 22) / 3, (4 / 6 + 6 / 7 + 2 / 5) / 3])
+    close(
+        pre["f1_mean"],
+        [
+            (18 / 21 + 16 / 19 + 20 / 23) / 3,
+            (14 / 19 + 16 / 20 + 12 / 18) / 3,
+            (18 / 22 + 20 / 22 + 16 / 22) / 3,
+            (4 / 6 + 6 / 7 + 2 / 5) / 3,
+        ],
+    )
     assert pre["class_acc_n"] == pre["precision_n"] == pre["f1_n"] == [3, 3, 3, 3]
     assert pre["precision_undefined_runs"] == [0, 0, 0, 0]
     close(pre["confusion_mean"], [[0.9, 0.1, 0, 0], [0.2, 0.7, 0.1, 0], [0, 0.1, 0.9, 0], [0, 0, 0.5, 0.5]])
@@ -224,8 +248,10 @@ def test_ties(tmp_path):
 
 
 def test_all_ties_give_undefined_tests(tmp_path):
-    runs = {i: results(i, {"pretrained": arm(curve(5, 0.5, {2: 0.8})), "scratch": arm(curve(5, 0.5, {2: 0.8}))})
-            for i in range(3)}
+    runs = {
+        i: results(i, {"pretrained": arm(curve(5, 0.5, {2: 0.8})), "scratch": arm(curve(5, 0.5, {2: 0.8}))})
+        for i in range(3)
+    }
     s = run_analysis(write_study(tmp_path, runs))
     assert s["sign_test"]["peak_acc"] == {"n_pairs": 3, "wins": 0, "losses": 0, "ties": 3, "p_value": None}
     w = s["wilcoxon"]["peak_acc"]
@@ -259,8 +285,11 @@ def test_mixed_results(tmp_path):
 
 
 def test_one_run(tmp_path):
-    runs = {7: results(7, {"pretrained": arm(curve(60, 0.5, {12: 0.7, 40: 0.8})),
-                           "scratch": arm(curve(60, 0.5, {50: 0.75}))})}
+    runs = {
+        7: results(
+            7, {"pretrained": arm(curve(60, 0.5, {12: 0.7, 40: 0.8})), "scratch": arm(curve(60, 0.5, {50: 0.75}))}
+        )
+    }
     s = run_analysis(write_study(tmp_path, runs))
     assert s["num_runs"] == 1 and s["runs"] == [7] and s["example_run"] == 7
     close(s["pretrained"]["peak_acc_mean"], 0.8)
@@ -308,7 +337,9 @@ def test_class_never_predicted_and_class_absent(tmp_path):
     never = [[9, 1, 0, 0], [2, 7, 1, 0], [0, 1, 9, 0], [0, 0, 4, 0]]  # irr_misc never predicted
     good = [[9, 1, 0, 0], [2, 7, 1, 0], [0, 1, 9, 0], [0, 0, 2, 2]]
     absent = [[9, 1, 0, 0], [2, 7, 1, 0], [0, 1, 9, 0], [0, 0, 0, 0]]  # no irr_misc in this test set
-    runs = {i: results(i, {"scratch": arm(curve(5, 0.5, {2: 0.8}), m)}) for i, m in enumerate((never, never, good, absent))}
+    runs = {
+        i: results(i, {"scratch": arm(curve(5, 0.5, {2: 0.8}), m)}) for i, m in enumerate((never, never, good, absent))
+    }
     s = run_analysis(write_study(tmp_path, runs))["scratch"]
     # Precision: undefined in the 3 runs that never predict irr_misc (two "never", one "absent").
     assert s["precision_n"] == [4, 4, 4, 1] and s["precision_undefined_runs"] == [0, 0, 0, 3]
@@ -331,9 +362,16 @@ def test_class_never_predicted_and_class_absent(tmp_path):
 
 def test_broken_partial_and_unequal_runs(tmp_path, capsys):
     runs = {
-        0: results(0, {"pretrained": arm(curve(60, 0.5, {10: 0.7, 30: 0.8})), "scratch": arm(curve(60, 0.5, {50: 0.75}))}),
-        1: results(1, {"pretrained": arm(curve(30, 0.5, {10: 0.72}), epochs=200, complete=False),
-                       "scratch": arm(curve(60, 0.5, {40: 0.70}))}),
+        0: results(
+            0, {"pretrained": arm(curve(60, 0.5, {10: 0.7, 30: 0.8})), "scratch": arm(curve(60, 0.5, {50: 0.75}))}
+        ),
+        1: results(
+            1,
+            {
+                "pretrained": arm(curve(30, 0.5, {10: 0.72}), epochs=200, complete=False),
+                "scratch": arm(curve(60, 0.5, {40: 0.70})),
+            },
+        ),
         4: results(4, {"pretrained": arm([], epochs=200, complete=False, best_epoch=0)}),
     }
     root = write_study(tmp_path, runs)
@@ -408,10 +446,22 @@ def test_mcnemar_per_run(tmp_path):
         scr[i] = 1
     pre[33] = 2  # one image only scratch gets right
     runs = {
-        0: results(0, {"pretrained": arm(curve(5, 0.5, {1: 0.9}), predictions=pre),
-                       "scratch": arm(curve(5, 0.5, {1: 0.8}), predictions=scr)}, labels=labels),
-        1: results(1, {"pretrained": arm(curve(5, 0.5, {1: 0.9}), predictions=labels),
-                       "scratch": arm(curve(5, 0.5, {1: 0.8}), predictions=labels)}, labels=labels),
+        0: results(
+            0,
+            {
+                "pretrained": arm(curve(5, 0.5, {1: 0.9}), predictions=pre),
+                "scratch": arm(curve(5, 0.5, {1: 0.8}), predictions=scr),
+            },
+            labels=labels,
+        ),
+        1: results(
+            1,
+            {
+                "pretrained": arm(curve(5, 0.5, {1: 0.9}), predictions=labels),
+                "scratch": arm(curve(5, 0.5, {1: 0.8}), predictions=labels),
+            },
+            labels=labels,
+        ),
         2: results(2, {"pretrained": arm(curve(5, 0.5, {1: 0.9})), "scratch": arm(curve(5, 0.5, {1: 0.8}))}),
     }
     s = run_analysis(write_study(tmp_path, runs))["mcnemar"]
@@ -435,9 +485,12 @@ def test_bootstrap_is_seeded():
 
 def test_long_runs_table(tmp_path):
     runs = {
-        44: results(44, {"pretrained": arm(curve(200, 0.5, {100: 0.84})), "scratch": arm(curve(400, 0.5, {300: 0.82}))}),
-        45: results(45, {"pretrained": arm(curve(1000, 0.5, {150: 0.845})),
-                         "scratch": arm(curve(1000, 0.5, {900: 0.835}))}),
+        44: results(
+            44, {"pretrained": arm(curve(200, 0.5, {100: 0.84})), "scratch": arm(curve(400, 0.5, {300: 0.82}))}
+        ),
+        45: results(
+            45, {"pretrained": arm(curve(1000, 0.5, {150: 0.845})), "scratch": arm(curve(1000, 0.5, {900: 0.835}))}
+        ),
     }
     s = run_analysis(write_study(tmp_path, runs))
     assert [r["run"] for r in s["long_runs"]] == [45]
@@ -478,8 +531,13 @@ def test_demo_study_full_pipeline(tmp_path):
     assert {p.name for p in out.glob("fig*.png")} == expected
     for name in expected:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for stem in ("table1_summary", "table2_class_accuracy", "table3_long_runs", "table4_precision_recall_f1",
-                 "paired_differences"):
+    for stem in (
+        "table1_summary",
+        "table2_class_accuracy",
+        "table3_long_runs",
+        "table4_precision_recall_f1",
+        "paired_differences",
+    ):
         assert (out / f"{stem}.csv").exists() and (out / f"{stem}.md").exists()
     report = (out / "report.md").read_text()
     for name in expected:

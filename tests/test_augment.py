@@ -179,9 +179,12 @@ def test_sample_params_ranges_and_switches():
     q = _SAMPLE(jax.random.key(0), 2000, SIZE, ROT)
     for k in p:
         np.testing.assert_array_equal(np.asarray(p[k]), np.asarray(q[k]))
-    det = _SAMPLE(jax.random.key(0), 50, 43, AugmentConfig(crop_size=32, random_crop=False,
-                                                                           hflip=False, vflip=False,
-                                                                           rotation_degrees=0.0))
+    det = _SAMPLE(
+        jax.random.key(0),
+        50,
+        43,
+        AugmentConfig(crop_size=32, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0),
+    )
     assert set(np.asarray(det["offset_y"]).tolist()) == {6} and not np.asarray(det["hflip"]).any()
     assert not np.asarray(det["angle_deg"]).any()
     small = _SAMPLE(jax.random.key(1), 4000, SIZE, dataclasses.replace(ROT, rotation_degrees=10.0))

@@ -35,15 +35,24 @@ def test_peak_table_and_flag():
 
 
 def test_finish_record_projects_the_study():
-    rec = bench.record(name="x", framework="jax", variant="step", dtype="bfloat16", crop_size=224,
-                       device_kind="NVIDIA H100 80GB HBM3", train_images_per_s=10_000.0, eval_images_per_s=30_000.0)
+    rec = bench.record(
+        name="x",
+        framework="jax",
+        variant="step",
+        dtype="bfloat16",
+        crop_size=224,
+        device_kind="NVIDIA H100 80GB HBM3",
+        train_images_per_s=10_000.0,
+        eval_images_per_s=30_000.0,
+    )
     bench.finish_record(rec, {"bfloat16": (790.0, "table")})
     assert rec["achieved_tflops"] == pytest.approx(10_000 * bench.train_flops_per_image(224) / 1e12, rel=1e-5)
     assert rec["mfu"] == pytest.approx(rec["achieved_tflops"] / 790.0, rel=1e-4)
     epoch_s = 12_000 / 10_000 + 2_034 / 30_000
     assert rec["projected_study_hours"] == pytest.approx(100 * 600 * epoch_s / 3600, rel=1e-4)
-    missing = bench.finish_record(bench.record(name="y", dtype="float32", crop_size=64, device_kind="cpu",
-                                               train_images_per_s=5.0), {})
+    missing = bench.finish_record(
+        bench.record(name="y", dtype="float32", crop_size=64, device_kind="cpu", train_images_per_s=5.0), {}
+    )
     assert missing["mfu"] is None and "--peak_tflops" in missing["mfu_note"]
     failed = bench.finish_record(bench.record(name="z", error="TensorFlow missing"), {})
     assert failed["mfu"] is None and failed["mfu_note"]
@@ -56,8 +65,16 @@ def check_measurement(rec):
     assert rec["device"] and rec["device_kind"] and rec["batch_size"] > 0 and rec["crop_size"] == 64
     numbers = [rec["train_images_per_s"], rec["eval_images_per_s"]]
     assert any(n is not None for n in numbers)
-    for key in ("train_images_per_s", "eval_images_per_s", "step_time_s", "compute_time_s", "achieved_tflops",
-                "mfu", "peak_tflops", "projected_study_hours"):
+    for key in (
+        "train_images_per_s",
+        "eval_images_per_s",
+        "step_time_s",
+        "compute_time_s",
+        "achieved_tflops",
+        "mfu",
+        "peak_tflops",
+        "projected_study_hours",
+    ):
         if rec[key] is not None:
             assert rec[key] > 0, (rec["name"], key, rec[key])
     if rec["input_wait_s"] is not None:
@@ -67,10 +84,26 @@ def check_measurement(rec):
 @pytest.mark.slow
 def test_quick_benchmark_output_format(tmp_path):
     md, jsonl = tmp_path / "bench.md", tmp_path / "bench.jsonl"
-    command = [sys.executable, "-m", "alexnet_jax.bench", "--quick", "--batch_size=8", "--num_images=48",
-               "--steps=1", "--warmup=1", "--dtypes=float32", "--pipelines=on_device,tf_data",
-               "--levers=scan,vmap,donate,eval_sync", "--vmap_models=2", "--scan_steps=2", "--torch=paper,tuned",
-               "--torch_workers=1", "--jpeg_size=48", f"--output_md={md}", f"--output_jsonl={jsonl}"]
+    command = [
+        sys.executable,
+        "-m",
+        "alexnet_jax.bench",
+        "--quick",
+        "--batch_size=8",
+        "--num_images=48",
+        "--steps=1",
+        "--warmup=1",
+        "--dtypes=float32",
+        "--pipelines=on_device,tf_data",
+        "--levers=scan,vmap,donate,eval_sync",
+        "--vmap_models=2",
+        "--scan_steps=2",
+        "--torch=paper,tuned",
+        "--torch_workers=1",
+        "--jpeg_size=48",
+        f"--output_md={md}",
+        f"--output_jsonl={jsonl}",
+    ]
     env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -78,9 +111,15 @@ def test_quick_benchmark_output_format(tmp_path):
     assert lines == [json.loads(line) for line in jsonl.read_text().splitlines()]
     measurements = [r for r in lines if r["kind"] == "measurement"]
     names = [r["name"] for r in measurements]
-    for expected in ("jax on_device float32", "jax tf_data float32", "jax on_device float32 scan x2 unrolled",
-                     "jax on_device float32 vmap K=2", "jax on_device float32 donated",
-                     "jax on_device float32 not donated", "torch paper recipe float32"):
+    for expected in (
+        "jax on_device float32",
+        "jax tf_data float32",
+        "jax on_device float32 scan x2 unrolled",
+        "jax on_device float32 vmap K=2",
+        "jax on_device float32 donated",
+        "jax on_device float32 not donated",
+        "torch paper recipe float32",
+    ):
         assert expected in names, names
     assert any(n.startswith("torch tuned bf16") for n in names), names
     for rec in measurements:

@@ -22,10 +22,15 @@ DEC = [-1.25 + i / 2 for i in range(8)]
 def vizier_tsv(path, ra_sexagesimal: bool = True):
     """VizieR's TSV output: comment header, names, units, dashes, rows (first table only)."""
     lines = [
-        "#", "# VizieR Astronomical Server vizier.cds.unistra.fr", "#RESOURCE=yCat_21860427",
-        "#Name: J/ApJS/186/427", "#Table\tJ_ApJS_186_427_table2:", "#Title: Catalog (table2)", "",
+        "#",
+        "# VizieR Astronomical Server vizier.cds.unistra.fr",
+        "#RESOURCE=yCat_21860427",
+        "#Name: J/ApJS/186/427",
+        "#Table\tJ_ApJS_186_427_table2:",
+        "#Title: Catalog (table2)",
+        "",
         "_RAJ2000\t_DEJ2000\tSDSS\tRAJ2000\tDEJ2000\tz\tTType\tR90r\tRp",
-        "deg\tdeg\t \t\"h:m:s\"\t\"d:m:s\"\t \t \tarcsec\tkpc",
+        'deg\tdeg\t \t"h:m:s"\t"d:m:s"\t \t \tarcsec\tkpc',
         "----------\t----------\t-------------------\t-----------\t-----------\t-----\t----\t-----\t-----",
     ]
     for i in range(8):
@@ -79,7 +84,7 @@ def test_radius_in_kpc_is_not_used(tmp_path):
 @pytest.mark.parametrize("kind", ["csv", "tsv", "fits", "ecsv"])
 def test_other_formats(tmp_path, kind):
     table = frame()
-    path = tmp_path / f"cat.{ 'txt' if kind == 'tsv' else kind}"
+    path = tmp_path / f"cat.{'txt' if kind == 'tsv' else kind}"
     if kind == "csv":
         table.to_csv(path, index=False)
     elif kind == "tsv":  # what the original read with pandas.read_table

@@ -16,13 +16,26 @@ import compare_curves  # noqa: E402
 
 def write_run(workdir: Path, run_index: int, test_acc: list[float], complete: bool = True) -> None:
     n = len(test_acc)
-    record = {"epochs": n if complete else n + 1, "complete": complete, "train_acc": test_acc,
-              "test_acc": test_acc, "train_loss": [1.0] * n, "test_loss": [1.0] * n,
-              "best_epoch": max(range(n), key=test_acc.__getitem__), "best_test_acc": max(test_acc),
-              "confusion_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
-              "wall_time_s": 1.0, "images_per_s": 1.0}
-    results = {"schema": results_lib.SCHEMA, "run_index": run_index,
-               "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"], "split": {}, "arms": {"scratch": record}}
+    record = {
+        "epochs": n if complete else n + 1,
+        "complete": complete,
+        "train_acc": test_acc,
+        "test_acc": test_acc,
+        "train_loss": [1.0] * n,
+        "test_loss": [1.0] * n,
+        "best_epoch": max(range(n), key=test_acc.__getitem__),
+        "best_test_acc": max(test_acc),
+        "confusion_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        "wall_time_s": 1.0,
+        "images_per_s": 1.0,
+    }
+    results = {
+        "schema": results_lib.SCHEMA,
+        "run_index": run_index,
+        "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"],
+        "split": {},
+        "arms": {"scratch": record},
+    }
     results_lib.write_json_atomic(results_lib.run_dir(workdir, run_index) / results_lib.RESULTS_FILENAME, results)
 
 
@@ -33,8 +46,9 @@ def test_known_curves(tmp_path):
     (tmp_path / "a" / "run_003").mkdir()  # started, no results yet: ignored
     write_run(tmp_path / "b", 0, [0.5, 0.65, 0.7])
     write_run(tmp_path / "b", 1, [0.55, 0.7, 0.6])
-    report = compare_curves.compare(compare_curves.load_curves(tmp_path / "a", "scratch"),
-                                    compare_curves.load_curves(tmp_path / "b", "scratch"))
+    report = compare_curves.compare(
+        compare_curves.load_curves(tmp_path / "a", "scratch"), compare_curves.load_curves(tmp_path / "b", "scratch")
+    )
     assert [row["run"] for row in report["rows"]] == [0, 1]
     assert report["rows"][0]["max_gap"] == pytest.approx(0.05)
     assert report["rows"][1]["mean_gap"] == pytest.approx(0.05 / 3)
@@ -42,14 +56,19 @@ def test_known_curves(tmp_path):
     assert report["peak_diff_mean"] == pytest.approx(0.0)
     assert report["baseline_peak_sd"] == pytest.approx(0.0)
     # per-epoch sd of [0.6, 0.7] and [0.7, 0.6] is 0.0707; epoch 1 has none
-    assert report["baseline_epoch_sd_mean"] == pytest.approx(2 * 0.1 / 2 ** 0.5 / 3)
+    assert report["baseline_epoch_sd_mean"] == pytest.approx(2 * 0.1 / 2**0.5 / 3)
 
 
 def test_cli_table_and_errors(tmp_path):
     write_run(tmp_path / "a", 0, [0.5, 0.6])
     write_run(tmp_path / "b", 0, [0.5, 0.6, 0.7])
-    run = lambda *args: subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,  # noqa: E731
-                                       cwd=REPO, timeout=120)
+    run = lambda *args: subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,  # noqa: E731
+        cwd=REPO,
+        timeout=120,
+    )
     same = run(f"--baseline={tmp_path / 'a'}", f"--candidate={tmp_path / 'a'}")
     assert same.returncode == 0 and "| 0 | 0.6000 | 0.6000 | 2 / 2 |" in same.stdout
     unequal = run(f"--baseline={tmp_path / 'a'}", f"--candidate={tmp_path / 'b'}")

@@ -53,7 +53,11 @@ def _subprocess_env(**extra):
 def _run_cli(args, cwd, **env):
     return subprocess.run(
         [sys.executable, "-m", "alexnet_jax.convert", *args],
-        cwd=cwd, env=_subprocess_env(**env), capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=_subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -228,13 +232,19 @@ def test_layouts(state_dict, reference_params):
     for leaf in jax.tree_util.tree_leaves(reference_params):
         assert isinstance(leaf, np.ndarray) and leaf.dtype == np.float32 and leaf.flags.c_contiguous
     # The params own their memory: changing the torch tensors afterwards changes nothing.
-    assert not any(np.may_share_memory(leaf, t.numpy()) for leaf in jax.tree_util.tree_leaves(reference_params) for t in state_dict.values())
+    assert not any(
+        np.may_share_memory(leaf, t.numpy())
+        for leaf in jax.tree_util.tree_leaves(reference_params)
+        for t in state_dict.values()
+    )
 
     # numpy arrays work as well as torch tensors, and bfloat16 tensors are widened.
     mixed = {k: v.numpy() for k, v in state_dict.items()}
     mixed["features.0.bias"] = state_dict["features.0.bias"].to(torch.bfloat16)
     converted = convert_torch_state_dict(mixed)
-    np.testing.assert_array_equal(converted["features_0"]["bias"], state_dict["features.0.bias"].to(torch.bfloat16).float().numpy())
+    np.testing.assert_array_equal(
+        converted["features_0"]["bias"], state_dict["features.0.bias"].to(torch.bfloat16).float().numpy()
+    )
     _assert_trees_equal(converted["classifier_1"], reference_params["classifier_1"])
 
 
@@ -259,7 +269,10 @@ def _paper_checkpoint(state_dict):
 FORMS = {
     "state_dict.pth": (lambda sd: sd, "state dict"),
     "ddp.pth": (lambda sd: {f"module.{k}": v for k, v in sd.items()}, "DDP state dict"),
-    "model_state_dict.pth": (lambda sd: {"epoch": 3, "model_state_dict": sd, "optimizer_state_dict": {"state": {}, "param_groups": []}}, "['model_state_dict']"),
+    "model_state_dict.pth": (
+        lambda sd: {"epoch": 3, "model_state_dict": sd, "optimizer_state_dict": {"state": {}, "param_groups": []}},
+        "['model_state_dict']",
+    ),
     "state_dict_key.pt": (lambda sd: {"state_dict": sd, "epoch": 3}, "['state_dict']"),
     "weights.safetensors": (None, "safetensors"),
 }
@@ -327,7 +340,10 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, state_dict):
     marker.unlink()
 
     zip_path = tmp_path / "evil.pth"
-    torch.save({"features.0.weight": _Payload(marker), **{k: v for k, v in state_dict.items() if k != "features.0.weight"}}, zip_path)
+    torch.save(
+        {"features.0.weight": _Payload(marker), **{k: v for k, v in state_dict.items() if k != "features.0.weight"}},
+        zip_path,
+    )
     legacy_path = tmp_path / "evil_legacy.pth"
     with open(legacy_path, "wb") as handle:
         pickle.dump({"model_state_dict": _Payload(marker)}, handle, protocol=2)

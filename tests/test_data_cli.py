@@ -20,14 +20,20 @@ from test_sdss_fetch import CutoutServer  # noqa: E402  (the local SkyServer sta
 
 def run_cli(*args, timeout=240):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "alexnet_jax.data", *args, "--noprogress"],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "alexnet_jax.data", *args, "--noprogress"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_prepare_synthetic_records_generator_and_protects_output(tmp_path):
     out = tmp_path / "synthetic"
-    result = run_cli("prepare", "--dataset=synthetic", f"--output={out}", "--num_examples=8", "--seed=1",
-                     "--num_workers=1")
+    result = run_cli(
+        "prepare", "--dataset=synthetic", f"--output={out}", "--num_examples=8", "--seed=1", "--num_workers=1"
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote 8 examples" in result.stdout
     manifest = read_manifest(out)
@@ -61,7 +67,8 @@ def paper_like_catalog(path, run0_matches: bool, seed=0):
         labels[test0] = rng.permutation(np.repeat(np.arange(4), [386, 485, 1113, 50]))
         labels[mask] = rng.permutation(np.repeat(np.arange(4), [2352, 2730, 6595, 323]))
     pd.DataFrame({"SDSS": [f"J{i:06d}" for i in range(14034)], "TType": class_ttype[labels]}).to_csv(
-        path, sep="\t", index=False)
+        path, sep="\t", index=False
+    )
     return labels
 
 
@@ -119,17 +126,31 @@ def test_prepare_folder(tmp_path):
 def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path):
     n = 6
     catalog = tmp_path / "table2.tsv"
-    lines = ["# VizieR-like excerpt", "", "_RAJ2000\t_DEJ2000\tSDSS\tTType\tR90r", "deg\tdeg\t \t \tarcsec",
-             "--------\t--------\t----\t---\t----"]
+    lines = [
+        "# VizieR-like excerpt",
+        "",
+        "_RAJ2000\t_DEJ2000\tSDSS\tTType\tR90r",
+        "deg\tdeg\t \t \tarcsec",
+        "--------\t--------\t----\t---\t----",
+    ]
     for i in range(n):
         r90 = "" if i == 2 else f"{5 + 3 * i:.1f}"
         lines.append(f"{150 + i:.5f}\t{2 - i / 3:+.5f}\tJ{150 + i:06d}.00+0{i}\t{[-5, 0, 1, 10, 4, -2][i]}\t{r90}")
     catalog.write_text("\n".join(lines) + "\n")
     cache, out = tmp_path / "cache", tmp_path / "na"
     with CutoutServer({}) as server:  # every request answered with a JPEG
-        args = ["prepare", "--dataset=nair_abraham", f"--catalog={catalog}", f"--output={out}",
-                f"--cache_dir={cache}", f"--sdss_url={server.url}", f"--expected_rows={n}", "--cutout_size=64",
-                "--rate=0", "--backoff=0.01"]
+        args = [
+            "prepare",
+            "--dataset=nair_abraham",
+            f"--catalog={catalog}",
+            f"--output={out}",
+            f"--cache_dir={cache}",
+            f"--sdss_url={server.url}",
+            f"--expected_rows={n}",
+            "--cutout_size=64",
+            "--rate=0",
+            "--backoff=0.01",
+        ]
         result = run_cli(*args)
         assert result.returncode == 0, result.stderr
         assert sum(server.hits.values()) == n and f"{n} fetched" in result.stdout

@@ -32,8 +32,14 @@ def make_folder(tmp_path, n=6, ext=".jpg"):
     for i in range(n):
         # names sort in row order; the colour encodes the row
         solid(40 * i).save(folder / f"gal_{i:03d}{ext}", quality=95)
-    catalog = pd.DataFrame({"name": [f"gal_{i:03d}" for i in range(n)], "TType": TTYPES[:n],
-                            "RAJ2000": np.arange(n) + 0.5, "DEJ2000": -np.arange(n) - 0.25})
+    catalog = pd.DataFrame(
+        {
+            "name": [f"gal_{i:03d}" for i in range(n)],
+            "TType": TTYPES[:n],
+            "RAJ2000": np.arange(n) + 0.5,
+            "DEJ2000": -np.arange(n) - 0.25,
+        }
+    )
     path = tmp_path / "catalog.csv"
     catalog.to_csv(path, index=False)
     return folder, catalog, path
@@ -112,8 +118,9 @@ def test_label_columns(tmp_path):
     folder, catalog, _ = make_folder(tmp_path)
     by_label = catalog.drop(columns=["TType"]).assign(label=LABELS)
     np.testing.assert_array_equal(ingest_folder(folder, by_label).labels, LABELS)
-    by_class = catalog.drop(columns=["TType"]).assign(**{"class": ["Elliptical", "lenticular", "spiral",
-                                                                   "irr_misc", "spiral", "lenticular"]})
+    by_class = catalog.drop(columns=["TType"]).assign(
+        **{"class": ["Elliptical", "lenticular", "spiral", "irr_misc", "spiral", "lenticular"]}
+    )
     np.testing.assert_array_equal(ingest_folder(folder, by_class).labels, LABELS)
     with pytest.raises(FolderError, match="no label column.*Columns found: name, RAJ2000, DEJ2000"):
         ingest_folder(folder, catalog.drop(columns=["TType"]))

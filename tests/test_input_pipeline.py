@@ -252,8 +252,10 @@ def test_clear_errors(data, mesh):
     with pytest.raises(ValueError, match="unknown input pipeline"):
         _make("torch", data, mesh)
     with pytest.raises(ValueError, match="train_augment.*crop_size"):
-        ip.make_pipeline("on_device", data[0], data[1], image_size=24, train_augment=TRAIN, eval_augment=CENTER,
-                         mesh=mesh)
+        ip.make_pipeline(
+            "on_device", data[0], data[1], image_size=24, train_augment=TRAIN, eval_augment=CENTER, mesh=mesh
+        )
     with pytest.raises(ValueError, match="labels"):
-        ip.make_pipeline("on_device", data[0], data[1][:-1], image_size=SIZE, train_augment=TRAIN,
-                         eval_augment=CENTER, mesh=mesh)
+        ip.make_pipeline(
+            "on_device", data[0], data[1][:-1], image_size=SIZE, train_augment=TRAIN, eval_augment=CENTER, mesh=mesh
+        )

@@ -52,9 +52,7 @@ def test_parameter_counts(num_classes, expected):
     assert sum(p.numel() for p in torch_model.parameters()) == expected
     # Same layers, same shapes up to layout.
     torch_shapes = {k: tuple(v.shape) for k, v in torch_model.state_dict().items()}
-    ours = {
-        _torch_name(layer, leaf): s.shape for layer, leaves in shapes.items() for leaf, s in leaves.items()
-    }
+    ours = {_torch_name(layer, leaf): s.shape for layer, leaves in shapes.items() for leaf, s in leaves.items()}
     assert set(ours) == set(torch_shapes)
     for key, shape in ours.items():
         if len(shape) == 4:

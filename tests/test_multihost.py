@@ -18,9 +18,16 @@ import pytest
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
-ARGS = ["--config=" + str(REPO / "experiments/configs/quick.py"), "--run_index=0", "--arms=scratch",
-        "--config.data.image_size=72", "--config.augment.crop_size=64", "--config.batch_size=8",
-        "--config.eval_batch_size=8", "--config.epochs.scratch=2"]
+ARGS = [
+    "--config=" + str(REPO / "experiments/configs/quick.py"),
+    "--run_index=0",
+    "--arms=scratch",
+    "--config.data.image_size=72",
+    "--config.augment.crop_size=64",
+    "--config.batch_size=8",
+    "--config.eval_batch_size=8",
+    "--config.epochs.scratch=2",
+]
 
 
 def _free_port() -> int:
@@ -32,17 +39,38 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_two_devices(tmp_path):
     rng = np.random.default_rng(0)
-    write_prepared(tmp_path / "data", rng.integers(0, 256, (44, 256, 256, 3), dtype=np.uint8), np.arange(44) % 4,
-                   name="tiny-random", source="test")
+    write_prepared(
+        tmp_path / "data",
+        rng.integers(0, 256, (44, 256, 256, 3), dtype=np.uint8),
+        np.arange(44) % 4,
+        name="tiny-random",
+        source="test",
+    )
     base = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     port = _free_port()
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "alexnet_jax.study", "train", f"--data_dir={tmp_path / 'data'}",
-             f"--workdir={tmp_path / 'multi'}", *ARGS],
-            env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-                     JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)),
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "alexnet_jax.study",
+                "train",
+                f"--data_dir={tmp_path / 'data'}",
+                f"--workdir={tmp_path / 'multi'}",
+                *ARGS,
+            ],
+            env=dict(
+                base,
+                XLA_FLAGS="--xla_force_host_platform_device_count=1",
+                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                JAX_NUM_PROCESSES="2",
+                JAX_PROCESS_ID=str(i),
+            ),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for i in range(2)
     ]
     try:
@@ -54,9 +82,20 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
         assert w.returncode == 0, out[-3000:]
     assert "process 0/2" in outputs[0] and "process 1/2" in outputs[1]
     single = subprocess.run(
-        [sys.executable, "-m", "alexnet_jax.train", f"--data_dir={tmp_path / 'data'}", f"--workdir={tmp_path / 'single'}",
-         *ARGS], env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"), cwd=REPO,
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "alexnet_jax.train",
+            f"--data_dir={tmp_path / 'data'}",
+            f"--workdir={tmp_path / 'single'}",
+            *ARGS,
+        ],
+        env=dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     multi = json.loads((tmp_path / "multi/run_000/results.json").read_text())["arms"]["scratch"]
     one = json.loads((tmp_path / "single/run_000/results.json").read_text())["arms"]["scratch"]

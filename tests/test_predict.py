@@ -43,9 +43,19 @@ def read_csv(path):
 def test_predict_cli_on_a_folder(trained_run, tmp_path):
     out = tmp_path / "preds.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "alexnet_jax.predict", f"--checkpoint={trained_run / 'runs/run_000/scratch'}",
-         f"--images={trained_run / 'cutouts'}", f"--output={out}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "alexnet_jax.predict",
+            f"--checkpoint={trained_run / 'runs/run_000/scratch'}",
+            f"--images={trained_run / 'cutouts'}",
+            f"--output={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_csv(out)
     assert [r["file"] for r in rows] == ["galaxy_0.jpg", "galaxy_1.jpg", "galaxy_2.jpg", "galaxy_grey.png"]
@@ -68,8 +78,9 @@ def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
     probs = predict.predict_probabilities(params, images, config, batch_size=8)
     assert probs.shape == (20, 4)
     small = augment.resize_images(images, config["data"]["image_size"])
-    view = augment.eval_transform(small, augment.AugmentConfig(crop_size=64, random_crop=False, hflip=False,
-                                                               vflip=False, rotation_degrees=0.0))
+    view = augment.eval_transform(
+        small, augment.AugmentConfig(crop_size=64, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
+    )
     logits = AlexNet(num_classes=4).apply({"params": params}, view)
     expected = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)

@@ -22,8 +22,9 @@ def tiny(n=8, seed=0):
 def test_round_trip_with_generator_info(tmp_path):
     images, labels = tiny()
     generator = {"name": "alexnet_jax.synthetic", "version": "1.0.0", "seed": 3, "params": {"k": 1}}
-    manifest = write_prepared(tmp_path, images, labels, name="t", source="unit test", generator=generator,
-                              extra={"note": "x"})
+    manifest = write_prepared(
+        tmp_path, images, labels, name="t", source="unit test", generator=generator, extra={"note": "x"}
+    )
     data = load_prepared(tmp_path, verify=True)
     np.testing.assert_array_equal(data.images, images)
     np.testing.assert_array_equal(data.labels, labels)
@@ -39,8 +40,14 @@ def test_round_trip_with_generator_info(tmp_path):
 
 def test_metadata_is_kept_with_ids_as_text(tmp_path):
     images, labels = tiny(4)
-    metadata = pd.DataFrame({"id": ["0001", "0002", "J1+2", "x"], "ttype": [-5, 0, 3, 99],
-                             "ra": [1.0, 2.0, np.nan, 4.0], "scale": [0.1, 0.2, 0.3, 0.4]})
+    metadata = pd.DataFrame(
+        {
+            "id": ["0001", "0002", "J1+2", "x"],
+            "ttype": [-5, 0, 3, 99],
+            "ra": [1.0, 2.0, np.nan, 4.0],
+            "scale": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
     write_prepared(tmp_path, images, labels, metadata, name="m", source="s")
     data = load_prepared(tmp_path)
     assert list(data.metadata["id"]) == ["0001", "0002", "J1+2", "x"]

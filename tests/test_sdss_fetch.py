@@ -107,8 +107,10 @@ BEHAVIOURS = ["ok", "flaky500", "slow", "truncated", "truncated_noclen", "html",
 
 def make_requests(width: int = 24, scale: float = 0.4) -> list[CutoutRequest]:
     # ra values 10.000000, 11.000000, ... identify the behaviour on the server
-    return [CutoutRequest(i, f"J{i:02d}+kind-{kind}", 10.0 + i, -1.5, scale, width, width)
-            for i, kind in enumerate(BEHAVIOURS)]
+    return [
+        CutoutRequest(i, f"J{i:02d}+kind-{kind}", 10.0 + i, -1.5, scale, width, width)
+        for i, kind in enumerate(BEHAVIOURS)
+    ]
 
 
 def server_behaviour(requests) -> dict[str, str]:
@@ -188,8 +190,19 @@ def test_backoff_delays_grow_and_are_injectable(tmp_path):
     requests = [CutoutRequest(0, "J0", 10.0, 0.0, 0.4, 16, 16)]
     delays: list[float] = []
     with CutoutServer({"10.000000": "html"}) as server:
-        summary = fetch_cutouts(requests, tmp_path, base_url=server.url, workers=1, rate=0, retries=3,
-                                backoff=0.5, max_backoff=1.5, timeout=2, progress=False, sleep=delays.append)
+        summary = fetch_cutouts(
+            requests,
+            tmp_path,
+            base_url=server.url,
+            workers=1,
+            rate=0,
+            retries=3,
+            backoff=0.5,
+            max_backoff=1.5,
+            timeout=2,
+            progress=False,
+            sleep=delays.append,
+        )
     assert summary.failed and summary.attempts == 4
     assert len(delays) == 3
     for delay, base in zip(delays, (0.5, 1.0, 1.5)):  # 0.5 * 2**k, capped at max_backoff, jitter in [1, 1.25)
@@ -239,7 +252,12 @@ def test_scale_rule_and_requests():
     assert {r.scale for r in fixed} == {0.25}
     url = sdss.cutout_url("http://h/getjpeg", 1.5, -2.25, 0.3, 64, 64)
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(url).query) == {
-        "ra": ["1.500000"], "dec": ["-2.250000"], "scale": ["0.30000"], "width": ["64"], "height": ["64"]}
+        "ra": ["1.500000"],
+        "dec": ["-2.250000"],
+        "scale": ["0.30000"],
+        "width": ["64"],
+        "height": ["64"],
+    }
     table.loc[1, "ra"] = np.nan
     with pytest.raises(ValueError, match="rows without RA/Dec cannot be fetched: 1"):
         sdss.requests_from_catalog(table)
@@ -247,15 +265,17 @@ def test_scale_rule_and_requests():
 
 def test_interrupt_stops_new_requests_and_keeps_the_index(tmp_path):
     requests = [CutoutRequest(0, "J0", 10.0, 0.0, 0.4, 16, 16)] + [
-        CutoutRequest(i, f"J{i}", 20.0 + i, 0.0, 0.4, 16, 16) for i in range(1, 5)]
+        CutoutRequest(i, f"J{i}", 20.0 + i, 0.0, 0.4, 16, 16) for i in range(1, 5)
+    ]
 
     def interrupt(_delay):
         raise KeyboardInterrupt
 
     with CutoutServer({"10.000000": "flaky500"}) as server:
         with pytest.raises(KeyboardInterrupt):
-            fetch_cutouts(requests, tmp_path, base_url=server.url, workers=1, rate=0, retries=2,
-                          progress=False, sleep=interrupt)
+            fetch_cutouts(
+                requests, tmp_path, base_url=server.url, workers=1, rate=0, retries=2, progress=False, sleep=interrupt
+            )
         # the worker may have started one more request before the cancel; the rest never ran
         assert sum(server.hits.values()) <= 2
     index = json.loads((tmp_path / "cutouts.json").read_text())["files"]

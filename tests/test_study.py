@@ -21,8 +21,12 @@ from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
-    "--config=experiments/configs/quick.py", "--config.epochs.scratch=1", "--config.data.image_size=72",
-    "--config.augment.crop_size=64", "--config.batch_size=8", "--config.eval_batch_size=8",
+    "--config=experiments/configs/quick.py",
+    "--config.epochs.scratch=1",
+    "--config.data.image_size=72",
+    "--config.augment.crop_size=64",
+    "--config.batch_size=8",
+    "--config.eval_batch_size=8",
     "--config.pipeline=on_device",
 ]
 
@@ -32,13 +36,25 @@ def fake_results(workdir: Path, run_index: int, arms: dict) -> Path:
     record = {}
     for arm, (done, planned) in arms.items():
         record[arm] = {
-            "epochs": planned, "complete": done == planned, "train_acc": [0.5] * done, "test_acc": [0.5] * done,
-            "train_loss": [1.0] * done, "test_loss": [1.0] * done, "best_epoch": 0, "best_test_acc": 0.5,
+            "epochs": planned,
+            "complete": done == planned,
+            "train_acc": [0.5] * done,
+            "test_acc": [0.5] * done,
+            "train_loss": [1.0] * done,
+            "test_loss": [1.0] * done,
+            "best_epoch": 0,
+            "best_test_acc": 0.5,
             "confusion_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] if done else [],
-            "wall_time_s": 10.0 * done, "images_per_s": 100.0 if done else None,
+            "wall_time_s": 10.0 * done,
+            "images_per_s": 100.0 if done else None,
         }
-    results = {"schema": results_lib.SCHEMA, "run_index": run_index,
-               "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"], "split": {}, "arms": record}
+    results = {
+        "schema": results_lib.SCHEMA,
+        "run_index": run_index,
+        "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"],
+        "split": {},
+        "arms": record,
+    }
     path = study.results_path(workdir, run_index)
     results_lib.write_json_atomic(path, results)
     return path
@@ -67,10 +83,20 @@ def test_detect_gpus_reads_cuda_visible_devices(monkeypatch):
 
 
 def test_config_args_are_passed_through():
-    argv = ["--runs=0-3", "--config=experiments/configs/quick.py", "--config.batch_size=8", "--workdir=x",
-            "--config.model.dtype", "bfloat16", "--configure=no"]
-    assert study.config_args(argv) == ["--config=experiments/configs/quick.py", "--config.batch_size=8",
-                                       "--config.model.dtype=bfloat16"]
+    argv = [
+        "--runs=0-3",
+        "--config=experiments/configs/quick.py",
+        "--config.batch_size=8",
+        "--workdir=x",
+        "--config.model.dtype",
+        "bfloat16",
+        "--configure=no",
+    ]
+    assert study.config_args(argv) == [
+        "--config=experiments/configs/quick.py",
+        "--config.batch_size=8",
+        "--config.model.dtype=bfloat16",
+    ]
 
 
 def test_complete_partial_and_progress(tmp_path):
@@ -105,18 +131,30 @@ def fake_python(tmp_path: Path, body: str) -> str:
 
 def make_study(tmp_path, python, runs, **kwargs):
     lines = []
-    s = study.Study(workdir=tmp_path / "w", runs=runs, arms=["scratch"], slots=study.make_slots([], num_workers=2),
-                    train_args=[], planned_epochs={"scratch": 1}, python=python, progress_every=0.5,
-                    echo=lines.append, **kwargs)
+    s = study.Study(
+        workdir=tmp_path / "w",
+        runs=runs,
+        arms=["scratch"],
+        slots=study.make_slots([], num_workers=2),
+        train_args=[],
+        planned_epochs={"scratch": 1},
+        python=python,
+        progress_every=0.5,
+        echo=lines.append,
+        **kwargs,
+    )
     return s, lines
 
 
 def test_failures_are_reported_with_run_and_log(tmp_path):
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         echo "loading data for $*"
         echo "Traceback: something broke" >&2
         exit 1
-    """)
+    """,
+    )
     s, lines = make_study(tmp_path, python, [0, 1, 2], max_failures=1)
     assert s.run() == study.FAILED
     text = "\n".join(lines)
@@ -130,11 +168,14 @@ def test_failures_are_reported_with_run_and_log(tmp_path):
 
 
 def test_locked_runs_are_left_alone(tmp_path):
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         # The trainer's answer when another process holds the run.
         echo "error: /w/run_001 is in use by pid 99 on elsewhere. Two processes must not train the same run" >&2
         exit 2
-    """)
+    """,
+    )
     workdir = tmp_path / "w"
     fake_results(workdir, 0, {"scratch": (1, 1)})
     lock_dir = results_lib.run_dir(workdir, 2)
@@ -159,16 +200,31 @@ def test_locked_runs_are_left_alone(tmp_path):
 def tiny_data(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
-    write_prepared(directory, rng.integers(0, 256, (40, 256, 256, 3), dtype=np.uint8), np.arange(40) % 4,
-                   name="tiny-random", source="test: uniform random pixels")
+    write_prepared(
+        directory,
+        rng.integers(0, 256, (40, 256, 256, 3), dtype=np.uint8),
+        np.arange(40) % 4,
+        name="tiny-random",
+        source="test: uniform random pixels",
+    )
     return directory
 
 
 @pytest.mark.slow
 def test_two_workers_train_then_skip(tmp_path, tiny_data):
     workdir = tmp_path / "study"
-    command = [sys.executable, "-m", "alexnet_jax.study", "--runs=0-1", f"--workdir={workdir}",
-               f"--data_dir={tiny_data}", "--arms=scratch", "--num_workers=2", "--progress_every=2", *TINY]
+    command = [
+        sys.executable,
+        "-m",
+        "alexnet_jax.study",
+        "--runs=0-1",
+        f"--workdir={workdir}",
+        f"--data_dir={tiny_data}",
+        "--arms=scratch",
+        "--num_workers=2",
+        "--progress_every=2",
+        *TINY,
+    ]
     env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -192,10 +248,24 @@ def test_two_workers_train_then_skip(tmp_path, tiny_data):
 def test_dry_run_prints_the_plan(tmp_path):
     workdir = tmp_path / "w"
     fake_results(workdir, 0, {"scratch": (1, 1)})
-    out = subprocess.run([sys.executable, "-m", "alexnet_jax.study", "--runs=0-2", f"--workdir={workdir}",
-                          "--arms=scratch", "--num_workers=2", "--dry_run", *TINY],
-                         cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexnet_jax.study",
+            "--runs=0-2",
+            f"--workdir={workdir}",
+            "--arms=scratch",
+            "--num_workers=2",
+            "--dry_run",
+            *TINY,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["runs_to_train"] == [1, 2]
@@ -212,11 +282,24 @@ def test_check_distributed_all_reduces_over_two_processes():
         port = probe.getsockname()[1]
     processes = []
     for index in range(2):
-        env = {**os.environ, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
-               "JAX_PROCESS_ID": str(index), "JAX_PLATFORMS": "cpu",
-               "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-        processes.append(subprocess.Popen([sys.executable, "-m", "alexnet_jax.study", "check-distributed"], cwd=REPO,
-                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(index),
+            "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "alexnet_jax.study", "check-distributed"],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     reports = []
     for process in processes:
         try:

@@ -47,8 +47,11 @@ def tiny_config(**overrides):
 
 
 CLI_OVERRIDES = [
-    "--config.data.image_size=72", "--config.augment.crop_size=64", "--config.batch_size=8",
-    "--config.eval_batch_size=8", "--config.pipeline=on_device",
+    "--config.data.image_size=72",
+    "--config.augment.crop_size=64",
+    "--config.batch_size=8",
+    "--config.eval_batch_size=8",
+    "--config.pipeline=on_device",
 ]
 
 
@@ -69,8 +72,11 @@ def fake_pretrained(module_tmp):
     from alexnet_jax import params_io
 
     directory = module_tmp / "weights"
-    params_io.save_params(directory, jax.device_get(init_params(jax.random.key(1), 1000, 64)),
-                          {"source": "test: random torchvision-style init", "num_classes": 1000})
+    params_io.save_params(
+        directory,
+        jax.device_get(init_params(jax.random.key(1), 1000, 64)),
+        {"source": "test: random torchvision-style init", "num_classes": 1000},
+    )
     return directory
 
 
@@ -98,7 +104,8 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
     config = tiny_config()
     config.data.dir = str(tiny_data)
     results = train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=lambda s: None).run(
-        ["pretrained", "scratch"])
+        ["pretrained", "scratch"]
+    )
     on_disk = results_lib.load_results(tmp_path / "run_003" / "results.json")
     assert on_disk == json.loads(json.dumps(results))
     assert on_disk["schema"] == "alexnet_jax.run/1" and on_disk["run_index"] == 3
@@ -131,7 +138,9 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
     # kill between finishing an arm and deleting it goes then.
     (tmp_path / "run_003" / "scratch" / "checkpoints" / "0").mkdir(parents=True)
     said = []
-    train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=said.append).run(["pretrained", "scratch"])
+    train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=said.append).run(
+        ["pretrained", "scratch"]
+    )
     assert any("already complete" in line for line in said)
     assert not (tmp_path / "run_003" / "scratch" / "checkpoints").exists()
 
@@ -142,8 +151,10 @@ def test_pretrained_arm_refuses_without_weights(tmp_path, tiny_data):
     trainer = train.Trainer(config, tmp_path, 0, pretrained_weights=tmp_path / "missing", echo=lambda s: None)
     with pytest.raises(train.TrainingError, match="needs converted ImageNet weights"):
         trainer.run(["pretrained"])
-    assert not (tmp_path / "run_000" / "results.json").exists() or "pretrained" not in json.loads(
-        (tmp_path / "run_000" / "results.json").read_text())["arms"]
+    assert (
+        not (tmp_path / "run_000" / "results.json").exists()
+        or "pretrained" not in json.loads((tmp_path / "run_000" / "results.json").read_text())["arms"]
+    )
 
 
 def test_single_and_four_devices_agree(tmp_path, tiny_data):
@@ -203,16 +214,28 @@ def test_full_disk_is_refused_before_the_arm_starts(tmp_path, tiny_data, monkeyp
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
     # 57M parameters: 2 x (params + momentum) + 2 x params = 6 x 228 MB
-    with pytest.raises(train.TrainingError, match=r"run 000 \[scratch\]: its checkpoints need about 1\.37 GB "
-                                                  r"free in .*run_000/scratch, but only 0\.00 GB"):
+    with pytest.raises(
+        train.TrainingError,
+        match=r"run 000 \[scratch\]: its checkpoints need about 1\.37 GB "
+        r"free in .*run_000/scratch, but only 0\.00 GB",
+    ):
         trainer.run(["scratch"])
     assert not (tmp_path / "run_000" / "scratch" / "checkpoints").exists()
 
 
 def _train_command(data, workdir, epochs):
-    return [sys.executable, "-m", "alexnet_jax.train", f"--config={QUICK}", f"--data_dir={data}",
-            f"--workdir={workdir}", "--run_index=2", "--arms=scratch", f"--config.epochs.scratch={epochs}",
-            *CLI_OVERRIDES]
+    return [
+        sys.executable,
+        "-m",
+        "alexnet_jax.train",
+        f"--config={QUICK}",
+        f"--data_dir={data}",
+        f"--workdir={workdir}",
+        "--run_index=2",
+        "--arms=scratch",
+        f"--config.epochs.scratch={epochs}",
+        *CLI_OVERRIDES,
+    ]
 
 
 def _env():
@@ -225,13 +248,24 @@ def _env():
 @pytest.mark.slow
 def test_sigkill_and_resume_gives_identical_results(tmp_path, tiny_data):
     epochs = 5
-    reference = subprocess.run(_train_command(tiny_data, tmp_path / "ref", epochs), env=_env(), cwd=REPO,
-                               capture_output=True, text=True, timeout=600)
+    reference = subprocess.run(
+        _train_command(tiny_data, tmp_path / "ref", epochs),
+        env=_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     workdir = tmp_path / "killed"
-    process = subprocess.Popen(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        _train_command(tiny_data, workdir, epochs),
+        env=_env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     metrics = workdir / "run_002" / "scratch" / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -245,8 +279,9 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path, tiny_data):
     assert partial["arms"]["scratch"]["complete"] is False
     assert (workdir / "run_002" / "scratch" / "checkpoints").is_dir()
 
-    resumed = subprocess.run(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch" in resumed.stdout + resumed.stderr
     final = json.loads((workdir / "run_002" / "results.json").read_text())
@@ -254,23 +289,30 @@ def test_sigkill_and_resume_gives_identical_results(tmp_path, tiny_data):
     assert strip_timing(final) == strip_timing(expected)
     assert not (workdir / "run_002" / "scratch" / "checkpoints").exists()
 
-    again = subprocess.run(_train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO,
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        _train_command(tiny_data, workdir, epochs), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0 and "already complete" in again.stdout + again.stderr
 
 
 @pytest.mark.slow
 def test_second_process_on_the_same_run_is_refused(tmp_path, tiny_data):
     workdir = tmp_path / "w"
-    first = subprocess.Popen(_train_command(tiny_data, workdir, 50), env=_env(), cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        _train_command(tiny_data, workdir, 50),
+        env=_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         lock = workdir / "run_002" / ".lock"
         deadline = time.time() + 300
         while time.time() < deadline and not (lock.exists() and lock.read_text().startswith("pid")):
             time.sleep(0.05)
-        second = subprocess.run(_train_command(tiny_data, workdir, 50), env=_env(), cwd=REPO,
-                                capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            _train_command(tiny_data, workdir, 50), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=300
+        )
         assert second.returncode == 2
         assert "in use by pid" in second.stderr and "must not train the same run" in second.stderr
         assert first.poll() is None, "the first process must be unaffected"

@@ -21,14 +21,25 @@ from alexnet_jax.data.splits import (
 
 _LAZY = {
     # catalogue
-    "Catalog": "catalog", "CatalogError": "catalog", "load_catalog": "catalog", "fetch_catalog": "catalog",
-    "load_or_fetch_catalog": "catalog", "check_catalog": "catalog", "normalize_catalog": "catalog",
+    "Catalog": "catalog",
+    "CatalogError": "catalog",
+    "load_catalog": "catalog",
+    "fetch_catalog": "catalog",
+    "load_or_fetch_catalog": "catalog",
+    "check_catalog": "catalog",
+    "normalize_catalog": "catalog",
     "read_catalog_file": "catalog",
     # SDSS cut-outs
-    "CutoutRequest": "sdss", "cutout_scale": "sdss", "fetch_cutouts": "sdss", "requests_from_catalog": "sdss",
+    "CutoutRequest": "sdss",
+    "cutout_scale": "sdss",
+    "fetch_cutouts": "sdss",
+    "requests_from_catalog": "sdss",
     "prepare_nair_abraham": "sdss",
     # your own folder
-    "FolderError": "folder", "ingest_folder": "folder", "load_image": "folder", "prepare_folder": "folder",
+    "FolderError": "folder",
+    "ingest_folder": "folder",
+    "load_image": "folder",
+    "prepare_folder": "folder",
     # TFDS
     "build_tfds": "tfds_builder",
     # synthetic (another module; optional)
@@ -36,10 +47,26 @@ _LAZY = {
 }
 
 __all__ = [
-    "CLASS_NAMES", "NUM_CLASSES", "PAPER_CLASS_TOTALS", "PAPER_RUN_TEST_COUNTS", "LabelError", "ttype_to_class",
-    "PreparedDataError", "PreparedDataset", "load_prepared", "read_manifest", "write_prepared",
-    "SplitError", "carve_validation", "class_counts", "default_train_size", "paper_split", "split_validation",
-    "stratified_split", "verify_paper_counts", *_LAZY,
+    "CLASS_NAMES",
+    "NUM_CLASSES",
+    "PAPER_CLASS_TOTALS",
+    "PAPER_RUN_TEST_COUNTS",
+    "LabelError",
+    "ttype_to_class",
+    "PreparedDataError",
+    "PreparedDataset",
+    "load_prepared",
+    "read_manifest",
+    "write_prepared",
+    "SplitError",
+    "carve_validation",
+    "class_counts",
+    "default_train_size",
+    "paper_split",
+    "split_validation",
+    "stratified_split",
+    "verify_paper_counts",
+    *_LAZY,
 ]
 
 

@@ -35,24 +35,43 @@ FLAGS = flags.FLAGS
 class CliError(ValueError):
     """A command given the wrong flags."""
 
+
 flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "nair_abraham", "folder"], "prepare: which data set.")
 flags.DEFINE_string("output", None, "prepare: the prepared data set directory to write.")
-flags.DEFINE_bool("overwrite", False, "prepare: replace an existing data set at --output (only once the new one is complete).")
+flags.DEFINE_bool(
+    "overwrite", False, "prepare: replace an existing data set at --output (only once the new one is complete)."
+)
 flags.DEFINE_integer("num_examples", 14034, "synthetic: number of galaxies.")
 flags.DEFINE_integer("seed", 0, "synthetic: random seed.")
 flags.DEFINE_integer("num_workers", None, "Processes (synthetic) or threads (image decoding); default: all cores.")
-flags.DEFINE_string("catalog", None, "A local catalogue file (VizieR TSV, TSV, CSV, FITS, ECSV, VOTable). "
-                    "nair_abraham/verify_paper: omitted = fetch VizieR J/ApJS/186/427/table2 (cached).")
+flags.DEFINE_string(
+    "catalog",
+    None,
+    "A local catalogue file (VizieR TSV, TSV, CSV, FITS, ECSV, VOTable). "
+    "nair_abraham/verify_paper: omitted = fetch VizieR J/ApJS/186/427/table2 (cached).",
+)
 flags.DEFINE_string("catalog_format", None, "Force the catalogue format: vizier_tsv, tsv, csv, fits, ecsv, votable.")
-flags.DEFINE_string("cache_dir", None, "Cache for the VizieR table and SDSS cut-outs (default $ALEXNET_JAX_CACHE "
-                    "or ~/.cache/alexnet_jax).")
+flags.DEFINE_string(
+    "cache_dir",
+    None,
+    "Cache for the VizieR table and SDSS cut-outs (default $ALEXNET_JAX_CACHE or ~/.cache/alexnet_jax).",
+)
 flags.DEFINE_bool("refresh_catalog", False, "Download the VizieR table again even if cached.")
-flags.DEFINE_string("image_dir", None, "folder: the images. nair_abraham/fetch_images: the cut-out cache "
-                    "(default <cache_dir>/sdss_cutouts).")
-flags.DEFINE_string("id_column", None, "folder: catalogue column naming each row's image file; default pairs "
-                    "sorted file names with rows by position, as the original did.")
+flags.DEFINE_string(
+    "image_dir",
+    None,
+    "folder: the images. nair_abraham/fetch_images: the cut-out cache (default <cache_dir>/sdss_cutouts).",
+)
+flags.DEFINE_string(
+    "id_column",
+    None,
+    "folder: catalogue column naming each row's image file; default pairs "
+    "sorted file names with rows by position, as the original did.",
+)
 flags.DEFINE_string("image_glob", None, "folder: file pattern, e.g. '*.jpg' (default: common image extensions).")
-flags.DEFINE_enum("on_bad_image", "fail", ["fail", "skip"], "An unusable image: stop (fail) or drop its row and report it (skip).")
+flags.DEFINE_enum(
+    "on_bad_image", "fail", ["fail", "skip"], "An unusable image: stop (fail) or drop its row and report it (skip)."
+)
 flags.DEFINE_integer("expected_rows", 14034, "Rows the catalogue must have (Nair & Abraham: 14,034); 0 = any.")
 flags.DEFINE_enum("on_row_mismatch", "error", ["error", "warn"], "A catalogue with another row count: error or warn.")
 flags.DEFINE_string("ttype_column", None, "Catalogue column with the T-types (default: TType and aliases).")
@@ -81,8 +100,12 @@ def _catalog():
     from alexnet_jax.data.catalog import load_or_fetch_catalog
 
     return load_or_fetch_catalog(
-        FLAGS.catalog, cache_dir=FLAGS.cache_dir, refresh=FLAGS.refresh_catalog, fmt=FLAGS.catalog_format,
-        ttype_column=FLAGS.ttype_column, radius_column=FLAGS.radius_column,
+        FLAGS.catalog,
+        cache_dir=FLAGS.cache_dir,
+        refresh=FLAGS.refresh_catalog,
+        fmt=FLAGS.catalog_format,
+        ttype_column=FLAGS.ttype_column,
+        radius_column=FLAGS.radius_column,
     )
 
 
@@ -101,14 +124,25 @@ def _sdss_kwargs() -> dict:
     from alexnet_jax.data.sdss import DEFAULT_SDSS_URL
 
     return dict(
-        base_url=FLAGS.sdss_url or DEFAULT_SDSS_URL, workers=FLAGS.fetch_workers, rate=FLAGS.rate,
-        retries=FLAGS.retries, backoff=FLAGS.backoff, timeout=FLAGS.timeout, progress=FLAGS.progress,
+        base_url=FLAGS.sdss_url or DEFAULT_SDSS_URL,
+        workers=FLAGS.fetch_workers,
+        rate=FLAGS.rate,
+        retries=FLAGS.retries,
+        backoff=FLAGS.backoff,
+        timeout=FLAGS.timeout,
+        progress=FLAGS.progress,
     )
 
 
 def _scale_kwargs() -> dict:
-    return dict(width=FLAGS.cutout_size, fov_factor=FLAGS.fov_factor, min_scale=FLAGS.min_scale,
-                max_scale=FLAGS.max_scale, default_scale=FLAGS.default_scale, fixed_scale=FLAGS.fixed_scale)
+    return dict(
+        width=FLAGS.cutout_size,
+        fov_factor=FLAGS.fov_factor,
+        min_scale=FLAGS.min_scale,
+        max_scale=FLAGS.max_scale,
+        default_scale=FLAGS.default_scale,
+        fixed_scale=FLAGS.fixed_scale,
+    )
 
 
 def cmd_prepare() -> int:
@@ -122,8 +156,14 @@ def cmd_prepare() -> int:
         if not FLAGS.image_dir or not FLAGS.catalog:
             raise CliError("--dataset=folder needs --image_dir and --catalog")
         manifest, result = prepare_folder(
-            FLAGS.image_dir, FLAGS.catalog, FLAGS.output, id_column=FLAGS.id_column, pattern=FLAGS.image_glob,
-            on_bad_image=FLAGS.on_bad_image, overwrite=FLAGS.overwrite, num_workers=FLAGS.num_workers,
+            FLAGS.image_dir,
+            FLAGS.catalog,
+            FLAGS.output,
+            id_column=FLAGS.id_column,
+            pattern=FLAGS.image_glob,
+            on_bad_image=FLAGS.on_bad_image,
+            overwrite=FLAGS.overwrite,
+            num_workers=FLAGS.num_workers,
             progress=FLAGS.progress,
         )
         for dropped in result.dropped:
@@ -134,10 +174,19 @@ def cmd_prepare() -> int:
         from alexnet_jax.data.sdss import prepare_nair_abraham
 
         manifest, _ = prepare_nair_abraham(
-            FLAGS.output, catalog=FLAGS.catalog, catalog_format=FLAGS.catalog_format, cache_dir=FLAGS.cache_dir,
-            refresh_catalog=FLAGS.refresh_catalog, image_dir=FLAGS.image_dir, radius_column=FLAGS.radius_column,
-            expected_rows=_expected_rows(), on_row_mismatch=FLAGS.on_row_mismatch,
-            on_bad_image=FLAGS.on_bad_image, overwrite=FLAGS.overwrite, **_scale_kwargs(), **_sdss_kwargs(),
+            FLAGS.output,
+            catalog=FLAGS.catalog,
+            catalog_format=FLAGS.catalog_format,
+            cache_dir=FLAGS.cache_dir,
+            refresh_catalog=FLAGS.refresh_catalog,
+            image_dir=FLAGS.image_dir,
+            radius_column=FLAGS.radius_column,
+            expected_rows=_expected_rows(),
+            on_row_mismatch=FLAGS.on_row_mismatch,
+            on_bad_image=FLAGS.on_bad_image,
+            overwrite=FLAGS.overwrite,
+            **_scale_kwargs(),
+            **_sdss_kwargs(),
         )
     _print_manifest(FLAGS.output, manifest)
     return 0
@@ -153,15 +202,26 @@ def _prepare_synthetic() -> int:
 
     with staged_output(FLAGS.output, overwrite=FLAGS.overwrite) as staging:
         images, labels, metadata = synthetic.generate_synthetic(
-            num_examples=FLAGS.num_examples, seed=FLAGS.seed, num_workers=FLAGS.num_workers,
+            num_examples=FLAGS.num_examples,
+            seed=FLAGS.seed,
+            num_workers=FLAGS.num_workers,
             progress=FLAGS.progress,
         )
         params = synthetic.generator_params()
         manifest = write_prepared(
-            staging, images, labels, metadata, name="synthetic",
+            staging,
+            images,
+            labels,
+            metadata,
+            name="synthetic",
             source=f"alexnet_jax synthetic generator {synthetic.GENERATOR_VERSION}, seed {FLAGS.seed}",
-            generator={"name": params.get("name", "alexnet_jax.synthetic"), "version": synthetic.GENERATOR_VERSION,
-                       "seed": FLAGS.seed, "num_examples": FLAGS.num_examples, "params": params},
+            generator={
+                "name": params.get("name", "alexnet_jax.synthetic"),
+                "version": synthetic.GENERATOR_VERSION,
+                "seed": FLAGS.seed,
+                "num_examples": FLAGS.num_examples,
+                "params": params,
+            },
         )
     _print_manifest(FLAGS.output, manifest)
     return 0
@@ -196,7 +256,9 @@ def cmd_verify_paper() -> int:
     print(row("class totals", report["class_totals"]))
     for run, entry in report["runs"].items():
         print(row(f"run {run} test counts", entry))
-    print("all match" if report["all_match"] else "MISMATCH: this catalogue (or its row order) differs from the paper's")
+    print(
+        "all match" if report["all_match"] else "MISMATCH: this catalogue (or its row order) differs from the paper's"
+    )
     _write_json({**report, "runs": {str(k): v for k, v in report["runs"].items()}})
     return 0 if report["all_match"] else 1
 
@@ -228,10 +290,14 @@ def cmd_fetch_images() -> int:
     from alexnet_jax.data.sdss import fetch_cutouts, requests_from_catalog
 
     catalog = _catalog()
-    check_catalog(catalog, expected_rows=_expected_rows(), on_row_mismatch=FLAGS.on_row_mismatch,
-                  require_coordinates=True)
-    image_dir = Path(FLAGS.image_dir) if FLAGS.image_dir else (
-        Path(FLAGS.cache_dir) if FLAGS.cache_dir else default_cache_dir()) / "sdss_cutouts"
+    check_catalog(
+        catalog, expected_rows=_expected_rows(), on_row_mismatch=FLAGS.on_row_mismatch, require_coordinates=True
+    )
+    image_dir = (
+        Path(FLAGS.image_dir)
+        if FLAGS.image_dir
+        else (Path(FLAGS.cache_dir) if FLAGS.cache_dir else default_cache_dir()) / "sdss_cutouts"
+    )
     requests = requests_from_catalog(catalog.table, **_scale_kwargs())
     summary = fetch_cutouts(requests, image_dir, **_sdss_kwargs())
     print("\n".join(summary.lines()))
@@ -269,8 +335,10 @@ def main(argv: list[str]) -> int:
 
     quiet_library_logs()
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        print(f"error: give one command: {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}); "
-              "see --help", file=sys.stderr)
+        print(
+            f"error: give one command: {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}); see --help",
+            file=sys.stderr,
+        )
         return 2
     from alexnet_jax.data.catalog import CatalogError
     from alexnet_jax.data.folder import FolderError
@@ -280,7 +348,16 @@ def main(argv: list[str]) -> int:
 
     try:
         return globals()[f"cmd_{argv[1]}"]()
-    except (CliError, CatalogError, FolderError, LabelError, PreparedDataError, SplitError, FileNotFoundError, RuntimeError) as error:
+    except (
+        CliError,
+        CatalogError,
+        FolderError,
+        LabelError,
+        PreparedDataError,
+        SplitError,
+        FileNotFoundError,
+        RuntimeError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

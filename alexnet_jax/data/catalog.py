@@ -42,9 +42,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
 # Size columns for the cut-out scale, with the factor that turns each into an R90-like
 # outer radius (R90/R50 is about 2.5 for a typical galaxy: ~2.3 discs, ~3 spheroids).
 RADIUS_ALIASES: tuple[tuple[str, float], ...] = (
-    ("R90r", 1.0), ("petroR90_r", 1.0), ("Rp90", 1.0), ("R90", 1.0),
-    ("Rpr", 1.0), ("petroRad_r", 1.0), ("Rp", 1.0),
-    ("R50r", 2.5), ("petroR50_r", 2.5), ("Rp50", 2.5), ("R50", 2.5),
+    ("R90r", 1.0),
+    ("petroR90_r", 1.0),
+    ("Rp90", 1.0),
+    ("R90", 1.0),
+    ("Rpr", 1.0),
+    ("petroRad_r", 1.0),
+    ("Rp", 1.0),
+    ("R50r", 2.5),
+    ("petroR50_r", 2.5),
+    ("Rp50", 2.5),
+    ("R50", 2.5),
 )
 ARCSEC_UNITS = {"arcsec", "arcseconds", "arcsecond", '"', "asec"}
 
@@ -105,8 +113,13 @@ def _read_vizier_tsv(path: Path, text: str) -> tuple[pd.DataFrame, dict[str, str
         body.append(lines[i])
         i += 1
     frame = pd.read_csv(
-        io.StringIO("\n".join(body)), sep="\t", header=None, names=header, dtype=str,
-        keep_default_na=False, skipinitialspace=False,
+        io.StringIO("\n".join(body)),
+        sep="\t",
+        header=None,
+        names=header,
+        dtype=str,
+        keep_default_na=False,
+        skipinitialspace=False,
     )
     return frame, units
 
@@ -276,9 +289,7 @@ def normalize_catalog(
 
     out = pd.DataFrame(index=frame.index)
     out["id"] = (
-        frame[column_map["id"]].astype(str).str.strip()
-        if column_map["id"]
-        else [f"{i:06d}" for i in range(len(frame))]
+        frame[column_map["id"]].astype(str).str.strip() if column_map["id"] else [f"{i:06d}" for i in range(len(frame))]
     )
     for key, hours in (("ra", True), ("dec", False)):
         name = column_map[key]
@@ -476,8 +487,9 @@ def check_catalog(
             raise CatalogError(message)
         warnings.warn(message, stacklevel=2)
     if require_coordinates:
-        bad = np.flatnonzero(~np.isfinite(catalog.table["ra"].to_numpy(float)) | ~np.isfinite(
-            catalog.table["dec"].to_numpy(float)))
+        bad = np.flatnonzero(
+            ~np.isfinite(catalog.table["ra"].to_numpy(float)) | ~np.isfinite(catalog.table["dec"].to_numpy(float))
+        )
         if catalog.column_map.get("ra") is None:
             raise CatalogError(f"{catalog.source}: no RA/Dec columns; columns: {', '.join(catalog.table.columns)}")
         if len(bad):
@@ -495,5 +507,7 @@ def check_catalog(
 
 
 def catalog_summary_json(catalog: Catalog) -> str:
-    return json.dumps({"source": catalog.source, "sha256": catalog.sha256, "rows": len(catalog),
-                       "column_map": catalog.column_map}, indent=1)
+    return json.dumps(
+        {"source": catalog.source, "sha256": catalog.sha256, "rows": len(catalog), "column_map": catalog.column_map},
+        indent=1,
+    )

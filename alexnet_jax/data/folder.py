@@ -258,7 +258,9 @@ def ingest_folder(
             )
     else:
         if id_column not in table.columns:
-            raise FolderError(f"{source}: id column {id_column!r} not found; columns: {', '.join(map(str, table.columns))}")
+            raise FolderError(
+                f"{source}: id column {id_column!r} not found; columns: {', '.join(map(str, table.columns))}"
+            )
         ids = table[id_column].astype(str).str.strip()
         duplicated = ids[ids.duplicated()].unique()
         if len(duplicated):
@@ -283,11 +285,12 @@ def ingest_folder(
     images, bad = load_images(paths, num_workers=num_workers, progress=progress)
     bad.update(missing)
     ids_column = _column(table, "id") if id_column is None else table[id_column]
-    ids_out = (ids_column.astype(str).str.strip().to_numpy() if ids_column is not None
-               else np.array([p.stem for p in paths], dtype=object))
-    dropped = [
-        {"row": int(i), "id": str(ids_out[i]), "file": paths[i].name, "reason": bad[i]} for i in sorted(bad)
-    ]
+    ids_out = (
+        ids_column.astype(str).str.strip().to_numpy()
+        if ids_column is not None
+        else np.array([p.stem for p in paths], dtype=object)
+    )
+    dropped = [{"row": int(i), "id": str(ids_out[i]), "file": paths[i].name, "reason": bad[i]} for i in sorted(bad)]
     if dropped and on_bad_image == "fail":
         listing = "\n".join(f"  row {d['row']} ({d['id']}): {d['file']}: {d['reason']}" for d in dropped[:50])
         more = f"\n  ... and {len(dropped) - 50} more" if len(dropped) > 50 else ""
@@ -296,17 +299,19 @@ def ingest_folder(
             "Fix or replace them, or pass --on_bad_image=skip to drop these rows (reported in the manifest)."
         )
     keep = np.setdiff1d(np.arange(len(paths)), sorted(bad))
-    metadata = pd.DataFrame({
-        "index": np.arange(len(keep)),
-        "id": ids_out[keep],
-        "ra": _degrees(table, "ra")[keep],
-        "dec": _degrees(table, "dec")[keep],
-        "ttype": ttype[keep],
-        "label": labels[keep],
-        "class_name": [CLASS_NAMES[l] for l in labels[keep]],
-        "source_file": [paths[i].name for i in keep],
-        "catalog_row": keep,
-    })
+    metadata = pd.DataFrame(
+        {
+            "index": np.arange(len(keep)),
+            "id": ids_out[keep],
+            "ra": _degrees(table, "ra")[keep],
+            "dec": _degrees(table, "dec")[keep],
+            "ttype": ttype[keep],
+            "label": labels[keep],
+            "class_name": [CLASS_NAMES[l] for l in labels[keep]],
+            "source_file": [paths[i].name for i in keep],
+            "catalog_row": keep,
+        }
+    )
     if len(keep) != len(paths):
         images = images[keep]
     return IngestResult(images=images, labels=labels[keep], metadata=metadata, dropped=dropped, unused_files=unused)
@@ -372,17 +377,30 @@ def prepare_folder(
     with staged_output(output, overwrite=overwrite) as staging:
         table = read_table(catalog_path)
         result = ingest_folder(
-            image_dir, table, source=str(catalog_path), id_column=id_column, pattern=pattern,
-            on_bad_image=on_bad_image, num_workers=num_workers, progress=progress,
+            image_dir,
+            table,
+            source=str(catalog_path),
+            id_column=id_column,
+            pattern=pattern,
+            on_bad_image=on_bad_image,
+            num_workers=num_workers,
+            progress=progress,
         )
         if not len(result.labels):
             raise FolderError(f"no usable images in {image_dir}")
         manifest = write_prepared(
-            staging, result.images, result.labels, result.metadata, name=name,
+            staging,
+            result.images,
+            result.labels,
+            result.metadata,
+            name=name,
             source=f"folder {Path(image_dir).absolute()} with catalogue {catalog_path.absolute()}",
             extra={
-                "catalog": {"path": str(catalog_path.absolute()), "sha256": _sha256(catalog_path),
-                            "rows": int(len(table))},
+                "catalog": {
+                    "path": str(catalog_path.absolute()),
+                    "sha256": _sha256(catalog_path),
+                    "rows": int(len(table)),
+                },
                 "pairing": f"id column {id_column!r}" if id_column else "sorted file names by row position",
                 "image_dir": str(Path(image_dir).absolute()),
                 "on_bad_image": on_bad_image,

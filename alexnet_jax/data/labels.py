@@ -50,9 +50,7 @@ def ttype_to_class(ttype, *, source: str | None = None):
             continue
         out[row] = TTYPE_TO_CLASS[int(number)]
     if bad:
-        problems = "; ".join(
-            f"TType {value} at {_describe_rows(np.asarray(rows))}" for value, rows in bad.items()
-        )
+        problems = "; ".join(f"TType {value} at {_describe_rows(np.asarray(rows))}" for value, rows in bad.items())
         raise LabelError(
             f"Unknown or invalid TType{where}: {problems}. Valid values are -5 (elliptical), "
             "-3..0 (lenticular), 1..9 (spiral), 10 or 99 (irr_misc). Fix or drop these rows "

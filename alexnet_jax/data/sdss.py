@@ -102,8 +102,13 @@ class CutoutRequest:
         return f"{self.index:06d}_{safe_name(self.id)}.jpg"
 
     def params(self) -> dict:
-        return {"ra": round(self.ra, 6), "dec": round(self.dec, 6), "scale": round(self.scale, 5),
-                "width": self.width, "height": self.height}
+        return {
+            "ra": round(self.ra, 6),
+            "dec": round(self.dec, 6),
+            "scale": round(self.scale, 5),
+            "width": self.width,
+            "height": self.height,
+        }
 
 
 def requests_from_catalog(
@@ -128,8 +133,12 @@ def requests_from_catalog(
     radius = np.asarray(table["petro_radius"], float) if "petro_radius" in table else np.full(len(ra), np.nan)
     out = []
     for i, (galaxy_id, r, d, rad) in enumerate(zip(table["id"], ra, dec, radius)):
-        scale = fixed_scale if fixed_scale else cutout_scale(
-            rad, width, fov_factor=fov_factor, min_scale=min_scale, max_scale=max_scale, default_scale=default_scale
+        scale = (
+            fixed_scale
+            if fixed_scale
+            else cutout_scale(
+                rad, width, fov_factor=fov_factor, min_scale=min_scale, max_scale=max_scale, default_scale=default_scale
+            )
         )
         out.append(CutoutRequest(i, str(galaxy_id), float(r), float(d), float(scale), width, width))
     return out
@@ -249,8 +258,10 @@ class FetchSummary:
         return not self.failed
 
     def lines(self) -> list[str]:
-        out = [f"cut-outs: {self.requested} requested, {self.reused} already present, {self.fetched} fetched "
-               f"({self.attempts} requests), {len(self.failed)} failed"]
+        out = [
+            f"cut-outs: {self.requested} requested, {self.reused} already present, {self.fetched} fetched "
+            f"({self.attempts} requests), {len(self.failed)} failed"
+        ]
         for name, reason in list(self.failed.items())[:20]:
             out.append(f"  FAILED {name}: {reason}")
         if len(self.failed) > 20:
@@ -348,8 +359,12 @@ def fetch_cutouts(
             _atomic_write(output_dir / request.filename, body)
             with lock:
                 index[request.filename] = {
-                    "id": request.id, "params": request.params(), "base_url": base_url,
-                    "sha256": _sha256_bytes(body), "bytes": len(body), "size": list(size),
+                    "id": request.id,
+                    "params": request.params(),
+                    "base_url": base_url,
+                    "sha256": _sha256_bytes(body),
+                    "bytes": len(body),
+                    "size": list(size),
                 }
                 counters["fetched"] += 1
                 counters["since_checkpoint"] += 1
@@ -386,14 +401,26 @@ def fetch_cutouts(
         with lock:
             save_index()
     summary = FetchSummary(
-        requested=len(requests), fetched=counters["fetched"], reused=reused, failed=dict(sorted(failed.items())),
-        attempts=counters["attempts"], output_dir=str(output_dir), base_url=base_url,
+        requested=len(requests),
+        fetched=counters["fetched"],
+        reused=reused,
+        failed=dict(sorted(failed.items())),
+        attempts=counters["attempts"],
+        output_dir=str(output_dir),
+        base_url=base_url,
     )
-    _write_json(output_dir / FAILURES_NAME, {
-        "requested": summary.requested, "fetched": summary.fetched, "reused": summary.reused,
-        "attempts": summary.attempts, "base_url": base_url, "failed": summary.failed,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+    _write_json(
+        output_dir / FAILURES_NAME,
+        {
+            "requested": summary.requested,
+            "fetched": summary.fetched,
+            "reused": summary.reused,
+            "attempts": summary.attempts,
+            "base_url": base_url,
+            "failed": summary.failed,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
     return summary
 
 
@@ -449,24 +476,46 @@ def prepare_nair_abraham(
 
     with staged_output(output, overwrite=overwrite) as staging:
         cat = load_or_fetch_catalog(
-            catalog, cache_dir=cache_dir, refresh=refresh_catalog, fmt=catalog_format, vizier=vizier,
-            radius_column=radius_column, require_coordinates=True,
+            catalog,
+            cache_dir=cache_dir,
+            refresh=refresh_catalog,
+            fmt=catalog_format,
+            vizier=vizier,
+            radius_column=radius_column,
+            require_coordinates=True,
         )
-        report = check_catalog(cat, expected_rows=expected_rows, on_row_mismatch=on_row_mismatch,
-                               require_coordinates=True)
+        report = check_catalog(
+            cat, expected_rows=expected_rows, on_row_mismatch=on_row_mismatch, require_coordinates=True
+        )
         for line in report.lines():
             log(line)
         requests = requests_from_catalog(
-            cat.table, width=width, fov_factor=fov_factor, min_scale=min_scale, max_scale=max_scale,
-            default_scale=default_scale, fixed_scale=fixed_scale,
+            cat.table,
+            width=width,
+            fov_factor=fov_factor,
+            min_scale=min_scale,
+            max_scale=max_scale,
+            default_scale=default_scale,
+            fixed_scale=fixed_scale,
         )
         radius_known = int(np.isfinite(cat.table["petro_radius"].to_numpy(float)).sum())
-        log(f"cut-out scale: {'fixed ' + str(fixed_scale) if fixed_scale else 'radius rule'}; "
-            f"radius column {cat.column_map.get('petro_radius')!r} known for {radius_known} of {len(cat)} rows")
-        image_dir = Path(image_dir) if image_dir else (Path(cache_dir) if cache_dir else default_cache_dir()) / "sdss_cutouts"
+        log(
+            f"cut-out scale: {'fixed ' + str(fixed_scale) if fixed_scale else 'radius rule'}; "
+            f"radius column {cat.column_map.get('petro_radius')!r} known for {radius_known} of {len(cat)} rows"
+        )
+        image_dir = (
+            Path(image_dir) if image_dir else (Path(cache_dir) if cache_dir else default_cache_dir()) / "sdss_cutouts"
+        )
         summary = fetch_cutouts(
-            requests, image_dir, base_url=base_url, workers=workers, rate=rate, retries=retries,
-            backoff=backoff, timeout=timeout, progress=progress,
+            requests,
+            image_dir,
+            base_url=base_url,
+            workers=workers,
+            rate=rate,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            progress=progress,
         )
         for line in summary.lines():
             log(line)
@@ -476,23 +525,46 @@ def prepare_nair_abraham(
                 "Run the command again to retry only those, or pass --on_bad_image=skip to drop their rows."
             )
         result = ingest_folder(
-            image_dir, cat.table, source=cat.source, on_bad_image=on_bad_image,
-            paths=iter_paths(requests, image_dir), progress=progress,
+            image_dir,
+            cat.table,
+            source=cat.source,
+            on_bad_image=on_bad_image,
+            paths=iter_paths(requests, image_dir),
+            progress=progress,
         )
         scales = np.array([r.scale for r in requests])
         result.metadata["scale_arcsec_per_px"] = scales[result.metadata["catalog_row"].to_numpy()]
         manifest = write_prepared(
-            staging, result.images, result.labels, result.metadata, name="nair_abraham",
+            staging,
+            result.images,
+            result.labels,
+            result.metadata,
+            name="nair_abraham",
             source=f"Nair & Abraham (2010) catalogue ({cat.source}) with SDSS cut-outs from {base_url}",
             extra={
-                "catalog": {"source": cat.source, "sha256": cat.sha256, "rows": len(cat),
-                            "column_map": cat.column_map, "class_counts": report.class_counts,
-                            "paper_class_counts": report.paper_class_counts},
-                "cutouts": {"base_url": base_url, "image_dir": str(image_dir.absolute()), "width": width,
-                            "height": width, "fov_factor": fov_factor, "min_scale": min_scale,
-                            "max_scale": max_scale, "default_scale": default_scale, "fixed_scale": fixed_scale,
-                            "index_sha256": index_sha256(image_dir), "fetched": summary.fetched,
-                            "reused": summary.reused, "failed": summary.failed},
+                "catalog": {
+                    "source": cat.source,
+                    "sha256": cat.sha256,
+                    "rows": len(cat),
+                    "column_map": cat.column_map,
+                    "class_counts": report.class_counts,
+                    "paper_class_counts": report.paper_class_counts,
+                },
+                "cutouts": {
+                    "base_url": base_url,
+                    "image_dir": str(image_dir.absolute()),
+                    "width": width,
+                    "height": width,
+                    "fov_factor": fov_factor,
+                    "min_scale": min_scale,
+                    "max_scale": max_scale,
+                    "default_scale": default_scale,
+                    "fixed_scale": fixed_scale,
+                    "index_sha256": index_sha256(image_dir),
+                    "fetched": summary.fetched,
+                    "reused": summary.reused,
+                    "failed": summary.failed,
+                },
                 "on_bad_image": on_bad_image,
                 "dropped": result.dropped,
                 "resize": "PIL bilinear to 256x256",

@@ -193,8 +193,11 @@ def verify_paper_counts(labels) -> dict:
     totals = class_counts(labels).tolist()
     report = {
         "num_examples": int(len(labels)),
-        "class_totals": {"found": totals, "paper": list(PAPER_CLASS_TOTALS),
-                         "match": totals == list(PAPER_CLASS_TOTALS)},
+        "class_totals": {
+            "found": totals,
+            "paper": list(PAPER_CLASS_TOTALS),
+            "match": totals == list(PAPER_CLASS_TOTALS),
+        },
         "runs": {},
     }
     for run, paper in PAPER_RUN_TEST_COUNTS.items():

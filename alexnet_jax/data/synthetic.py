@@ -112,9 +112,7 @@ def _mag_to_nmgy(mag: float) -> float:
 
 def sersic_b(n: float) -> float:
     """b_n such that R_e encloses half the light (Ciotti & Bertin 1999 expansion)."""
-    return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n**2) + 131 / (1148175 * n**3) - 2194697 / (
-        30690717750 * n**4
-    )
+    return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n**2) + 131 / (1148175 * n**3) - 2194697 / (30690717750 * n**4)
 
 
 def sersic_total(n: float, re: float, q: float) -> float:
@@ -807,7 +805,9 @@ def generator_params() -> dict[str, Any]:
         "version": GENERATOR_VERSION,
         "class_fractions": list(CLASS_FRACTIONS),
         "class_totals_for_rounding": list(PAPER_CLASS_TOTALS),
-        "ttype_choices": {CLASS_NAMES[k]: {"ttypes": list(v), "weights": list(w)} for k, (v, w) in TTYPE_CHOICES.items()},
+        "ttype_choices": {
+            CLASS_NAMES[k]: {"ttypes": list(v), "weights": list(w)} for k, (v, w) in TTYPE_CHOICES.items()
+        },
         "bands": list(BANDS),
         "pixel_arcsec": PIXEL_ARCSEC,
         "native_px_range": [NATIVE_MIN, NATIVE_MAX],

@@ -86,13 +86,15 @@ def builder_class():
                 description += f" Prepared set {manifest['name']!r}: {manifest['source']}."
             return self.dataset_info_from_configs(
                 description=description,
-                features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), encoding_format="png"),
-                    "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-                    "id": tfds.features.Text(),
-                    "ttype": tfds.features.Scalar(dtype=np.float32),
-                    "index": tfds.features.Scalar(dtype=np.int64),
-                }),
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), encoding_format="png"),
+                        "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
+                        "id": tfds.features.Text(),
+                        "ttype": tfds.features.Scalar(dtype=np.float32),
+                        "index": tfds.features.Scalar(dtype=np.int64),
+                    }
+                ),
                 supervised_keys=("image", "label"),
                 citation="Schneider, Stenning & Elliott (2023), Front. Astron. Space Sci. 10:1197358; "
                 "Nair & Abraham (2010), ApJS 186, 427.",
@@ -117,13 +119,16 @@ def builder_class():
             ttypes = data.metadata["ttype"].to_numpy(dtype=np.float64)
             for i in indices:
                 i = int(i)
-                yield i, {
-                    "image": np.asarray(data.images[i]),
-                    "label": int(data.labels[i]),
-                    "id": ids[i],
-                    "ttype": np.float32(ttypes[i]),
-                    "index": i,
-                }
+                yield (
+                    i,
+                    {
+                        "image": np.asarray(data.images[i]),
+                        "label": int(data.labels[i]),
+                        "id": ids[i],
+                        "ttype": np.float32(ttypes[i]),
+                        "index": i,
+                    },
+                )
 
     _CLASS = AlexnetJaxGalaxies
     return _CLASS
