@@ -11,16 +11,18 @@ report. Definitions of every number: docs/analysis.md.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -574,10 +576,8 @@ def describe_data(study: Study) -> dict:
             for key in ("dir", "path", "prepared_dir", "data_dir", "root", "directory"):
                 manifest = Path(str(data.get(key, ""))) / "manifest.json" if data.get(key) else None
                 if manifest is not None and manifest.is_file():
-                    try:
+                    with contextlib.suppress(OSError, json.JSONDecodeError):
                         sign = _looks_synthetic(json.loads(manifest.read_text()), str(manifest))
-                    except (OSError, json.JSONDecodeError):
-                        pass
         if sign is not None and synthetic is None:
             synthetic = f"run {index}: {sign}"
     status = "synthetic" if synthetic else ("unknown" if not descriptions else "recorded")
@@ -655,7 +655,10 @@ def summarize(study: Study, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int =
             "accuracy": "fractions in [0, 1]; tables and report show percent",
             "epochs": "0-based epoch indices",
             "std": "sample standard deviation (ddof=1); null with fewer than 2 values",
-            "undefined": "a per-class value that is undefined in a run is left out of that class's mean; *_n counts the runs used",
+            "undefined": (
+                "a per-class value that is undefined in a run is left out of that class's mean; "
+                "*_n counts the runs used"
+            ),
         },
     }
 
@@ -947,7 +950,7 @@ def _sentences_tests(summary: dict) -> list[str]:
             "n_first_200",
         ),
     ]
-    for key, what, verb, n_key in specs:
+    for key, what, verb, _n_key in specs:
         t, wt = s[key], w[key]
         if t["n_pairs"] == 0:
             out.append(f"- **Sign test, {what}:** no paired runs, so no test.")
@@ -1287,7 +1290,7 @@ def make_demo_study(
         labels = rng.permutation(np.repeat(np.arange(len(counts)), counts))
         test_indices = np.sort(rng.choice(DEMO_NUM_EXAMPLES, num_test, replace=False))
         arms = {}
-        for arm, planned in zip(ARMS, epochs):
+        for arm, planned in zip(ARMS, epochs, strict=True):
             t = np.arange(planned, dtype=np.float64)
             if arm == "pretrained":
                 level = rng.normal(0.842, 0.006)

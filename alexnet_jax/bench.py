@@ -42,8 +42,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from absl import app, flags, logging
@@ -545,7 +546,8 @@ class JaxBench:
 
     def _stack(self, batches: list[dict]):
         import jax
-        from jax.sharding import NamedSharding, PartitionSpec as P
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
 
         stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
         return jax.device_put(stacked, NamedSharding(self.mesh, P(None, "data")))
@@ -1157,7 +1159,8 @@ def markdown(records: list[dict], header: dict) -> str:
         ratio = r["train_images_per_s"] / paper["train_images_per_s"] if paper and r.get("train_images_per_s") else None
         lines.append(
             f"| {r['name']} | {r['dtype']} | {r['pipeline']} | {_fmt(r['train_images_per_s'])} | "
-            f"{_fmt(r['eval_images_per_s'])} | {_fmt(r['step_time_s'], 1, 1e3)} | {_fmt(r['compute_time_s'], 1, 1e3)} | "
+            f"{_fmt(r['eval_images_per_s'])} | {_fmt(r['step_time_s'], 1, 1e3)} | "
+            f"{_fmt(r['compute_time_s'], 1, 1e3)} | "
             f"{_fmt(r['input_wait_s'], 1, 1e3)} | {_fmt(r['achieved_tflops'], 3)} | "
             f"{_fmt(r['mfu'], 1, 100) + ' %' if r['mfu'] is not None else '–'} | "
             f"{_fmt(ratio, 2) + 'x' if ratio else '–'} | {_fmt(r['projected_study_hours'], 0)} |"
@@ -1325,7 +1328,7 @@ def run_benchmark(settings: dict) -> list[dict]:
         }
     emit(summary, records)
     header = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "device": f"{bench.info['device_kind']} x{bench.info['device_count']}",
         "host": f"{platform.node()}, {os.cpu_count()} CPU cores, {platform.platform()}, load average at the end "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes share the machine when > cores)",

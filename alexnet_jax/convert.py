@@ -25,13 +25,14 @@ torchvision on identical inputs); see `alexnet_jax.params_io`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
 import sys
 import urllib.error
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def _torch_key(flax_layer: str, leaf: str) -> str:
     return flax_layer.replace("_", ".") + (".weight" if leaf == "kernel" else ".bias")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _flax_shapes(num_classes: int) -> dict[tuple[str, str], tuple[int, ...]]:
     """Parameter shapes straight from the model definition, so the two cannot drift apart."""
     tree = jax.eval_shape(
@@ -449,9 +450,8 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
     for row in report["sizes"]:
         for output in ("logits", "features", "avgpool"):
             d = row[output]
-            lines.append(
-                f"{row['height']:>4}x{row['width']:<4}  {output:<9} {d['max_abs']:>11.3e} {d['scale']:>12.4g} {d['rel']:>10.3e}"
-            )
+            size = f"{row['height']:>4}x{row['width']:<4}"
+            lines.append(f"{size}  {output:<9} {d['max_abs']:>11.3e} {d['scale']:>12.4g} {d['rel']:>10.3e}")
     return "\n".join(lines)
 
 
@@ -463,10 +463,8 @@ def _versions() -> dict[str, str]:
 
     versions = {}
     for name in ("torch", "torchvision", "jax", "jaxlib", "flax", "orbax-checkpoint", "numpy", "safetensors"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
     return versions
 
 

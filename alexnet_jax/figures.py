@@ -321,7 +321,7 @@ def _matrix(fig, ax, values, text, names, title, vmax=1.0, cmap="Blues", bar_lab
 def fig10(path, study, summary, paired, example_run) -> str:
     fig, axes = _figure(1, 2, (12.5, 5.2))
     names = summary["class_names"]
-    for ax, arm, letter in zip(axes[0], ARMS, "AB"):
+    for ax, arm, letter in zip(axes[0], ARMS, "AB", strict=True):
         record = study.arms[arm].get(example_run)
         if record is None:
             _empty(ax, f"run {example_run} has no {arm} arm")

@@ -19,7 +19,8 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from typing import Any, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import numpy as np
@@ -226,7 +227,8 @@ def tf_apply_augment(image_u8, params: dict, cfg: AugmentConfig):
         theta = tf.cast(params["angle_deg"], tf.float32) * (math.pi / 180.0)
         cos, sin = tf.cos(theta), tf.sin(theta)
         c = (crop - 1) / 2.0
-        # Output (col, row) -> source (col, row): col' = cos(col-c) - sin(row-c) + c, row' = sin(col-c) + cos(row-c) + c.
+        # Output (col, row) -> source (col, row):
+        #   col' = cos(col-c) - sin(row-c) + c,  row' = sin(col-c) + cos(row-c) + c.
         zero = tf.zeros_like(cos)
         transform = tf.stack([cos, -sin, c - cos * c + sin * c, sin, cos, c - sin * c - cos * c, zero, zero])
         x = tf.raw_ops.ImageProjectiveTransformV3(

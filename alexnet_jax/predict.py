@@ -120,7 +120,7 @@ def write_predictions(path: str | os.PathLike, names, probabilities: np.ndarray,
         writer = csv.writer(handle)
         header = ["file"] + [f"p_{name}" for name in class_names] + ["predicted_class", "predicted_label"]
         writer.writerow(header + (["true_label"] if labels is not None else []))
-        for i, (name, probs) in enumerate(zip(names, probabilities)):
+        for i, (name, probs) in enumerate(zip(names, probabilities, strict=True)):
             best = int(np.argmax(probs))
             row = [name] + [f"{p:.6f}" for p in probs] + [class_names[best], best]
             writer.writerow(row + ([int(labels[i])] if labels is not None else []))
@@ -163,7 +163,7 @@ def main(argv):
     counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
     print(
         f"wrote {len(names)} predictions to {FLAGS.output} ("
-        + ", ".join(f"{n}: {c}" for n, c in zip(class_names, counts))
+        + ", ".join(f"{n}: {c}" for n, c in zip(class_names, counts, strict=True))
         + ")"
     )
     if labels is not None:

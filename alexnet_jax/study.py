@@ -38,8 +38,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from absl import app, flags
 
@@ -75,7 +75,7 @@ def detect_gpus() -> list[str]:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [str(i) for i, line in enumerate(l for l in listing.splitlines() if l.startswith("GPU "))]
+    return [str(i) for i, line in enumerate(row for row in listing.splitlines() if row.startswith("GPU "))]
 
 
 def make_slots(
@@ -154,7 +154,7 @@ def lock_holder(workdir: Path, run_index: int) -> str | None:
     if not path.exists():
         return None
     try:
-        handle = open(path, "r")
+        handle = open(path)  # noqa: SIM115  (closed by the with block below)
     except OSError:
         return None
     with handle:
@@ -295,7 +295,7 @@ class Study:
 
     def _launch(self, run_index: int, slot: Slot) -> None:
         log_path = self.log_dir / f"run_{run_index:03d}.log"
-        handle = open(log_path, "a")
+        handle = open(log_path, "a")  # noqa: SIM115  (the child writes to it until _finish closes it)
         command = self.command(run_index)
         env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
         handle.write(
@@ -492,7 +492,8 @@ def check_distributed() -> int:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     mesh = jax.make_mesh((jax.device_count(),), ("data",), devices=jax.devices())
     local = np.full((jax.local_device_count(),), jax.process_index() + 1, np.float32)

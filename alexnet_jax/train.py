@@ -27,8 +27,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import flax
 import jax
@@ -335,7 +336,7 @@ def run_lock(directory: Path):
     The kernel drops the lock when its holder dies, even by SIGKILL."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / ".lock"
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115  (held, with its flock, for the whole run)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:

@@ -87,7 +87,8 @@ def to_markdown(report: dict, arm: str) -> str:
         lines.append(
             f"| {row['run']} | {row['peak_baseline']:.4f} | {row['peak_candidate']:.4f} | "
             f"{row['peak_epoch_baseline']} / {row['peak_epoch_candidate']} | "
-            f"{row['final_baseline']:.4f} / {row['final_candidate']:.4f} | {row['max_gap']:.4f} | {row['mean_gap']:.4f} |"
+            f"{row['final_baseline']:.4f} / {row['final_candidate']:.4f} | "
+            f"{row['max_gap']:.4f} | {row['mean_gap']:.4f} |"
         )
     lines.append("")
     lines.append(f"Mean peak difference (candidate - baseline): {report['peak_diff_mean']:+.4f}")

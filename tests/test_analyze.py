@@ -93,7 +93,7 @@ def close(actual, expected, tol=1e-12):
         assert actual is None
     elif isinstance(expected, (list, tuple)):
         assert isinstance(actual, list) and len(actual) == len(expected), (actual, expected)
-        for a, e in zip(actual, expected):
+        for a, e in zip(actual, expected, strict=True):
             close(a, e, tol)
     else:
         assert actual == pytest.approx(expected, abs=tol), (actual, expected)
@@ -217,8 +217,10 @@ def test_sign_test_p_values():
     assert analyze.binomial_two_sided_p(5, 5) == 1.0  # 2 * P(X <= 5) > 1, capped
     assert analyze.binomial_two_sided_p(1, 0) == 1.0
     assert analyze.binomial_two_sided_p(0, 0) is None
-    for w, l in ((3, 9), (40, 55), (12, 0)):
-        assert analyze.binomial_two_sided_p(w, l) == pytest.approx(stats.binomtest(w, w + l).pvalue, rel=1e-12)
+    for wins, losses in ((3, 9), (40, 55), (12, 0)):
+        assert analyze.binomial_two_sided_p(wins, losses) == pytest.approx(
+            stats.binomtest(wins, wins + losses).pvalue, rel=1e-12
+        )
 
 
 def test_ties(tmp_path):

@@ -159,8 +159,8 @@ class FakeVizier:
         self.calls = []
 
     def get_catalogs(self, name):
-        from astropy.table import Table
         import astropy.units as u
+        from astropy.table import Table
 
         self.calls.append(name)
         table = Table.from_pandas(frame())

@@ -62,13 +62,12 @@ def test_known_curves(tmp_path):
 def test_cli_table_and_errors(tmp_path):
     write_run(tmp_path / "a", 0, [0.5, 0.6])
     write_run(tmp_path / "b", 0, [0.5, 0.6, 0.7])
-    run = lambda *args: subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,  # noqa: E731
-        cwd=REPO,
-        timeout=120,
-    )
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
+
     same = run(f"--baseline={tmp_path / 'a'}", f"--candidate={tmp_path / 'a'}")
     assert same.returncode == 0 and "| 0 | 0.6000 | 0.6000 | 2 / 2 |" in same.stdout
     unequal = run(f"--baseline={tmp_path / 'a'}", f"--candidate={tmp_path / 'b'}")

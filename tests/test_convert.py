@@ -70,7 +70,7 @@ def _closed_port_url():
 
 def _assert_trees_equal(a, b):
     assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
@@ -96,7 +96,7 @@ def _compare(torch_model, params, height, width, seed=1):
     assert [o.shape for o in ours[1:]] == [t.shape for t in theirs[1:]]
     return {
         name: float(np.max(np.abs(o - t)) / np.max(np.abs(t)))
-        for name, o, t in zip(("logits", "features", "avgpool"), ours, theirs)
+        for name, o, t in zip(("logits", "features", "avgpool"), ours, theirs, strict=True)
         if o.shape == t.shape
     }
 

@@ -205,13 +205,11 @@ def test_staged_output(tmp_path):
     with staged_output(target) as staging:
         (staging / "a").write_text("1")
     assert (target / "a").read_text() == "1"
-    with pytest.raises(RuntimeError):
-        with staged_output(target, overwrite=True) as staging:
-            (staging / "b").write_text("2")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_output(target, overwrite=True) as staging:
+        (staging / "b").write_text("2")
+        raise RuntimeError("boom")
     assert sorted(p.name for p in target.iterdir()) == ["a"]
     assert [p.name for p in tmp_path.iterdir()] == ["t"]
     (tmp_path / "file").write_text("x")
-    with pytest.raises(FolderError, match="not a directory"):
-        with staged_output(tmp_path / "file"):
-            pass
+    with pytest.raises(FolderError, match="not a directory"), staged_output(tmp_path / "file"):
+        pass

@@ -202,7 +202,7 @@ def test_tf_data_images_equal_jax_apply_of_its_params(data, mesh):
     assert differ / (len(batches) * 8 * CROP * CROP) < 1e-3
     # batches() yields the same images as the dataset it wraps.
     via_mesh = [np.asarray(b["images"]) for b in pipe.batches(order, 8, train=True, seed=4)]
-    for a, b in zip(via_mesh, batches):
+    for a, b in zip(via_mesh, batches, strict=True):
         np.testing.assert_array_equal(a, b["images"])
 
 

@@ -78,7 +78,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     finally:
         for w in workers:
             w.kill()
-    for w, out in zip(workers, outputs):
+    for w, out in zip(workers, outputs, strict=True):
         assert w.returncode == 0, out[-3000:]
     assert "process 0/2" in outputs[0] and "process 1/2" in outputs[1]
     single = subprocess.run(

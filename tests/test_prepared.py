@@ -30,7 +30,7 @@ def test_round_trip_with_generator_info(tmp_path):
     np.testing.assert_array_equal(data.labels, labels)
     assert isinstance(data.images, np.memmap)
     assert list(data.metadata.columns[: len(METADATA_COLUMNS)]) == list(METADATA_COLUMNS)
-    assert list(data.metadata["class_name"]) == [CLASS_NAMES[l] for l in labels]
+    assert list(data.metadata["class_name"]) == [CLASS_NAMES[label] for label in labels]
     on_disk = read_manifest(tmp_path)
     assert on_disk == json.loads(json.dumps(manifest))
     assert on_disk["schema"] == SCHEMA and on_disk["generator"] == generator and on_disk["note"] == "x"

@@ -114,7 +114,7 @@ def make_requests(width: int = 24, scale: float = 0.4) -> list[CutoutRequest]:
 
 
 def server_behaviour(requests) -> dict[str, str]:
-    return {f"{r.ra:.6f}": kind for r, kind in zip(requests, BEHAVIOURS)}
+    return {f"{r.ra:.6f}": kind for r, kind in zip(requests, BEHAVIOURS, strict=False)}
 
 
 # time-out well above a local answer even on a loaded machine, well below the slow answer
@@ -130,8 +130,8 @@ def test_fetch_retries_failures_and_resume(tmp_path):
 
         # recoverable faults were retried and succeeded; permanent ones failed with reasons
         ok_kinds = {"ok", "flaky500", "slow", "truncated", "truncated_noclen"}
-        expect_ok = [r.filename for r, k in zip(requests, BEHAVIOURS) if k in ok_kinds]
-        expect_failed = {r.filename: k for r, k in zip(requests, BEHAVIOURS) if k not in ok_kinds}
+        expect_ok = [r.filename for r, k in zip(requests, BEHAVIOURS, strict=False) if k in ok_kinds]
+        expect_failed = {r.filename: k for r, k in zip(requests, BEHAVIOURS, strict=False) if k not in ok_kinds}
         assert summary.fetched == len(expect_ok)
         assert set(summary.failed) == set(expect_failed)
         reasons = {expect_failed[name]: reason for name, reason in summary.failed.items()}
@@ -159,7 +159,7 @@ def test_fetch_retries_failures_and_resume(tmp_path):
         again = fetch_cutouts(requests, out, base_url=server.url, **FAST)
         assert again.reused == len(expect_ok) and again.fetched == 0
         assert set(again.failed) == set(expect_failed)
-        for r, kind in zip(requests, BEHAVIOURS):
+        for r, kind in zip(requests, BEHAVIOURS, strict=False):
             key = f"{r.ra:.6f}"
             assert server.hits[key] == hits_before[key] + (0 if kind in ok_kinds else (1 if kind == "notfound" else 4))
 
@@ -205,7 +205,8 @@ def test_backoff_delays_grow_and_are_injectable(tmp_path):
         )
     assert summary.failed and summary.attempts == 4
     assert len(delays) == 3
-    for delay, base in zip(delays, (0.5, 1.0, 1.5)):  # 0.5 * 2**k, capped at max_backoff, jitter in [1, 1.25)
+    # 0.5 * 2**k, capped at max_backoff, jitter in [1, 1.25)
+    for delay, base in zip(delays, (0.5, 1.0, 1.5), strict=False):
         assert base <= delay < base * 1.25
 
 

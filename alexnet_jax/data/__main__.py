@@ -230,7 +230,7 @@ def _prepare_synthetic() -> int:
 def _print_manifest(output, manifest: dict) -> None:
     from alexnet_jax.data.labels import CLASS_NAMES
 
-    counts = ", ".join(f"{n} {c:,}" for n, c in zip(CLASS_NAMES, manifest["class_counts"]))
+    counts = ", ".join(f"{n} {c:,}" for n, c in zip(CLASS_NAMES, manifest["class_counts"], strict=True))
     print(f"wrote {manifest['num_examples']:,} examples to {output} ({counts})")
 
 

@@ -104,7 +104,7 @@ def _read_vizier_tsv(path: Path, text: str) -> tuple[pd.DataFrame, dict[str, str
     units: dict[str, str] = {}
     dash = re.compile(r"^-*$")
     if i + 1 < len(lines) and all(dash.match(f.strip()) for f in lines[i + 1].split("\t")):
-        units = {name: u.strip() for name, u in zip(header, lines[i].split("\t")) if u.strip()}
+        units = {name: u.strip() for name, u in zip(header, lines[i].split("\t"), strict=False) if u.strip()}
         i += 2
     elif i < len(lines) and all(dash.match(f.strip()) for f in lines[i].split("\t")):
         i += 1
@@ -176,10 +176,10 @@ def read_catalog_file(path: str | os.PathLike, fmt: str | None = None) -> tuple[
         else:
             with path.open("r", errors="replace") as handle:
                 head = handle.read(1 << 16)
-            lines = [l for l in head.splitlines() if l.strip()]
+            lines = [line for line in head.splitlines() if line.strip()]
             if head.startswith("# %ECSV"):
                 fmt = "ecsv"
-            elif lines and lines[0].startswith("#") or any(re.fullmatch(r"[-\t ]+", l) for l in lines[:50]):
+            elif lines and lines[0].startswith("#") or any(re.fullmatch(r"[-\t ]+", line) for line in lines[:50]):
                 fmt = "vizier_tsv"
             elif name.endswith(".csv") or (lines and lines[0].count(",") > lines[0].count("\t")):
                 fmt = "csv"
@@ -452,7 +452,7 @@ class CatalogReport:
         out = [f"rows: {self.num_rows}" + (f" (expected {self.expected_rows})" if self.expected_rows else "")]
         out.append("columns used: " + ", ".join(f"{k}={v}" for k, v in self.column_map.items()))
         out.append(f"{'class':<12}{'catalogue':>10}{'paper':>8}")
-        for name, found, paper in zip(CLASS_NAMES, self.class_counts, self.paper_class_counts):
+        for name, found, paper in zip(CLASS_NAMES, self.class_counts, self.paper_class_counts, strict=True):
             out.append(f"{name:<12}{found:>10,}{paper:>8,}{'' if found == paper else '  <- differs'}")
         out.append("class totals " + ("match the paper" if self.counts_match else "DIFFER from the paper"))
         return out

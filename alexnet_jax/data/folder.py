@@ -28,8 +28,8 @@ import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -307,7 +307,7 @@ def ingest_folder(
             "dec": _degrees(table, "dec")[keep],
             "ttype": ttype[keep],
             "label": labels[keep],
-            "class_name": [CLASS_NAMES[l] for l in labels[keep]],
+            "class_name": [CLASS_NAMES[label] for label in labels[keep]],
             "source_file": [paths[i].name for i in keep],
             "catalog_row": keep,
         }

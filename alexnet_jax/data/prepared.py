@@ -127,7 +127,7 @@ def default_metadata(labels: np.ndarray) -> pd.DataFrame:
             "dec": np.nan,
             "ttype": np.nan,
             "label": labels,
-            "class_name": [CLASS_NAMES[l] for l in labels],
+            "class_name": [CLASS_NAMES[label] for label in labels],
             "source_file": "",
         }
     )

@@ -31,8 +31,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def requests_from_catalog(
         raise ValueError(f"rows without RA/Dec cannot be fetched: {', '.join(map(str, bad[:10]))}")
     radius = np.asarray(table["petro_radius"], float) if "petro_radius" in table else np.full(len(ra), np.nan)
     out = []
-    for i, (galaxy_id, r, d, rad) in enumerate(zip(table["id"], ra, dec, radius)):
+    for i, (galaxy_id, r, d, rad) in enumerate(zip(table["id"], ra, dec, radius, strict=True)):
         scale = (
             fixed_scale
             if fixed_scale
@@ -199,7 +199,7 @@ def _download(url: str, timeout: float) -> bytes:
         raise FetchError(f"HTTP {error.code} {error.reason}", retry=error.code in _RETRY_STATUS, wait=wait) from None
     except http.client.IncompleteRead as error:
         raise FetchError(f"truncated body ({len(error.partial)} bytes received)") from None
-    except (socket.timeout, TimeoutError) as error:
+    except TimeoutError as error:
         raise FetchError(f"timed out after {timeout:g} s ({error})") from None
     except urllib.error.URLError as error:
         reason = error.reason

@@ -713,7 +713,7 @@ def _render_chunk(args) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     seed, indices, labels, image_size = args
     images = np.empty((len(indices), image_size, image_size, 3), np.uint8)
     params = []
-    for k, (index, label) in enumerate(zip(indices, labels)):
+    for k, (index, label) in enumerate(zip(indices, labels, strict=True)):
         images[k], row = render_example(int(label), _example_rng(seed, int(index)), image_size)
         params.append(row)
     return indices, images, params
@@ -771,7 +771,7 @@ def generate_synthetic(
     def collect(result):
         indices, block, params = result
         images[indices] = block
-        for index, row in zip(indices, params):
+        for index, row in zip(indices, params, strict=True):
             rows[index] = row
         if bar is not None:
             bar.update(len(indices))
