@@ -35,9 +35,8 @@ from alexnet_jax.results import (
     is_complete,
     load_results,
     run_dir,
-    write_json_atomic,
-    write_text_atomic,
 )
+from alexnet_jax.toolbox import write_json_atomic, write_text_atomic
 
 ANALYSIS_SCHEMA = "alexnet_jax.analysis/1"
 WITHIN_EPOCHS = (20, 50)  # the paper's "pretrained limited to 20 / 50 epochs"

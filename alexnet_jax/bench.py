@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from absl import app, flags, logging
 
-from alexnet_jax.results import write_text_atomic
+from alexnet_jax.toolbox import write_text_atomic
 
 SCHEMA = "alexnet_jax.bench/1"
 NUM_CLASSES = 4

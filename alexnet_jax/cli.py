@@ -1,10 +1,53 @@
-"""What every alexnet_jax command shares: quiet library logs unless the user asks for them."""
+"""What every alexnet_jax command shares: its exit codes, its error line, quiet library logs.
 
-from absl import flags, logging
+Every command (`python -m alexnet_jax.<command>`) exits with one of these codes, so scripts
+and the study launcher can tell the cases apart without reading logs:
+
+    0  success
+    1  failed: the work could not be done (a run failed, a download or parity check failed)
+    2  bad input: a flag, config, file or data set is wrong; the message names it and what to do
+    3  not available: a needed file is not here offline (`convert --check_only`)
+    4  locked: another process is training that run; nothing was touched
+    5  interrupted: SIGTERM or SIGINT stopped the work cleanly; run the same command to resume
+
+Flags are defined by each command's `define_flags()`, called only when it runs, so importing
+any module never defines a flag.
+"""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+EXIT_LOCKED = 4
+EXIT_INTERRUPTED = 5
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "failed: the work could not be done (a run failed, a download or parity check failed)",
+    EXIT_BAD_INPUT: "bad input: a flag, config, file or data set is wrong; the message names it and what to do",
+    EXIT_UNAVAILABLE: "not available: a needed file is not here offline (`convert --check_only`)",
+    EXIT_LOCKED: "locked: another process is training that run; nothing was touched",
+    EXIT_INTERRUPTED: "interrupted: SIGTERM or SIGINT stopped the work cleanly; run the same command to resume",
+}
+
+
+def report_error(error: BaseException | str, code: int = EXIT_BAD_INPUT) -> int:
+    """Print `error: ...` on stderr, after any buffered library logs, and return `code`."""
+    from absl import logging
+
+    logging.flush()
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    return code
 
 
 def quiet_library_logs() -> None:
     """orbax and jax log every checkpoint step at INFO through absl; our own progress lines are
     printed. Library logs show again with --verbosity=0 (or higher)."""
+    from absl import flags, logging
+
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)

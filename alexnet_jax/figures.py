@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 
 from alexnet_jax.analyze import class_label as _class_label
 from alexnet_jax.analyze import class_metrics
-from alexnet_jax.results import ARMS, atomic_path
+from alexnet_jax.results import ARMS
+from alexnet_jax.toolbox import atomic_path
 
 COLOR = {"pretrained": "#1f6fb4", "scratch": "#d9620b"}
 LABEL = {"pretrained": "Pretrained (ImageNet)", "scratch": "From scratch"}

@@ -33,12 +33,10 @@ Arms that were not run are absent. Extra keys are allowed everywhere.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -67,37 +65,6 @@ def find_run_dirs(workdir: str | os.PathLike) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in workdir.iterdir() if p.is_dir() and (m := RUN_DIR_PATTERN.match(p.name))]
     return [p for _, p in sorted(found)]
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary file beside `path`; when the block succeeds it replaces `path`.
-
-    Readers see the old file or the new one, never half of one. The file is made readable
-    by others (0644), not mkstemp's 0600, so results on a shared cluster stay visible.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
 def validate_results(results: Any, where: str = "results.json") -> dict:

@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from alexnet_jax import analyze, figures
-from alexnet_jax.results import validate_results, write_json_atomic
+from alexnet_jax.results import validate_results
+from alexnet_jax.toolbox import write_json_atomic
 
 NAMES = ["elliptical", "lenticular", "spiral", "irr_misc"]
 EYE = [[10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 0], [0, 0, 0, 4]]

@@ -11,6 +11,7 @@ import pytest
 from alexnet_jax.data import catalog as cat
 from alexnet_jax.data.catalog import CatalogError, check_catalog, fetch_catalog, load_catalog
 from alexnet_jax.data.labels import LabelError
+from alexnet_jax.toolbox import sha256_file
 
 TTYPES = [-5, -3, 0, 1, 4, 9, 10, 99]
 LABELS = [0, 1, 1, 2, 2, 2, 3, 3]
@@ -174,7 +175,7 @@ def test_fetch_catalog_caches_with_checksum(tmp_path):
     path = fetch_catalog(tmp_path, vizier=fake)
     assert fake.calls == ["J/ApJS/186/427/table2"]
     digest = (tmp_path / (path.name + ".sha256")).read_text().split()[0]
-    assert digest == cat._sha256(path)
+    assert digest == sha256_file(path)
     loaded = cat.load_or_fetch_catalog(cache_dir=tmp_path, vizier=fake)
     assert fake.calls == ["J/ApJS/186/427/table2"]  # reused, not fetched again
     assert "VizieR" in loaded.source and list(loaded.table["id"]) == NAMES

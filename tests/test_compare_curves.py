@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from alexnet_jax import results as results_lib
+from alexnet_jax import toolbox
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "experiments" / "compare_curves.py"
@@ -36,7 +37,7 @@ def write_run(workdir: Path, run_index: int, test_acc: list[float], complete: bo
         "split": {},
         "arms": {"scratch": record},
     }
-    results_lib.write_json_atomic(results_lib.run_dir(workdir, run_index) / results_lib.RESULTS_FILENAME, results)
+    toolbox.write_json_atomic(results_lib.run_dir(workdir, run_index) / results_lib.RESULTS_FILENAME, results)
 
 
 def test_known_curves(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import results as results_lib
-from alexnet_jax import study
+from alexnet_jax import study, toolbox
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def fake_results(workdir: Path, run_index: int, arms: dict) -> Path:
         "arms": record,
     }
     path = study.results_path(workdir, run_index)
-    results_lib.write_json_atomic(path, results)
+    toolbox.write_json_atomic(path, results)
     return path
 
 

@@ -14,7 +14,6 @@ from alexnet_jax.data.splits import (
     class_counts,
     default_train_size,
     paper_split,
-    split_validation,
     stratified_split,
     verify_paper_counts,
 )
@@ -63,7 +62,6 @@ __all__ = [
     "class_counts",
     "default_train_size",
     "paper_split",
-    "split_validation",
     "stratified_split",
     "verify_paper_counts",
     *_LAZY,

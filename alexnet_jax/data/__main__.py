@@ -115,7 +115,7 @@ def _expected_rows():
 
 def _write_json(obj) -> None:
     if FLAGS.json_out:
-        from alexnet_jax.results import write_json_atomic
+        from alexnet_jax.toolbox import write_json_atomic
 
         write_json_atomic(FLAGS.json_out, obj)
 

@@ -13,7 +13,6 @@ astropy are imported only when a FITS/ECSV/VOTable file is read or VizieR is que
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alexnet_jax.data.labels import CLASS_NAMES, PAPER_CLASS_TOTALS, PAPER_NUM_EXAMPLES, ttype_to_class
+from alexnet_jax.toolbox import atomic_path, sha256_file, write_text_atomic
 
 VIZIER_CATALOG = "J/ApJS/186/427"
 VIZIER_TABLE = "J/ApJS/186/427/table2"
@@ -78,14 +78,6 @@ class Catalog:
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_vizier_tsv(path: Path, text: str) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -340,7 +332,7 @@ def load_catalog(path: str | os.PathLike, fmt: str | None = None, **normalize_kw
     """Read and normalise a local catalogue file (any format `read_catalog_file` knows)."""
     path = Path(path)
     frame, units, _ = read_catalog_file(path, fmt)
-    return normalize_catalog(frame, units, source=str(path), sha256=_sha256(path), **normalize_kwargs)
+    return normalize_catalog(frame, units, source=str(path), sha256=sha256_file(path), **normalize_kwargs)
 
 
 # ----------------------------------------------------------------------------- VizieR
@@ -375,7 +367,7 @@ def fetch_catalog(
         if not digest_path.exists():
             raise CatalogError(f"{path} has no {digest_path.name}; delete it or fetch again with refresh")
         expected = digest_path.read_text().split()[0]
-        found = _sha256(path)
+        found = sha256_file(path)
         if found != expected:
             raise CatalogError(
                 f"cached catalogue {path} changed since download (sha256 {found}, recorded {expected}). "
@@ -403,17 +395,10 @@ def fetch_catalog(
     table.meta["alexnet_jax_source"] = f"VizieR {chosen}"
     table.meta["alexnet_jax_fetched"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
-        digest = _sha256(tmp)
-        tmp_digest = digest_path.with_name(f".{digest_path.name}.{os.getpid()}.tmp")
-        tmp_digest.write_text(f"{digest}  {path.name}\n")
-        os.replace(tmp, path)
-        os.replace(tmp_digest, digest_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        digest = sha256_file(tmp)
+    write_text_atomic(digest_path, f"{digest}  {path.name}\n")
     return path
 
 

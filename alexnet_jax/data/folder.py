@@ -26,8 +26,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +34,7 @@ import pandas as pd
 
 from alexnet_jax.data.labels import CLASS_NAMES, ttype_to_class
 from alexnet_jax.data.prepared import IMAGE_SIZE
+from alexnet_jax.toolbox import atomic_directory, sha256_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 
@@ -337,23 +336,13 @@ def staged_output(output: str | os.PathLike, *, overwrite: bool = False):
         raise FolderError(f"output {output} exists and is not a directory")
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         raise FolderError(f"output {output} already holds files; pass --overwrite to replace it")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if output.is_dir():
-        if any(output.iterdir()) and not overwrite:  # appeared while we worked
-            shutil.rmtree(staging, ignore_errors=True)
+
+    def still_free():  # another process may have filled it while we worked
+        if not overwrite and output.is_dir() and any(output.iterdir()):
             raise FolderError(f"output {output} was filled meanwhile; pass --overwrite to replace it")
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        os.replace(output, old)
-    os.replace(staging, output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+    with atomic_directory(output, before_swap=still_free) as staging:
+        yield staging
 
 
 def prepare_folder(
@@ -370,7 +359,6 @@ def prepare_folder(
     progress: bool = True,
 ) -> tuple[dict, IngestResult]:
     """Ingest a folder + catalogue and write a prepared data set to `output`; return (manifest, result)."""
-    from alexnet_jax.data.catalog import _sha256
     from alexnet_jax.data.prepared import write_prepared
 
     catalog_path = Path(catalog_path)
@@ -398,7 +386,7 @@ def prepare_folder(
             extra={
                 "catalog": {
                     "path": str(catalog_path.absolute()),
-                    "sha256": _sha256(catalog_path),
+                    "sha256": sha256_file(catalog_path),
                     "rows": int(len(table)),
                 },
                 "pairing": f"id column {id_column!r}" if id_column else "sorted file names by row position",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-CLASS_NAMES = ("elliptical", "lenticular", "spiral", "irr_misc")
+from alexnet_jax.analysis import paper
+
+CLASS_NAMES = paper.CLASS_NAMES
 NUM_CLASSES = len(CLASS_NAMES)
-# Class totals of the 14,034-galaxy catalogue (paper, Section 2), in CLASS_NAMES order.
-PAPER_CLASS_TOTALS = (2738, 3215, 7708, 373)
-PAPER_NUM_EXAMPLES = 14034
-PAPER_TRAIN_SIZE = 12000
+# The 14,034-galaxy catalogue's class totals and the paper's train size (alexnet_jax.analysis.paper).
+PAPER_CLASS_TOTALS = paper.CLASS_TOTALS
+PAPER_NUM_EXAMPLES = paper.NUM_EXAMPLES
+PAPER_TRAIN_SIZE = paper.TRAIN_SIZE
 
 TTYPE_TO_CLASS = {-5: 0, -3: 1, -2: 1, -1: 1, 0: 1, **{t: 2 for t in range(1, 10)}, 10: 3, 99: 3}
 

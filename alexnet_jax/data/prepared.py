@@ -14,7 +14,6 @@ directory with a manifest is complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alexnet_jax.data.labels import CLASS_NAMES
+from alexnet_jax.toolbox import atomic_path, sha256_file, write_json_atomic
 
 SCHEMA = "alexnet_jax.prepared/1"
 IMAGE_SIZE = 256
@@ -39,20 +39,6 @@ class PreparedDataset(NamedTuple):
 
 class PreparedDataError(ValueError):
     pass
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
 
 
 def write_prepared(
@@ -89,15 +75,11 @@ def write_prepared(
     if manifest_path.exists():
         manifest_path.unlink()  # the directory is incomplete until the new manifest lands
     for filename, array in (("images.npy", images), ("labels.npy", labels)):
-        tmp = directory / f".{filename}.tmp"
-        with open(tmp, "wb") as handle:
+        with atomic_path(directory / filename) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
-        _atomic_replace(tmp, directory / filename)
-    tmp = directory / ".metadata.csv.tmp"
-    metadata[list(METADATA_COLUMNS) + [c for c in metadata.columns if c not in METADATA_COLUMNS]].to_csv(
-        tmp, index=False
-    )
-    _atomic_replace(tmp, directory / "metadata.csv")
+    columns = list(METADATA_COLUMNS) + [c for c in metadata.columns if c not in METADATA_COLUMNS]
+    with atomic_path(directory / "metadata.csv") as tmp:
+        metadata[columns].to_csv(tmp, index=False)
     manifest = {
         "schema": SCHEMA,
         "name": name,
@@ -111,9 +93,7 @@ def write_prepared(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
-    tmp = directory / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    _atomic_replace(tmp, manifest_path)
+    write_json_atomic(manifest_path, manifest, indent=2)
     return manifest
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import http.client
 import io
 import json
@@ -35,6 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from alexnet_jax.toolbox import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 
 DEFAULT_SDSS_URL = "https://skyserver.sdss.org/dr18/SkyServerWS/ImgCutout/getjpeg"
 SDSS_PIXEL_SCALE = 0.396  # arcsec/pixel of the SDSS imaging camera
@@ -216,33 +217,6 @@ def _download(url: str, timeout: float) -> bytes:
     return body
 
 
-def _atomic_write(path: Path, body: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _sha256_bytes(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
 @dataclasses.dataclass
 class FetchSummary:
     requested: int
@@ -287,7 +261,7 @@ def _is_done(output_dir: Path, request: CutoutRequest, base_url: str, entry: dic
     if entry.get("params") != request.params() or entry.get("base_url") != base_url:
         return False
     body = path.read_bytes()
-    if _sha256_bytes(body) != entry.get("sha256"):
+    if sha256_bytes(body) != entry.get("sha256"):
         return False
     try:
         check_jpeg(body)
@@ -322,8 +296,9 @@ def fetch_cutouts(
     names = [r.filename for r in requests]
     if len(set(names)) != len(names):
         raise ValueError("two requests share a file name; give each a distinct index")
-    for stale in output_dir.glob(".*.part"):
-        stale.unlink()  # left by an interrupted run; never an image
+    for pattern in (".*.part", ".*.tmp"):  # left by an interrupted run; never an image
+        for stale in output_dir.glob(pattern):
+            stale.unlink()
     index = _load_index(output_dir)
     todo = [r for r in requests if not _is_done(output_dir, r, base_url, index.get(r.filename))]
     reused = len(requests) - len(todo)
@@ -334,7 +309,7 @@ def fetch_cutouts(
     jitter = random.Random()
 
     def save_index() -> None:
-        _write_json(output_dir / INDEX_NAME, {"schema": "alexnet_jax.cutouts/1", "files": index})
+        write_json_atomic(output_dir / INDEX_NAME, {"schema": "alexnet_jax.cutouts/1", "files": index}, sort_keys=True)
 
     def one(request: CutoutRequest) -> None:
         url = cutout_url(base_url, request.ra, request.dec, request.scale, request.width, request.height)
@@ -356,13 +331,13 @@ def fetch_cutouts(
                 if error.wait:
                     sleep(min(max_backoff, error.wait))
                 continue
-            _atomic_write(output_dir / request.filename, body)
+            write_bytes_atomic(output_dir / request.filename, body)
             with lock:
                 index[request.filename] = {
                     "id": request.id,
                     "params": request.params(),
                     "base_url": base_url,
-                    "sha256": _sha256_bytes(body),
+                    "sha256": sha256_bytes(body),
                     "bytes": len(body),
                     "size": list(size),
                 }
@@ -409,7 +384,7 @@ def fetch_cutouts(
         output_dir=str(output_dir),
         base_url=base_url,
     )
-    _write_json(
+    write_json_atomic(
         output_dir / FAILURES_NAME,
         {
             "requested": summary.requested,
@@ -420,6 +395,7 @@ def fetch_cutouts(
             "failed": summary.failed,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
+        sort_keys=True,
     )
     return summary
 
@@ -427,7 +403,7 @@ def fetch_cutouts(
 def index_sha256(output_dir: str | os.PathLike) -> str | None:
     """sha256 of the folder's cutouts.json (recorded in a prepared set's manifest)."""
     path = Path(output_dir) / INDEX_NAME
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    return sha256_file(path) if path.exists() else None
 
 
 def iter_paths(requests: Iterable[CutoutRequest], output_dir: str | os.PathLike) -> list[Path]:

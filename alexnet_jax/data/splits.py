@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from alexnet_jax.analysis import paper
 from alexnet_jax.data.labels import PAPER_NUM_EXAMPLES, PAPER_TRAIN_SIZE
 
 
@@ -166,9 +167,6 @@ def carve_validation(
     return train_idx[~is_val], train_idx[is_val]
 
 
-split_validation = carve_validation
-
-
 def class_counts(labels, indices=None, num_classes: int = 4) -> np.ndarray:
     """Per-class counts of `labels[indices]` (all labels when `indices` is None)."""
     labels = _labels_array(labels)
@@ -177,7 +175,7 @@ def class_counts(labels, indices=None, num_classes: int = 4) -> np.ndarray:
 
 
 # Test-set class counts read off the original's per-run confusion matrices (CLASS_NAMES order).
-PAPER_RUN_TEST_COUNTS = {0: (386, 485, 1113, 50), 49: (375, 501, 1108, 50)}
+PAPER_RUN_TEST_COUNTS = paper.RUN_TEST_COUNTS
 
 
 def verify_paper_counts(labels) -> dict:
@@ -200,9 +198,9 @@ def verify_paper_counts(labels) -> dict:
         },
         "runs": {},
     }
-    for run, paper in PAPER_RUN_TEST_COUNTS.items():
+    for run, published in PAPER_RUN_TEST_COUNTS.items():
         _, test = paper_split(run, num_examples=len(labels))
         found = class_counts(labels, test).tolist()
-        report["runs"][run] = {"found": found, "paper": list(paper), "match": found == list(paper)}
+        report["runs"][run] = {"found": found, "paper": list(published), "match": found == list(published)}
     report["all_match"] = report["class_totals"]["match"] and all(r["match"] for r in report["runs"].values())
     return report

@@ -34,7 +34,7 @@ from scipy import ndimage, signal
 
 from alexnet_jax.data.labels import CLASS_NAMES, PAPER_CLASS_TOTALS, PAPER_NUM_EXAMPLES, ttype_to_class
 from alexnet_jax.data.prepared import default_metadata
-from alexnet_jax.results import atomic_path
+from alexnet_jax.toolbox import atomic_path
 
 GENERATOR_NAME = "alexnet_jax.synthetic"
 GENERATOR_VERSION = "1.0.0"
