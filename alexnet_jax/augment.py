@@ -35,7 +35,46 @@ class AugmentConfig:
         return not (self.random_crop or self.hflip or self.vflip or self.rotation_degrees)
 
 
-EVAL_CENTER_CROP = AugmentConfig(random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
+def center_crop(crop_size: int) -> AugmentConfig:
+    """torchvision's CenterCrop alone: the deterministic evaluation view."""
+    return AugmentConfig(crop_size=crop_size, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
+
+
+def configs_from(config) -> tuple[AugmentConfig, AugmentConfig]:
+    """The (train, eval) transforms a run config asks for.
+
+    `config` is the run's ConfigDict or the JSON dict that results.json and `best/` store, so
+    the trainer and `predict` cannot disagree. `eval_augment` is "random" (the paper: the test
+    set sees the training transform) or "center".
+    """
+    aug = config["augment"]
+    train = AugmentConfig(
+        crop_size=int(aug["crop_size"]),
+        random_crop=True,
+        hflip=bool(aug["hflip"]),
+        vflip=bool(aug["vflip"]),
+        rotation_degrees=float(aug["rotation_degrees"]),
+    )
+    mode = config.get("eval_augment", "random")
+    if mode == "random":
+        return train, train
+    if mode == "center":
+        return train, center_crop(train.crop_size)
+    raise ValueError(f"--config.eval_augment={mode!r}: use 'random' (paper) or 'center'")
+
+
+# torchvision's ImageNet statistics (RGB, on [0, 1] pixels), which its pretrained weights expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(images: jax.Array, imagenet: bool) -> jax.Array:
+    """ImageNet mean/std normalisation when `imagenet`, else the [0, 1] pixels unchanged (the paper)."""
+    if not imagenet:
+        return images
+    mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
+    std = jnp.asarray(IMAGENET_STD, images.dtype)
+    return (images - mean) / std
 
 
 def check_config(cfg: AugmentConfig, image_size: int) -> None:

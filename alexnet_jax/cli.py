@@ -16,6 +16,7 @@ any module never defines a flag.
 
 from __future__ import annotations
 
+import re
 import sys
 
 EXIT_OK = 0
@@ -51,3 +52,17 @@ def quiet_library_logs() -> None:
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+
+
+def parse_runs(text: str) -> list[int]:
+    """'0-9,49' -> [0, ..., 9, 49]."""
+    runs: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ValueError(f"--runs: cannot read {part!r}; use e.g. 0-9,49")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high < low:
+            raise ValueError(f"--runs: range {part!r} runs backwards")
+        runs.extend(range(low, high + 1))
+    return sorted(set(runs))

@@ -25,14 +25,11 @@ torchvision on identical inputs); see `alexnet_jax.params_io`.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import pickle
 import sys
 import urllib.error
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +37,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alexnet_jax.models import AlexNet, init_head
+from alexnet_jax import cli
+from alexnet_jax.models import HEAD, AlexNet, init_head, num_classes_of, param_shapes
+from alexnet_jax.params_io import DEFAULT_IMAGENET_DIR
+from alexnet_jax.toolbox import package_versions, sha256_file
 
 IMAGENET_FILENAME = "alexnet-owt-7be5be79.pth"
 IMAGENET_SHA256_PREFIX = "7be5be79"  # torch.hub's convention: the hash prefix is in the file name.
 IMAGENET_ENV = "ALEXNET_IMAGENET_PTH"
-WEIGHTS_DIR = Path("weights")  # relative to the current directory
-DEFAULT_OUTPUT = WEIGHTS_DIR / "imagenet1k_v1"
+DEFAULT_OUTPUT = DEFAULT_IMAGENET_DIR  # relative to the current directory
+WEIGHTS_DIR = DEFAULT_OUTPUT.parent
 PARITY_SIZES = ((224, 224), (100, 100), (257, 300))
 PARITY_TOLERANCE = 1e-4  # max |jax - torch| / max |torch|, per output, float32
-EXIT_NOT_AVAILABLE = 3  # `--check_only` exit status when the ImageNet file is not here
+EXIT_NOT_AVAILABLE = cli.EXIT_UNAVAILABLE  # `--check_only` when the ImageNet file is not here
+VERSIONED_PACKAGES = ("torch", "torchvision", "jax", "jaxlib", "flax", "orbax-checkpoint", "numpy", "safetensors")
 STATE_DICT_KEYS = ("model_state_dict", "state_dict")  # where training checkpoints keep the weights
 DDP_PREFIX = "module."
 
@@ -77,15 +78,6 @@ def _torch_key(flax_layer: str, leaf: str) -> str:
     return flax_layer.replace("_", ".") + (".weight" if leaf == "kernel" else ".bias")
 
 
-@cache
-def _flax_shapes(num_classes: int) -> dict[tuple[str, str], tuple[int, ...]]:
-    """Parameter shapes straight from the model definition, so the two cannot drift apart."""
-    tree = jax.eval_shape(
-        lambda: AlexNet(num_classes=num_classes).init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
-    )["params"]
-    return {(layer, leaf): tuple(s.shape) for layer, leaves in tree.items() for leaf, s in leaves.items()}
-
-
 def _to_torch_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) == 4:  # HWIO -> OIHW
         return (shape[3], shape[2], shape[0], shape[1])
@@ -97,7 +89,7 @@ def _to_torch_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
 def expected_torch_shapes(num_classes: int = 1000) -> dict[str, tuple[int, ...]]:
     """torchvision AlexNet's state-dict keys and shapes for a head of `num_classes`."""
     return {
-        _torch_key(layer, leaf): _to_torch_layout(shape) for (layer, leaf), shape in _flax_shapes(num_classes).items()
+        _torch_key(layer, leaf): _to_torch_layout(shape) for (layer, leaf), shape in param_shapes(num_classes).items()
     }
 
 
@@ -174,7 +166,7 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], num_classes: int | N
         raise ConversionError("state dict does not match torchvision AlexNet:\n  - " + "\n  - ".join(problems))
 
     params: dict[str, dict[str, np.ndarray]] = {}
-    for layer, leaf in _flax_shapes(ckpt_classes):
+    for layer, leaf in param_shapes(ckpt_classes):
         key = _torch_key(layer, leaf)
         value = _to_numpy(state_dict[key], key)
         if value.ndim == 4:
@@ -187,24 +179,12 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], num_classes: int | N
 
     if num_classes is not None and num_classes != ckpt_classes:
         rng = jax.random.key(0) if rng is None else rng
-        head = init_head(rng, num_classes, fan_in=params["classifier_6"]["kernel"].shape[0])
-        params["classifier_6"] = {k: np.asarray(v, dtype=np.float32) for k, v in head.items()}
+        head = init_head(rng, num_classes, fan_in=params[HEAD]["kernel"].shape[0])
+        params[HEAD] = {k: np.asarray(v, dtype=np.float32) for k, v in head.items()}
     return params
 
 
-def params_num_classes(params: Mapping[str, Any]) -> int:
-    return int(np.shape(params["classifier_6"]["bias"])[0])
-
-
 # --------------------------------------------------------------------------- reading files
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_tensor_like(value: Any) -> bool:
@@ -365,15 +345,13 @@ def _torch_reference(state_dict: Mapping[str, Any], params: Mapping[str, Any]):
     import torchvision
 
     state_dict = strip_ddp_prefix(state_dict)
-    num_classes = params_num_classes(params)
+    num_classes = num_classes_of(params)
     model = torchvision.models.alexnet(weights=None, num_classes=num_classes)
     tensors = {k: torch.from_numpy(np.array(_to_numpy(v, k))) for k, v in state_dict.items()}
     head_from_checkpoint = _checkpoint_num_classes(state_dict) == num_classes
     if not head_from_checkpoint:
-        tensors["classifier.6.weight"] = torch.from_numpy(
-            np.ascontiguousarray(np.asarray(params["classifier_6"]["kernel"]).T)
-        )
-        tensors["classifier.6.bias"] = torch.from_numpy(np.array(params["classifier_6"]["bias"]))
+        tensors["classifier.6.weight"] = torch.from_numpy(np.ascontiguousarray(np.asarray(params[HEAD]["kernel"]).T))
+        tensors["classifier.6.bias"] = torch.from_numpy(np.array(params[HEAD]["bias"]))
     model.load_state_dict(tensors, strict=True)
     return model.eval(), head_from_checkpoint
 
@@ -400,7 +378,7 @@ def parity_report(
     import torch
 
     model, head_from_checkpoint = _torch_reference(state_dict, params)
-    flax_model = AlexNet(num_classes=params_num_classes(params))
+    flax_model = AlexNet(num_classes=num_classes_of(params))
     jax_params = jax.tree_util.tree_map(jnp.asarray, dict(params))
 
     @jax.jit
@@ -458,16 +436,6 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {}
-    for name in ("torch", "torchvision", "jax", "jaxlib", "flax", "orbax-checkpoint", "numpy", "safetensors"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[name] = md.version(name)
-    return versions
-
-
 def run_conversion(
     torch_checkpoint: str | os.PathLike | None = None,
     output: str | os.PathLike = DEFAULT_OUTPUT,
@@ -505,14 +473,14 @@ def run_conversion(
     except ConversionError as error:
         raise ConversionError(f"{path}: {error}") from error
     ckpt_classes = _checkpoint_num_classes(strip_ddp_prefix(state_dict))
-    fresh_head = params_num_classes(params) != ckpt_classes
+    fresh_head = num_classes_of(params) != ckpt_classes
     metadata = {
         "source": source,
         "source_sha256": digest,
-        "num_classes": params_num_classes(params),
+        "num_classes": num_classes_of(params),
         "checkpoint_num_classes": ckpt_classes,
         "head": f"fresh, torchvision init, jax.random.key({seed})" if fresh_head else "checkpoint",
-        "versions": _versions(),
+        "versions": package_versions(VERSIONED_PACKAGES),
     }
     if parity:
         report = parity_report(state_dict, params)
@@ -530,7 +498,7 @@ def run_conversion(
     return metadata
 
 
-def _define_flags():
+def define_flags():
     """Flags exist only when run as a command, so importing this module never clashes with others'."""
     from absl import flags
 
@@ -564,19 +532,15 @@ def _define_flags():
     )
 
 
-def main(argv):
-    from alexnet_jax.cli import quiet_library_logs
-
-    quiet_library_logs()
-    from absl import flags, logging
+def main(argv) -> int:
+    from absl import flags
 
     from alexnet_jax.params_io import ParamsDirError
 
+    cli.quiet_library_logs()
     if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments: {argv[1:]}")
+        return cli.report_error(f"unexpected arguments: {argv[1:]}", cli.EXIT_BAD_INPUT)
     FLAGS = flags.FLAGS
-    if not FLAGS["verbosity"].present:  # orbax logs every step of a save at INFO
-        logging.set_verbosity(logging.WARNING)
     if FLAGS.check_only:
         try:
             path = find_imagenet_checkpoint(verify=True)
@@ -587,7 +551,7 @@ def main(argv):
             print(_unavailable_message("no local copy (nothing was downloaded)"), file=sys.stderr)
             return EXIT_NOT_AVAILABLE
         print(path)
-        return 0
+        return cli.EXIT_OK
     try:
         run_conversion(
             torch_checkpoint=FLAGS.torch_checkpoint,
@@ -598,14 +562,20 @@ def main(argv):
             download_url=FLAGS.download_url,
             parity_tolerance=FLAGS.parity_tolerance,
         )
-    except (ConversionError, CheckpointError, ImageNetWeightsUnavailable, ParityError, ParamsDirError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    except (ConversionError, CheckpointError, ParamsDirError) as error:
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
+    except (ImageNetWeightsUnavailable, ParityError) as error:
+        return cli.report_error(error, cli.EXIT_FAILED)
+    return cli.EXIT_OK
+
+
+def run() -> None:
+    """`python -m alexnet_jax.convert` and the `alexnet-jax-convert` script."""
+    from absl import app
+
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(main)
+    run()

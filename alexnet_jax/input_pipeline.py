@@ -56,6 +56,16 @@ def epoch_batches(order: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarr
         yield idx, mask
 
 
+def check_batch_size(batch_size: int, num_devices: int, name: str = "--config.batch_size") -> None:
+    """Every device gets an equal share of each batch, so the batch must divide evenly."""
+    if int(batch_size) < 1 or int(batch_size) % num_devices:
+        suggestion = max(1, round(int(batch_size) / num_devices)) * num_devices
+        raise ValueError(
+            f"{name}={batch_size} must be a positive multiple of the {num_devices} devices in the mesh; "
+            f"choose e.g. {suggestion}"
+        )
+
+
 @runtime_checkable
 class Pipeline(Protocol):
     name: str  # "on_device" or "tf_data"
@@ -93,12 +103,13 @@ def _constrain(x: jax.Array, sharding: NamedSharding) -> jax.Array:
 class _Base:
     name = ""
 
-    def __init__(self, images, labels, *, train_augment, eval_augment, mesh, prefetch):
+    def __init__(self, images, labels, *, train_augment, eval_augment, mesh, prefetch, normalize_imagenet):
         self.num_examples = len(labels)
         self.image_size = int(images.shape[1])
         self.labels = np.asarray(labels).astype(np.int32)
         self.train_augment = train_augment
         self.eval_augment = eval_augment
+        self.normalize_imagenet = bool(normalize_imagenet)
         self.mesh = mesh
         self.prefetch = max(0, int(prefetch))
         self.num_data_devices = _data_devices(mesh)
@@ -107,13 +118,10 @@ class _Base:
     def augment_config(self, train: bool) -> AugmentConfig:
         return self.train_augment if train else self.eval_augment
 
-    def _check(self, order: np.ndarray, batch_size: int) -> np.ndarray:
-        if int(batch_size) < 1 or int(batch_size) % self.num_data_devices:
-            raise ValueError(
-                f"batch_size={batch_size} (config field `batch_size`) must be a positive multiple of the "
-                f"{self.num_data_devices} devices in the mesh; choose e.g. "
-                f"{max(1, round(int(batch_size) / self.num_data_devices)) * self.num_data_devices}"
-            )
+    def _check(self, order: np.ndarray, batch_size: int, train: bool) -> np.ndarray:
+        check_batch_size(
+            batch_size, self.num_data_devices, "--config.batch_size" if train else "--config.eval_batch_size"
+        )
         order = np.asarray(order)
         if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
             raise ValueError(f"order must be a 1-D integer array of example indices, got {order.dtype} {order.shape}")
@@ -134,9 +142,9 @@ class OnDevicePipeline(_Base):
         self.resident = jax.device_put(np.asarray(images), NamedSharding(self.mesh, P()))
 
     def batches(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int) -> Iterator[dict]:
-        """Index batches on the mesh. `train` and `seed` are unused: the step's rng drives augmentation."""
-        del train, seed
-        order = self._check(order, batch_size)
+        """Index batches on the mesh. `seed` is unused: the step's rng drives augmentation."""
+        del seed
+        order = self._check(order, batch_size, train)
         host = (
             {"indices": idx, "labels": self.labels[idx], "mask": mask} for idx, mask in epoch_batches(order, batch_size)
         )
@@ -152,7 +160,7 @@ class OnDevicePipeline(_Base):
         else:
             params = aug.sample_augment_params(rng, n, size, cfg)
         images = aug.apply_augment_indexed(resident, indices, params, cfg)
-        return _constrain(images, self.batch_sharding)
+        return _constrain(aug.normalize(images, self.normalize_imagenet), self.batch_sharding)
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +281,7 @@ class TFDataPipeline(_Base):
     def dataset(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int, with_params: bool = False):
         """The epoch's tf.data.Dataset of host batches (with the drawn parameters, if asked)."""
         tf = self._tf
-        order = self._check(order, batch_size)
+        order = self._check(order, batch_size, train)
         pairs = list(epoch_batches(order, batch_size))
         idx = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int32)
         mask = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.float32)
@@ -300,7 +308,7 @@ class TFDataPipeline(_Base):
 
     def preprocess(self, resident, batch: dict, rng, train: bool) -> jax.Array:
         del resident, rng, train  # augmented on the host already
-        return batch["images"]
+        return aug.normalize(batch["images"], self.normalize_imagenet)
 
 
 def make_pipeline(
@@ -312,13 +320,15 @@ def make_pipeline(
     train_augment: AugmentConfig,
     eval_augment: AugmentConfig,
     mesh: Mesh,
+    normalize_imagenet: bool = False,
     prefetch: int = 2,
     num_parallel_calls=None,
 ) -> Pipeline:
     """Build the named pipeline over the prepared (N, 256, 256, 3) uint8 images.
 
     The images are resized once to `image_size` when that differs (quick runs), with
-    `augment.resize_images`, so that both pipelines see the same pixels.
+    `augment.resize_images`, so that both pipelines see the same pixels. `preprocess` hands
+    the model its input: augmented, in [0, 1], and ImageNet-normalised if asked.
     """
     if name not in PIPELINES:
         raise ValueError(f"unknown input pipeline {name!r} (config field `input_pipeline`); choose one of {PIPELINES}")
@@ -335,7 +345,13 @@ def make_pipeline(
             raise ValueError(f"{field}: {err}") from None
     _data_devices(mesh)
     images = aug.resize_images(images_u8, int(image_size))
-    common = dict(train_augment=train_augment, eval_augment=eval_augment, mesh=mesh, prefetch=prefetch)
+    common = dict(
+        train_augment=train_augment,
+        eval_augment=eval_augment,
+        mesh=mesh,
+        prefetch=prefetch,
+        normalize_imagenet=normalize_imagenet,
+    )
     if name == "on_device":
         return OnDevicePipeline(images, labels, **common)
     return TFDataPipeline(images, labels, num_parallel_calls=num_parallel_calls, **common)

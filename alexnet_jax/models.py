@@ -22,6 +22,7 @@ that `classifier.1.weight` only needs a transpose.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -40,6 +41,7 @@ CONV_LAYERS = (
 )
 POOL_AFTER = (0, 3, 10)  # torchvision puts MaxPool2d(3, 2) after these convolutions.
 LINEAR_LAYERS = ((1, 4096), (4, 4096))  # the head, classifier.6, has num_classes outputs.
+HEAD = "classifier_6"  # the layer a new task replaces
 POOLED_SIZE = 6
 MIN_INPUT_SIZE = 63  # the smallest side torchvision's AlexNet accepts.
 
@@ -141,6 +143,18 @@ class AlexNet(nn.Module):
             param_dtype=jnp.float32,
             name=f"classifier_{index}",
         )(x)
+
+
+@functools.cache
+def param_shapes(num_classes: int) -> dict[tuple[str, str], tuple[int, ...]]:
+    """{(layer, leaf): shape} straight from the module, so converters and loaders cannot drift from it."""
+    tree = jax.eval_shape(lambda: AlexNet(num_classes=num_classes).init(jax.random.key(0), jnp.zeros((1, 224, 224, 3))))
+    return {(layer, leaf): tuple(s.shape) for layer, leaves in tree["params"].items() for leaf, s in leaves.items()}
+
+
+def num_classes_of(params) -> int:
+    """The number of classes a params tree predicts: its head's output size."""
+    return int(np.shape(params[HEAD]["bias"])[0])
 
 
 def init_params(rng: jax.Array, num_classes: int = 1000, image_size: int = 224) -> dict:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +20,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from alexnet_jax.models import count_params
-from alexnet_jax.results import write_json_atomic
+from alexnet_jax.models import count_params, num_classes_of, param_shapes
+from alexnet_jax.toolbox import atomic_directory, write_json_atomic
 
 FORMAT = "alexnet_jax.params/1"
 PARAMS_SUBDIR = "params"
 METADATA_FILENAME = "metadata.json"
+# Where `python -m alexnet_jax.convert` puts torchvision's ImageNet weights and the trainer's
+# pretrained arm looks for them (relative to the current directory, the repo root in a checkout).
+DEFAULT_IMAGENET_DIR = Path("weights") / "imagenet1k_v1"
 
 
 class ParamsDirError(ValueError):
@@ -67,16 +68,9 @@ def save_params(
     ensure_replaceable(directory)
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), dict(params))
     meta = dict(metadata or {})
-    meta.update(
-        format=FORMAT, num_classes=int(np.shape(params["classifier_6"]["bias"])[0]), param_count=count_params(params)
-    )
+    meta.update(format=FORMAT, num_classes=num_classes_of(params), param_count=count_params(params))
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    with atomic_directory(directory) as staging:
         # The params are host numpy arrays and one process writes them (in a multi-host run the
         # trainer calls this on process 0 only), so the checkpointer must not wait for the others.
         local = ocp.options.MultiprocessingOptions(
@@ -87,17 +81,6 @@ def save_params(
         with ocp.StandardCheckpointer(multiprocessing_options=local) as checkpointer:
             checkpointer.save(staging / PARAMS_SUBDIR, params)  # leaving the block waits for the write
         write_json_atomic(staging / METADATA_FILENAME, meta)
-        os.chmod(staging / METADATA_FILENAME, 0o666 & ~umask)
-        if directory.exists():
-            retired = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".old"))
-            os.replace(directory, retired / "x")
-            os.replace(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
@@ -123,8 +106,6 @@ def load_params(directory: str | os.PathLike) -> dict:
     """The params pytree (float32 numpy leaves) saved in `directory`, checked against AlexNet's shapes."""
     import orbax.checkpoint as ocp
 
-    from alexnet_jax.convert import _flax_shapes
-
     directory = Path(directory).absolute()
     metadata = load_metadata(directory)
     if not (directory / PARAMS_SUBDIR).is_dir():
@@ -136,7 +117,7 @@ def load_params(directory: str | os.PathLike) -> dict:
         raise ParamsDirError(f"{directory / PARAMS_SUBDIR}: cannot restore the orbax checkpoint ({error})") from error
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), restored)
 
-    expected = _flax_shapes(int(metadata["num_classes"]))
+    expected = param_shapes(int(metadata["num_classes"]))
     found = {(layer, leaf): tuple(np.shape(v)) for layer, leaves in params.items() for leaf, v in leaves.items()}
     if found != expected:
         bad = sorted(set(found) ^ set(expected)) + [k for k in expected if k in found and found[k] != expected[k]]

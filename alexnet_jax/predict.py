@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from alexnet_jax import params_io
+from alexnet_jax import augment, cli, params_io
 from alexnet_jax.data.labels import CLASS_NAMES
-from alexnet_jax.models import AlexNet
+from alexnet_jax.models import AlexNet, num_classes_of
+from alexnet_jax.toolbox import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
@@ -76,29 +77,24 @@ def predict_probabilities(
     params, images_u8: np.ndarray, run_config: dict, *, batch_size: int = 64, tta: int = 0, seed: int = 0
 ) -> np.ndarray:
     """Class probabilities (N, C) under the run's evaluation transform."""
-    from alexnet_jax import augment
-    from alexnet_jax.train import _normalize
-
-    num_classes = int(params["classifier_6"]["bias"].shape[0])
+    num_classes = num_classes_of(params)
     crop = int(run_config.get("augment", {}).get("crop_size", 224))
     image_size = int(run_config.get("data", {}).get("image_size", 256))
-    normalize = bool(run_config.get("normalize_imagenet", False))
+    imagenet = bool(run_config.get("normalize_imagenet", False))
     images_u8 = augment.resize_images(images_u8, image_size)
     model = AlexNet(num_classes=num_classes)
-    random_cfg = augment.AugmentConfig(crop_size=crop)
-    center_cfg = augment.AugmentConfig(
-        crop_size=crop, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0
-    )
+    random_cfg = augment.configs_from(run_config)[0] if "augment" in run_config else augment.AugmentConfig(crop)
+    center_cfg = augment.center_crop(crop)
 
     @jax.jit
     def probabilities(params, batch, key):
         if tta:
             keys = jax.random.split(key, tta)
             views = jax.vmap(lambda k: augment.augment(k, batch, random_cfg))(keys)
-            logits = jax.vmap(lambda v: model.apply({"params": params}, _normalize(v, normalize)))(views)
+            logits = jax.vmap(lambda v: model.apply({"params": params}, augment.normalize(v, imagenet)))(views)
             return jax.nn.softmax(logits, -1).mean(0)
         view = augment.eval_transform(batch, center_cfg)
-        return jax.nn.softmax(model.apply({"params": params}, _normalize(view, normalize)), -1)
+        return jax.nn.softmax(model.apply({"params": params}, augment.normalize(view, imagenet)), -1)
 
     params = jax.tree_util.tree_map(jnp.asarray, params)
     out = []
@@ -113,10 +109,7 @@ def predict_probabilities(
 
 
 def write_predictions(path: str | os.PathLike, names, probabilities: np.ndarray, class_names, labels=None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         header = ["file"] + [f"p_{name}" for name in class_names] + ["predicted_class", "predicted_label"]
         writer.writerow(header + (["true_label"] if labels is not None else []))
@@ -124,10 +117,9 @@ def write_predictions(path: str | os.PathLike, names, probabilities: np.ndarray,
             best = int(np.argmax(probs))
             row = [name] + [f"{p:.6f}" for p in probs] + [class_names[best], best]
             writer.writerow(row + ([int(labels[i])] if labels is not None else []))
-    os.replace(tmp, path)
 
 
-def _define_flags():
+def define_flags():
     flags.DEFINE_string(
         "checkpoint", None, "A run's arm directory (run_NNN/<arm>) or a params directory.", required=True
     )
@@ -138,10 +130,8 @@ def _define_flags():
     flags.DEFINE_integer("seed", 0, "Seed for --tta.")
 
 
-def main(argv):
-    from alexnet_jax.cli import quiet_library_logs
-
-    quiet_library_logs()
+def main(argv) -> int:
+    cli.quiet_library_logs()
     del argv
     FLAGS = flags.FLAGS
     try:
@@ -158,8 +148,7 @@ def main(argv):
             class_names = [f"class_{i}" for i in range(probabilities.shape[1])]
         write_predictions(FLAGS.output, names, probabilities, class_names, labels)
     except (PredictError, params_io.ParamsDirError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
     counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
     print(
         f"wrote {len(names)} predictions to {FLAGS.output} ("
@@ -168,9 +157,14 @@ def main(argv):
     )
     if labels is not None:
         print(f"accuracy against the data set's labels: {(probabilities.argmax(1) == labels).mean():.4f}")
-    return 0
+    return cli.EXIT_OK
+
+
+def run() -> None:
+    """`python -m alexnet_jax.predict` and the `alexnet-jax-predict` script."""
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    run()

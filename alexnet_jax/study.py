@@ -1,7 +1,7 @@
 """Run the whole study on one machine: every local GPU busy, finished runs skipped.
 
     python -m alexnet_jax.study --runs=0-99 --workdir=runs/paper \
-        --config=experiments/configs/paper.py --data_dir=data/nair_abraham
+        --config=alexnet_jax/configs/paper.py --data_dir=data/nair_abraham
 
 Each run is one `python -m alexnet_jax.train --run_index=r` process, pinned to a device
 group with CUDA_VISIBLE_DEVICES: --devices_per_run GPUs per run (data parallel inside the
@@ -12,8 +12,9 @@ runs locked by another process are left alone. Every run's output goes to
 WORKDIR/logs/run_NNN.log and the launcher's own lines also to WORKDIR/logs/study.log.
 `--config.x=y` overrides are passed through to every run.
 
-Exit status: 0 every asked run is complete, 1 some run failed, 3 some runs were locked by
-another process (nothing failed here).
+Exit status (alexnet_jax.cli): 0 every asked run is complete, 1 some run failed, 2 bad flags,
+4 some runs were locked by another process (nothing failed here), 5 stopped by SIGINT/SIGTERM
+(running runs were stopped cleanly; launch the same command again to resume).
 
 Multi-host, one run data-parallel over several machines: `python -m alexnet_jax.study train
 TRAIN_FLAGS` on every host (e.g. under `srun`, see experiments/slurm/README.md) calls
@@ -28,8 +29,6 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
-import errno
-import fcntl
 import json
 import os
 import re
@@ -43,12 +42,12 @@ from pathlib import Path
 
 from absl import app, flags
 
+from alexnet_jax import cli, configs, rundir
 from alexnet_jax import results as results_lib
+from alexnet_jax.toolbox import format_duration
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "experiments" / "configs" / "paper.py"
-LOCKED_EXIT_TEXT = "in use by"  # what the trainer prints when another process holds the run
-ALL_DONE, FAILED, LOCKED = 0, 1, 3
+DEFAULT_CONFIG = configs.path("paper")
+ALL_DONE, FAILED, LOCKED, INTERRUPTED = cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_LOCKED, cli.EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------------------
@@ -84,7 +83,7 @@ def make_slots(
     devices_per_run: int = 1,
     runs_per_device: int = 1,
     num_workers: int = 1,
-    warn: Callable[[str], None] = print,
+    log: Callable[[str], None] = print,
 ) -> list[Slot]:
     """Split the GPUs into groups of `devices_per_run`, each hosting `runs_per_device` runs.
 
@@ -104,7 +103,7 @@ def make_slots(
             f"--devices_per_run={devices_per_run} but only {len(gpus)} GPU(s) are visible ({','.join(gpus)})"
         )
     if len(gpus) % devices_per_run:
-        warn(
+        log(
             f"[study] warning: {len(gpus) % devices_per_run} GPU(s) left idle: {len(gpus)} GPUs do not split into "
             f"groups of {devices_per_run}"
         )
@@ -146,26 +145,8 @@ def run_complete(workdir: Path, run_index: int, arms: Iterable[str]) -> bool:
 
 
 def lock_holder(workdir: Path, run_index: int) -> str | None:
-    """Who holds the run's lock (the trainer's flock on run_NNN/.lock), or None if free.
-
-    Probes with a non-blocking flock that is released at once; creates nothing.
-    """
-    path = results_lib.run_dir(workdir, run_index) / ".lock"
-    if not path.exists():
-        return None
-    try:
-        handle = open(path)  # noqa: SIM115  (closed by the with block below)
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno in (errno.EAGAIN, errno.EACCES):
-                return handle.read().strip() or "another process"
-            raise
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
+    """Who holds the run's lock (the trainer's flock on run_NNN/.lock), or None if free."""
+    return rundir.lock_holder(results_lib.run_dir(workdir, run_index))
 
 
 @dataclasses.dataclass
@@ -201,18 +182,6 @@ def measure_progress(workdir: Path, runs: list[int], arms: list[str], planned_ep
         progress.runs_complete += int(complete)
     progress.seconds_per_epoch = wall / epochs_timed if epochs_timed else None
     return progress
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h{minutes:02d}m"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{seconds:02d}s"
 
 
 def estimate_remaining(start: Progress, now: Progress, elapsed: float, num_slots: int) -> float | None:
@@ -257,7 +226,7 @@ class Study:
         python: str = sys.executable,
         progress_every: float = 60.0,
         max_failures: int = 3,
-        echo: Callable[[str], None] = print,
+        log: Callable[[str], None] = print,
     ):
         self.workdir = Path(workdir)
         self.runs, self.arms, self.slots = list(runs), list(arms), list(slots)
@@ -266,7 +235,7 @@ class Study:
         self.python = python
         self.progress_every = progress_every
         self.max_failures = max_failures
-        self._echo = echo
+        self._print = log
         self.log_dir = self.workdir / "logs"
         self.done: list[int] = []
         self.skipped: list[int] = []
@@ -275,9 +244,9 @@ class Study:
         self.running: dict[str, Running] = {}
         self._stop = False
 
-    def echo(self, line: str) -> None:
+    def log(self, line: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        self._echo(line)
+        self._print(line)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / "study.log", "a") as handle:
             handle.write(f"{stamp} {line}\n")
@@ -307,7 +276,7 @@ class Study:
             command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )  # Ctrl-C reaches the launcher, which stops them cleanly
         self.running[slot.name] = Running(run_index, slot, process, log_path, handle, time.monotonic())
-        self.echo(f"[study] run {run_index:03d} started on {slot.name} (pid {process.pid}, log {log_path})")
+        self.log(f"[study] run {run_index:03d} started on {slot.name} (pid {process.pid}, log {log_path})")
 
     def _finish(self, item: Running, code: int) -> None:
         item.log_handle.close()
@@ -316,21 +285,21 @@ class Study:
         if arms_complete(results, self.arms):
             self.done.append(item.run_index)
             peaks = ", ".join(f"{arm} {100 * results['arms'][arm]['best_test_acc']:.1f}%" for arm in self.arms)
-            self.echo(f"[study] run {item.run_index:03d} done on {item.slot.name} in {took} (peak test acc: {peaks})")
+            self.log(f"[study] run {item.run_index:03d} done on {item.slot.name} in {took} (peak test acc: {peaks})")
             return
         tail = _tail(item.log_path, 6)
-        if code == 2 and LOCKED_EXIT_TEXT in tail:
-            found = re.search(r"in use by (.*?)(?:\. Two processes|$)", tail, re.MULTILINE)
-            holder = found.group(1).strip() if found else "another process"
+        if code == cli.EXIT_LOCKED:  # the exit code decides; the trainer's message names the holder
+            named = re.search(r"in use by (.*?)(?:\. Two processes|$)", tail, re.MULTILINE)
+            holder = named.group(1).strip() if named else "another process"
             self.locked[item.run_index] = holder
-            self.echo(f"[study] run {item.run_index:03d} skipped: in use by {holder} (log {item.log_path})")
+            self.log(f"[study] run {item.run_index:03d} skipped: in use by {holder} (log {item.log_path})")
             return
         reason = f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
         if code == 0:
             reason = "exited 0 but its results.json is not complete"
         self.failed[item.run_index] = reason
         indented = "\n".join("    " + line for line in tail.splitlines())
-        self.echo(
+        self.log(
             f"[study] run {item.run_index:03d} FAILED on {item.slot.name} after {took} ({reason}); "
             f"log: {item.log_path}\n{indented}"
         )
@@ -345,7 +314,7 @@ class Study:
         else:
             end = dt.datetime.now() + dt.timedelta(seconds=left)
             eta = f"ETA {end:%Y-%m-%d %H:%M} (in {format_duration(left)})"
-        self.echo(
+        self.log(
             f"[study] {now.runs_complete}/{len(self.runs)} runs done, {len(self.running)} running, "
             f"{len(self.failed)} failed | epochs {now.epochs_done}/{now.epochs_planned} | "
             f"{rate:,.0f} img/s | {eta}"
@@ -364,13 +333,13 @@ class Study:
                 self.locked[r] = holder
             else:
                 pending.append(r)
-        self.echo(
+        self.log(
             f"[study] {len(self.runs)} runs ({', '.join(self.arms)}) in {self.workdir}: {len(self.skipped)} already "
             f"complete, {len(self.locked)} in use by another process, {len(pending)} to train on {len(self.slots)} "
             f"slot(s): {', '.join(s.name for s in self.slots)}"
         )
         for r, holder in self.locked.items():
-            self.echo(f"[study] run {r:03d} skipped: in use by {holder}")
+            self.log(f"[study] run {r:03d} skipped: in use by {holder}")
         started = time.monotonic()
         start_progress = measure_progress(self.workdir, self.runs, self.arms, self.planned_epochs)
         last_report = started
@@ -404,23 +373,25 @@ class Study:
             f"{len(self.failed)} failed, {len(self.locked)} in use by another process"
             + (f", {not_started} not started" if not_started else "")
         )
-        self.echo(summary)
+        self.log(summary)
         for r, reason in sorted(self.failed.items()):
-            self.echo(f"[study]   failed: run {r:03d} ({reason}), log {self.log_dir / f'run_{r:03d}.log'}")
+            self.log(f"[study]   failed: run {r:03d} ({reason}), log {self.log_dir / f'run_{r:03d}.log'}")
         if self.max_failures and len(self.failed) >= self.max_failures and not_started:
-            self.echo(
+            self.log(
                 f"[study] stopped starting runs after {len(self.failed)} failures (--max_failures); fix the "
                 "cause and launch again: finished runs are skipped"
             )
         if self._stop:
-            self.echo("[study] interrupted; launch the same command again to resume")
-        if self.failed or self._stop or not_started:
+            self.log("[study] interrupted; launch the same command again to resume")
+        if self.failed or (not_started and not self._stop):
             return FAILED
+        if self._stop:
+            return INTERRUPTED
         return LOCKED if self.locked else ALL_DONE
 
     def _terminate_all(self, grace: float = 60.0) -> None:
         """SIGTERM every training process we started, then SIGKILL what is left after `grace` s."""
-        self.echo(f"[study] stopping {len(self.running)} training process(es); they resume on the next launch")
+        self.log(f"[study] stopping {len(self.running)} training process(es); they resume on the next launch")
         for item in self.running.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(item.process.pid, signal.SIGTERM)
@@ -558,13 +529,13 @@ def config_args(argv: list[str]) -> list[str]:
     return out
 
 
-def _define_flags():
+def define_flags():
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
         "config",
         str(DEFAULT_CONFIG),
-        "Config file (experiments/configs/*.py); --config.x=y overrides are passed to every run.",
+        "Config file (alexnet_jax/configs/*.py); --config.x=y overrides are passed to every run.",
         lock_config=True,
     )
     flags.DEFINE_string("runs", None, "Runs to train, e.g. 0-99 or 0-9,49.", required=True)
@@ -584,11 +555,11 @@ def _define_flags():
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from alexnet_jax.train import parse_arms, parse_runs
+    from alexnet_jax.train import parse_arms
 
     FLAGS = flags.FLAGS
     try:
-        runs = parse_runs(FLAGS.runs)
+        runs = cli.parse_runs(FLAGS.runs)
         arms = parse_arms(FLAGS.arms)
         gpus = [g.strip() for g in FLAGS.gpus.split(",") if g.strip()] if FLAGS.gpus is not None else detect_gpus()
         slots = make_slots(
@@ -599,8 +570,7 @@ def main(argv) -> int:
         )
         planned = {arm: int(FLAGS.config.epochs[arm]) for arm in arms}
     except (ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
     workdir = Path(FLAGS.workdir).resolve()
     train_args = config_args(sys.argv[1:])
     if not any(a.split("=", 1)[0] == "--config" for a in train_args):
@@ -631,15 +601,20 @@ def main(argv) -> int:
                 indent=1,
             )
         )
-        return 0
+        return cli.EXIT_OK
     return study.run()
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`python -m alexnet_jax.study [train | check-distributed]` and the `alexnet-jax-study` script."""
     if len(sys.argv) > 1 and sys.argv[1] == "train":
         distributed_train(sys.argv[2:])
     elif len(sys.argv) > 1 and sys.argv[1] == "check-distributed":
         sys.exit(check_distributed())
     else:
-        _define_flags()
+        define_flags()
         app.run(lambda argv: sys.exit(main(argv)))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,6 +1,6 @@
 """Training: one run is one split and two arms (ImageNet-pretrained and scratch).
 
-    python -m alexnet_jax.train --config=experiments/configs/quick.py \
+    python -m alexnet_jax.train --config=alexnet_jax/configs/quick.py \
         --data_dir=data/synthetic_quick --workdir=runs/quick --runs=0-1
 
 Each run writes only into WORKDIR/run_NNN/: results.json (schema in `alexnet_jax.results`),
@@ -19,12 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import fcntl
 import json
-import os
-import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -37,27 +32,28 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import app, flags
 
+from alexnet_jax import cli, configs
 from alexnet_jax import results as results_lib
 from alexnet_jax.data.labels import CLASS_NAMES
-from alexnet_jax.models import AlexNet, count_params, init_head, init_params
+from alexnet_jax.models import HEAD, AlexNet, count_params, init_head, init_params
+from alexnet_jax.params_io import DEFAULT_IMAGENET_DIR
+from alexnet_jax.rundir import (
+    Checkpoints,
+    RunLockedError,
+    TrainingError,
+    check_free_space,
+    config_fingerprint,
+    drop_resume_state,
+    fingerprint_differences,
+    run_lock,
+)
+from alexnet_jax.toolbox import format_duration, write_json_atomic
 
 ARM_IDS = {"pretrained": 0, "scratch": 1}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "imagenet1k_v1"
 # Keys that measure the machine rather than the training; they differ between any two runs.
 TIMING_KEYS = ("wall_time_s", "images_per_s")
-
-
-class TrainingError(RuntimeError):
-    """A failure the user must act on; the message says what happened and what to do."""
-
-
-class RunLockedError(TrainingError):
-    pass
 
 
 # --------------------------------------------------------------------------------------
@@ -88,14 +84,6 @@ def replicate(tree, mesh: jax.sharding.Mesh):
     return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
-def _normalize(images: jax.Array, imagenet: bool) -> jax.Array:
-    if not imagenet:
-        return images
-    mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
-    std = jnp.asarray(IMAGENET_STD, images.dtype)
-    return (images - mean) / std
-
-
 def make_steps(
     model: AlexNet,
     tx: optax.GradientTransformation,
@@ -103,7 +91,6 @@ def make_steps(
     mesh,
     *,
     num_classes: int,
-    normalize_imagenet: bool = False,
     jit: bool = True,
 ) -> tuple[Callable, Callable]:
     """Jitted `train_step(state, resident, batch, rng)` and `eval_step(params, resident, batch, rng)`.
@@ -122,7 +109,7 @@ def make_steps(
 
     def train_step(state: TrainState, resident, batch, rng):
         augment_rng, dropout_rng = jax.random.split(rng)
-        images = _normalize(pipeline.preprocess(resident, batch, augment_rng, True), normalize_imagenet)
+        images = pipeline.preprocess(resident, batch, augment_rng, True)
         labels, mask = batch["labels"], batch["mask"]
         count = jnp.maximum(mask.sum(), 1.0)
 
@@ -144,7 +131,7 @@ def make_steps(
         return TrainState(state.step + 1, params, opt_state), metrics
 
     def eval_step(params, resident, batch, rng):
-        images = _normalize(pipeline.preprocess(resident, batch, rng, False), normalize_imagenet)
+        images = pipeline.preprocess(resident, batch, rng, False)
         labels, mask = batch["labels"], batch["mask"]
         logits = model.apply({"params": params}, images, train=False)
         predictions = jnp.argmax(logits, -1)
@@ -265,10 +252,10 @@ def initial_params(arm: str, config, key: jax.Array, pretrained_weights: Path) -
         )
     params = jax.tree_util.tree_map(jnp.asarray, params_io.load_params(weights_dir))
     metadata = params_io.load_metadata(weights_dir)
-    head = params["classifier_6"]["kernel"]
+    head = params[HEAD]["kernel"]
     if head.shape[-1] != num_classes:
         params = dict(params)
-        params["classifier_6"] = init_head(init_key, num_classes, fan_in=head.shape[0])
+        params[HEAD] = init_head(init_key, num_classes, fan_in=head.shape[0])
     provenance = {
         "kind": "converted_torch_weights",
         "weights_dir": str(weights_dir),
@@ -293,28 +280,12 @@ def choose_pipeline(config) -> str:
 def build_pipeline(config, data: RunData, mesh):
     from alexnet_jax import augment, input_pipeline
 
-    aug = config.augment
-    train_augment = augment.AugmentConfig(
-        crop_size=aug.crop_size,
-        random_crop=True,
-        hflip=aug.hflip,
-        vflip=aug.vflip,
-        rotation_degrees=aug.rotation_degrees,
-    )
-    if config.eval_augment == "random":
-        eval_augment = train_augment
-    elif config.eval_augment == "center":
-        eval_augment = augment.AugmentConfig(
-            crop_size=aug.crop_size, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0
-        )
-    else:
-        raise TrainingError(f"--config.eval_augment={config.eval_augment!r}: use 'random' (paper) or 'center'")
-    for field in ("batch_size", "eval_batch_size"):
-        if config[field] % mesh.size:
-            raise TrainingError(
-                f"--config.{field}={config[field]} is not divisible by the {mesh.size} devices in use; "
-                f"pick a multiple of {mesh.size}."
-            )
+    try:
+        train_augment, eval_augment = augment.configs_from(config)
+        for field in ("batch_size", "eval_batch_size"):
+            input_pipeline.check_batch_size(config[field], mesh.size, f"--config.{field}")
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
     return input_pipeline.make_pipeline(
         choose_pipeline(config),
         data.images,
@@ -322,145 +293,9 @@ def build_pipeline(config, data: RunData, mesh):
         image_size=config.data.image_size,
         train_augment=train_augment,
         eval_augment=eval_augment,
+        normalize_imagenet=config.normalize_imagenet,
         mesh=mesh,
     )
-
-
-# --------------------------------------------------------------------------------------
-# Run directory: lock, checkpoints, results.
-
-
-@contextlib.contextmanager
-def run_lock(directory: Path):
-    """An exclusive flock on run_NNN/.lock: a second process on the same run exits clearly.
-    The kernel drops the lock when its holder dies, even by SIGKILL."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / ".lock"
-    handle = open(path, "a+")  # noqa: SIM115  (held, with its flock, for the whole run)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        if error.errno in (errno.EAGAIN, errno.EACCES):
-            raise RunLockedError(
-                f"{directory} is in use by {holder}. Two processes must not train the same run; "
-                "wait for it to finish or stop it first."
-            ) from None
-        raise
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    handle.flush()
-    try:
-        yield
-    finally:
-        handle.truncate(0)
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-def config_fingerprint(config) -> dict:
-    """The parts of the config that change the numbers (output paths and logging do not)."""
-    d = json.loads(config.to_json())
-    for key in ("log_every_steps", "keep_every_epoch", "keep_final_state"):
-        d.pop(key, None)
-    d.get("data", {}).pop("dir", None)
-    return d
-
-
-def _diff_keys(a, b, prefix="") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [] if a == b else [f"{prefix[:-1]}: {b!r} -> {a!r}"]
-
-
-class Checkpoints:
-    """Per arm: the latest training state and history (orbax CheckpointManager, one kept
-    unless keep_every_epoch) and the best-epoch params (`best/`, loadable by predict)."""
-
-    def __init__(self, arm_dir: Path, keep_every_epoch: bool):
-        import orbax.checkpoint as ocp
-
-        self._ocp = ocp
-        self.arm_dir = arm_dir
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=None if keep_every_epoch else 1, enable_async_checkpointing=False, create=True
-        )
-        self.manager = ocp.CheckpointManager(
-            arm_dir.resolve() / "checkpoints", options=options, item_names=("state", "history")
-        )
-
-    def latest_epoch(self) -> int | None:
-        return self.manager.latest_step()
-
-    def save(self, epoch: int, state: TrainState, history: dict) -> None:
-        ocp = self._ocp
-        self.manager.save(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(jax.device_get(state)), history=ocp.args.JsonSave(history)
-            ),
-        )
-        self.manager.wait_until_finished()
-
-    def restore(self, epoch: int, abstract_state: TrainState) -> tuple[TrainState, dict]:
-        ocp = self._ocp
-        restored = self.manager.restore(
-            epoch,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), history=ocp.args.JsonRestore()),
-        )
-        return restored["state"], restored["history"]
-
-    def save_best(self, params, metadata: dict) -> None:
-        from alexnet_jax import params_io
-
-        params_io.save_params(self.arm_dir / "best", jax.device_get(params), metadata)
-
-    def close(self):
-        self.manager.close()
-
-
-def drop_resume_state(config, arm_dir: Path) -> None:
-    """Deletes the latest-state checkpoints of a finished arm, unless the config keeps them.
-    They only serve to resume, and at 2x the parameters (params + momentum) they would make a
-    100-run study of the full model ~90 GB larger; `best/` and results.json hold everything
-    the analysis and predict need."""
-    if config.get("keep_final_state", False) or config.keep_every_epoch:
-        return
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("alexnet_jax: arm finished")
-    if jax.process_index() == 0:
-        shutil.rmtree(arm_dir / "checkpoints", ignore_errors=True)
-
-
-def _tree_bytes(tree) -> int:
-    return sum(int(np.prod(np.shape(x))) * jnp.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
-
-
-def _directory_bytes(directory: Path) -> int:
-    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) if directory.is_dir() else 0
-
-
-def check_free_space(arm_dir: Path, state, label: str) -> None:
-    """Fails before the first epoch, not in the middle of an orbax write, when the disk cannot
-    hold the arm's checkpoints: at the peak, the old and new latest state (params + optimizer)
-    and the best params with their staging copy. What the arm already wrote counts as room."""
-    needed = 2 * _tree_bytes(state) + 2 * _tree_bytes(state.params) - _directory_bytes(arm_dir)
-    arm_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(arm_dir).free
-    if needed > free:
-        raise TrainingError(
-            f"{label}: its checkpoints need about {needed / 1e9:.2f} GB free in {arm_dir}, but only "
-            f"{free / 1e9:.2f} GB is free there. Free some space, or point --workdir at a larger disk; "
-            "this arm has not started."
-        )
 
 
 def _best(values: list[float]) -> int:
@@ -476,15 +311,15 @@ class Trainer:
         workdir: Path,
         run_index: int,
         *,
-        pretrained_weights: Path = DEFAULT_WEIGHTS,
+        pretrained_weights: Path = DEFAULT_IMAGENET_DIR,
         devices=None,
-        echo: Callable[[str], None] = print,
+        log: Callable[[str], None] = print,
     ):
         self.config = config
         self.run_index = run_index
         self.dir = results_lib.run_dir(workdir, run_index)
         self.pretrained_weights = Path(pretrained_weights)
-        self.echo = echo
+        self.log = log
         self.mesh = make_mesh(devices)
         self.data = load_run_data(config, run_index)
         self.pipeline = build_pipeline(config, self.data, self.mesh)
@@ -499,7 +334,6 @@ class Trainer:
             self.pipeline,
             self.mesh,
             num_classes=config.model.num_classes,
-            normalize_imagenet=config.normalize_imagenet,
         )
         self.resident = self.pipeline.resident
 
@@ -512,7 +346,7 @@ class Trainer:
         fingerprint = config_fingerprint(self.config)
         if path.exists():
             existing = results_lib.load_results(path)
-            differences = _diff_keys(fingerprint, config_fingerprint(ml_collections.ConfigDict(existing["config"])))
+            differences = fingerprint_differences(fingerprint, config_fingerprint(existing["config"]))
             if differences:
                 raise TrainingError(
                     f"{path} was made with another config; resuming would mix two protocols. "
@@ -547,7 +381,7 @@ class Trainer:
 
     def _write_results(self, results: dict) -> None:
         if jax.process_index() == 0:
-            results_lib.write_json_atomic(self._results_path(), results)
+            write_json_atomic(self._results_path(), results)
 
     def _class_names(self):
         return self.data.manifest.get("class_names") or list(CLASS_NAMES)
@@ -578,7 +412,7 @@ class Trainer:
         key = arm_key(config.seed, self.run_index, arm)
         record = results["arms"].get(arm)
         if record and record.get("complete"):
-            self.echo(f"run {self.run_index:03d} [{arm}] already complete ({epochs} epochs); skipping")
+            self.log(f"run {self.run_index:03d} [{arm}] already complete ({epochs} epochs); skipping")
             drop_resume_state(config, arm_dir)  # a kill may have come before the deletion
             return record
 
@@ -596,7 +430,7 @@ class Trainer:
             state, saved = checkpoints.restore(latest, abstract)
             history, best = saved["history"], saved["best"]
             wall_time, images_seen = saved["wall_time_s"], saved["images_seen"]
-            self.echo(f"run {self.run_index:03d} [{arm}] resuming after epoch {latest + 1}/{epochs}")
+            self.log(f"run {self.run_index:03d} [{arm}] resuming after epoch {latest + 1}/{epochs}")
         state = replicate(state, self.mesh)
         start_epoch = len(history["test_acc"])
         test_seed_base = numpy_seed(config.seed, self.run_index, ARM_IDS[arm], 2)
@@ -709,9 +543,9 @@ class Trainer:
             f"train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f} | test loss {h['test_loss']:.4f} "
             f"acc {h['test_acc']:.4f}"
             + (f" | val acc {h['val_acc']:.4f}" if "val_acc" in h else "")
-            + f" | {images_per_s:,.0f} img/s | ETA {_format_seconds(eta_s)}"
+            + f" | {images_per_s:,.0f} img/s | ETA {format_duration(eta_s)}"
         )
-        self.echo(line)
+        self.log(line)
         with open(arm_dir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps({"epoch": epoch, **h, "images_per_s": images_per_s}) + "\n")
         if writer is not None:
@@ -735,11 +569,11 @@ class Trainer:
             results = self._read_results()
             arms = list(arms)
             if all(results_lib.is_complete(results, a) for a in arms) and all(a in results["arms"] for a in arms):
-                self.echo(f"run {self.run_index:03d} is already complete ({', '.join(arms)}); nothing to do")
+                self.log(f"run {self.run_index:03d} is already complete ({', '.join(arms)}); nothing to do")
                 for arm in arms:  # in case a kill came between finishing an arm and deleting its state
                     drop_resume_state(self.config, self.dir / arm)
                 return results
-            self.echo(
+            self.log(
                 f"run {self.run_index:03d}: {len(self.data.train_idx)} train / {len(self.data.test_idx)} test images"
                 f"{'' if self.data.val_idx is None else f' / {len(self.data.val_idx)} validation'}, "
                 f"pipeline {self.pipeline.name}, {self.mesh.size} device(s) ({jax.default_backend()}), "
@@ -758,28 +592,8 @@ def _summary_writer(directory: Path):
     return SummaryWriter(str(directory))
 
 
-def _format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
 # --------------------------------------------------------------------------------------
 # Command line.
-
-
-def parse_runs(text: str) -> list[int]:
-    """'0-9,49' -> [0, ..., 9, 49]."""
-    runs: list[int] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not match:
-            raise ValueError(f"--runs: cannot read {part!r}; use e.g. 0-9,49")
-        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
-        if high < low:
-            raise ValueError(f"--runs: range {part!r} runs backwards")
-        runs.extend(range(low, high + 1))
-    return sorted(set(runs))
 
 
 def parse_arms(text: str) -> list[str]:
@@ -800,8 +614,8 @@ def define_flags():
 
     config_flags.DEFINE_config_file(
         "config",
-        str(REPO_ROOT / "experiments" / "configs" / "quick.py"),
-        "Config file (experiments/configs/*.py).",
+        configs.path("quick"),
+        "Config file (alexnet_jax/configs/*.py); --config.field=value overrides any field.",
         lock_config=True,
     )
     flags.DEFINE_string("workdir", None, "Output directory; run r writes only into WORKDIR/run_NNN/.", required=True)
@@ -810,15 +624,13 @@ def define_flags():
     flags.DEFINE_string("arms", "pretrained,scratch", "Arms to train: pretrained, scratch, or both.")
     flags.DEFINE_string("data_dir", None, "A prepared data set (overrides config.data.dir).")
     flags.DEFINE_string(
-        "pretrained_weights", str(DEFAULT_WEIGHTS), "Converted ImageNet weights (python -m alexnet_jax.convert)."
+        "pretrained_weights", str(DEFAULT_IMAGENET_DIR), "Converted ImageNet weights (python -m alexnet_jax.convert)."
     )
     flags.DEFINE_bool("keep_every_epoch", False, "Keep a checkpoint of every epoch, not only the latest.")
 
 
-def main(argv):
-    from alexnet_jax.cli import quiet_library_logs
-
-    quiet_library_logs()
+def main(argv) -> int:
+    cli.quiet_library_logs()
     del argv
     FLAGS = flags.FLAGS
     config = FLAGS.config
@@ -830,18 +642,23 @@ def main(argv):
     try:
         if (FLAGS.run_index is None) == (FLAGS.runs is None):
             raise ValueError("give exactly one of --run_index=N or --runs=0-9,49")
-        runs = [FLAGS.run_index] if FLAGS.run_index is not None else parse_runs(FLAGS.runs)
+        runs = [FLAGS.run_index] if FLAGS.run_index is not None else cli.parse_runs(FLAGS.runs)
         if any(r < 0 for r in runs):
             raise ValueError("--run_index must be >= 0")
         arms = parse_arms(FLAGS.arms)
         train_runs(config, FLAGS.workdir, runs, arms, pretrained_weights=Path(FLAGS.pretrained_weights))
+    except RunLockedError as error:
+        return cli.report_error(error, cli.EXIT_LOCKED)
     except (TrainingError, ValueError, results_lib.ResultsError) as error:
-        logging.flush()
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
+    return cli.EXIT_OK
+
+
+def run() -> None:
+    """`python -m alexnet_jax.train` and the `alexnet-jax-train` script."""
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    run()

@@ -25,7 +25,7 @@ def trained_run(module_tmp):
     write_prepared(root / "data", images, np.arange(20) % 4, name="tiny-random", source="test")
     config = tiny_config(**{"epochs.scratch": 1})
     config.data.dir = str(root / "data")
-    train.Trainer(config, root / "runs", 0, echo=lambda s: None).run(["scratch"])
+    train.Trainer(config, root / "runs", 0, log=lambda s: None).run(["scratch"])
     folder = root / "cutouts"
     folder.mkdir()
     for i in range(3):

@@ -61,13 +61,13 @@ def fake_results(workdir: Path, run_index: int, arms: dict) -> Path:
 
 
 def test_make_slots_groups_gpus_and_shares_memory():
-    slots = study.make_slots(["0", "1", "2", "3"], devices_per_run=2, runs_per_device=2, warn=lambda _: None)
+    slots = study.make_slots(["0", "1", "2", "3"], devices_per_run=2, runs_per_device=2, log=lambda _: None)
     assert [s.name for s in slots] == ["gpu0-1#0", "gpu0-1#1", "gpu2-3#0", "gpu2-3#1"]
     assert slots[0].env["CUDA_VISIBLE_DEVICES"] == "0,1" and slots[2].env["CUDA_VISIBLE_DEVICES"] == "2,3"
     if "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
         assert float(slots[0].env["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.45)
     warnings = []
-    assert len(study.make_slots(["0", "1", "2"], devices_per_run=2, warn=warnings.append)) == 1
+    assert len(study.make_slots(["0", "1", "2"], devices_per_run=2, log=warnings.append)) == 1
     assert "1 GPU(s) left idle" in warnings[0]
     with pytest.raises(ValueError, match="only 1 GPU"):
         study.make_slots(["0"], devices_per_run=2)
@@ -140,7 +140,7 @@ def make_study(tmp_path, python, runs, **kwargs):
         planned_epochs={"scratch": 1},
         python=python,
         progress_every=0.5,
-        echo=lines.append,
+        log=lines.append,
         **kwargs,
     )
     return s, lines
@@ -173,7 +173,7 @@ def test_locked_runs_are_left_alone(tmp_path):
         """
         # The trainer's answer when another process holds the run.
         echo "error: /w/run_001 is in use by pid 99 on elsewhere. Two processes must not train the same run" >&2
-        exit 2
+        exit 4
     """,
     )
     workdir = tmp_path / "w"

@@ -16,8 +16,8 @@ import jax
 import numpy as np
 import pytest
 
+from alexnet_jax import cli, train
 from alexnet_jax import results as results_lib
-from alexnet_jax import train
 from alexnet_jax.data.prepared import write_prepared
 from alexnet_jax.models import init_params
 
@@ -89,12 +89,12 @@ def strip_timing(results):
 
 
 def test_parse_runs_and_arms():
-    assert train.parse_runs("0-3,7,2") == [0, 1, 2, 3, 7]
-    assert train.parse_runs("49") == [49]
+    assert cli.parse_runs("0-3,7,2") == [0, 1, 2, 3, 7]
+    assert cli.parse_runs("49") == [49]
     with pytest.raises(ValueError, match="backwards"):
-        train.parse_runs("5-2")
+        cli.parse_runs("5-2")
     with pytest.raises(ValueError, match="cannot read"):
-        train.parse_runs("a-b")
+        cli.parse_runs("a-b")
     assert train.parse_arms("scratch") == ["scratch"]
     with pytest.raises(ValueError, match="unknown arm"):
         train.parse_arms("pretrained,imagenet")
@@ -103,7 +103,7 @@ def test_parse_runs_and_arms():
 def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
     config = tiny_config()
     config.data.dir = str(tiny_data)
-    results = train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=lambda s: None).run(
+    results = train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, log=lambda s: None).run(
         ["pretrained", "scratch"]
     )
     on_disk = results_lib.load_results(tmp_path / "run_003" / "results.json")
@@ -138,7 +138,7 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
     # kill between finishing an arm and deleting it goes then.
     (tmp_path / "run_003" / "scratch" / "checkpoints" / "0").mkdir(parents=True)
     said = []
-    train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, echo=said.append).run(
+    train.Trainer(config, tmp_path, 3, pretrained_weights=fake_pretrained, log=said.append).run(
         ["pretrained", "scratch"]
     )
     assert any("already complete" in line for line in said)
@@ -148,7 +148,7 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
 def test_pretrained_arm_refuses_without_weights(tmp_path, tiny_data):
     config = tiny_config()
     config.data.dir = str(tiny_data)
-    trainer = train.Trainer(config, tmp_path, 0, pretrained_weights=tmp_path / "missing", echo=lambda s: None)
+    trainer = train.Trainer(config, tmp_path, 0, pretrained_weights=tmp_path / "missing", log=lambda s: None)
     with pytest.raises(train.TrainingError, match="needs converted ImageNet weights"):
         trainer.run(["pretrained"])
     assert (
@@ -161,8 +161,8 @@ def test_single_and_four_devices_agree(tmp_path, tiny_data):
     assert len(jax.devices()) == 4, "conftest forces 4 host devices"
     config = tiny_config(**{"epochs.scratch": 2})
     config.data.dir = str(tiny_data)
-    one = train.Trainer(config, tmp_path / "one", 0, devices=jax.devices()[:1], echo=lambda s: None).run(["scratch"])
-    four = train.Trainer(config, tmp_path / "four", 0, devices=jax.devices(), echo=lambda s: None).run(["scratch"])
+    one = train.Trainer(config, tmp_path / "one", 0, devices=jax.devices()[:1], log=lambda s: None).run(["scratch"])
+    four = train.Trainer(config, tmp_path / "four", 0, devices=jax.devices(), log=lambda s: None).run(["scratch"])
     a, b = one["arms"]["scratch"], four["arms"]["scratch"]
     assert a["devices"] != b["devices"]
     for key in ("train_loss", "test_loss"):
@@ -174,15 +174,15 @@ def test_single_and_four_devices_agree(tmp_path, tiny_data):
 def test_same_command_same_numbers(tmp_path, tiny_data):
     config = tiny_config(**{"epochs.scratch": 2})
     config.data.dir = str(tiny_data)
-    first = train.Trainer(config, tmp_path / "a", 1, echo=lambda s: None).run(["scratch"])
-    second = train.Trainer(config, tmp_path / "b", 1, echo=lambda s: None).run(["scratch"])
+    first = train.Trainer(config, tmp_path / "a", 1, log=lambda s: None).run(["scratch"])
+    second = train.Trainer(config, tmp_path / "b", 1, log=lambda s: None).run(["scratch"])
     assert strip_timing(first) == strip_timing(second)
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
     config = tiny_config(**{"optim.learning_rate": 1e30, "epochs.scratch": 3})
     config.data.dir = str(tiny_data)
-    trainer = train.Trainer(config, tmp_path, 0, echo=lambda s: None)
+    trainer = train.Trainer(config, tmp_path, 0, log=lambda s: None)
     with pytest.raises(train.TrainingError, match=r"non-finite at epoch \d+ \(0-based\), step \d+"):
         trainer.run(["scratch"])
 
@@ -190,18 +190,18 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
 def test_resume_refuses_a_different_config(tmp_path, tiny_data):
     config = tiny_config(**{"epochs.scratch": 1, "keep_final_state": True})
     config.data.dir = str(tiny_data)
-    train.Trainer(config, tmp_path, 0, echo=lambda s: None).run(["scratch"])
+    train.Trainer(config, tmp_path, 0, log=lambda s: None).run(["scratch"])
     assert (tmp_path / "run_000" / "scratch" / "checkpoints").is_dir()
     # what to keep on disk is not part of the config that the numbers depend on
     same = tiny_config(**{"epochs.scratch": 1})
     same.data.dir = str(tiny_data)
     said = []
-    train.Trainer(same, tmp_path, 0, echo=said.append).run(["scratch"])
+    train.Trainer(same, tmp_path, 0, log=said.append).run(["scratch"])
     assert any("already complete" in line for line in said)
     other = tiny_config(**{"epochs.scratch": 1, "optim.learning_rate": 0.5})
     other.data.dir = str(tiny_data)
     with pytest.raises(train.TrainingError, match="another config.*learning_rate"):
-        train.Trainer(other, tmp_path, 0, echo=lambda s: None).run(["scratch"])
+        train.Trainer(other, tmp_path, 0, log=lambda s: None).run(["scratch"])
 
 
 def test_full_disk_is_refused_before_the_arm_starts(tmp_path, tiny_data, monkeypatch):
@@ -210,7 +210,7 @@ def test_full_disk_is_refused_before_the_arm_starts(tmp_path, tiny_data, monkeyp
 
     config = tiny_config()
     config.data.dir = str(tiny_data)
-    trainer = train.Trainer(config, tmp_path, 0, echo=lambda s: None)
+    trainer = train.Trainer(config, tmp_path, 0, log=lambda s: None)
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
     # 57M parameters: 2 x (params + momentum) + 2 x params = 6 x 228 MB
@@ -313,7 +313,7 @@ def test_second_process_on_the_same_run_is_refused(tmp_path, tiny_data):
         second = subprocess.run(
             _train_command(tiny_data, workdir, 50), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=300
         )
-        assert second.returncode == 2
+        assert second.returncode == cli.EXIT_LOCKED
         assert "in use by pid" in second.stderr and "must not train the same run" in second.stderr
         assert first.poll() is None, "the first process must be unaffected"
     finally:

@@ -14,17 +14,19 @@ Examples
   python -m alexnet_jax.data prepare --dataset=nair_abraham --output=data/nair_abraham
   python -m alexnet_jax.data prepare --dataset=folder --image_dir=imgs --catalog=cat.csv --output=data/mine
   python -m alexnet_jax.data verify_paper --catalog=table2.tsv
-Exit status: 0 success, 1 verify_paper found a mismatch, 2 bad input (the message says what to fix).
+Exit status (alexnet_jax.cli): 0 success, 1 verify_paper or fetch_images found a mismatch or a failure,
+2 bad input (the message says what to fix).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from absl import app, flags
 
+from alexnet_jax import cli
+from alexnet_jax.analysis import paper
 from alexnet_jax.data import sdss  # stdlib + numpy only: the cut-out rule's defaults
 
 COMMANDS = ("prepare", "verify_paper", "fetch_catalog", "check_catalog", "fetch_images", "build_tfds", "info")
@@ -36,64 +38,76 @@ class CliError(ValueError):
     """A command given the wrong flags."""
 
 
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "nair_abraham", "folder"], "prepare: which data set.")
-flags.DEFINE_string("output", None, "prepare: the prepared data set directory to write.")
-flags.DEFINE_bool(
-    "overwrite", False, "prepare: replace an existing data set at --output (only once the new one is complete)."
-)
-flags.DEFINE_integer("num_examples", 14034, "synthetic: number of galaxies.")
-flags.DEFINE_integer("seed", 0, "synthetic: random seed.")
-flags.DEFINE_integer("num_workers", None, "Processes (synthetic) or threads (image decoding); default: all cores.")
-flags.DEFINE_string(
-    "catalog",
-    None,
-    "A local catalogue file (VizieR TSV, TSV, CSV, FITS, ECSV, VOTable). "
-    "nair_abraham/verify_paper: omitted = fetch VizieR J/ApJS/186/427/table2 (cached).",
-)
-flags.DEFINE_string("catalog_format", None, "Force the catalogue format: vizier_tsv, tsv, csv, fits, ecsv, votable.")
-flags.DEFINE_string(
-    "cache_dir",
-    None,
-    "Cache for the VizieR table and SDSS cut-outs (default $ALEXNET_JAX_CACHE or ~/.cache/alexnet_jax).",
-)
-flags.DEFINE_bool("refresh_catalog", False, "Download the VizieR table again even if cached.")
-flags.DEFINE_string(
-    "image_dir",
-    None,
-    "folder: the images. nair_abraham/fetch_images: the cut-out cache (default <cache_dir>/sdss_cutouts).",
-)
-flags.DEFINE_string(
-    "id_column",
-    None,
-    "folder: catalogue column naming each row's image file; default pairs "
-    "sorted file names with rows by position, as the original did.",
-)
-flags.DEFINE_string("image_glob", None, "folder: file pattern, e.g. '*.jpg' (default: common image extensions).")
-flags.DEFINE_enum(
-    "on_bad_image", "fail", ["fail", "skip"], "An unusable image: stop (fail) or drop its row and report it (skip)."
-)
-flags.DEFINE_integer("expected_rows", 14034, "Rows the catalogue must have (Nair & Abraham: 14,034); 0 = any.")
-flags.DEFINE_enum("on_row_mismatch", "error", ["error", "warn"], "A catalogue with another row count: error or warn.")
-flags.DEFINE_string("ttype_column", None, "Catalogue column with the T-types (default: TType and aliases).")
-flags.DEFINE_string("radius_column", None, "Catalogue column with a Petrosian radius in arcsec for the cut-out scale.")
-flags.DEFINE_string("sdss_url", None, "ImgCutout getjpeg endpoint (default: SDSS DR18 SkyServer).")
-flags.DEFINE_integer("cutout_size", sdss.DEFAULT_WIDTH, "Cut-out width and height in pixels.")
-flags.DEFINE_float("fov_factor", sdss.DEFAULT_FOV_FACTOR, "Cut-out field of view in units of the galaxy's R90 radius.")
-flags.DEFINE_float("min_scale", sdss.MIN_SCALE, "Smallest cut-out pixel scale, arcsec/pixel.")
-flags.DEFINE_float("max_scale", sdss.MAX_SCALE, "Largest cut-out pixel scale, arcsec/pixel.")
-flags.DEFINE_float("default_scale", sdss.SDSS_PIXEL_SCALE, "Pixel scale when the radius is unknown, arcsec/pixel.")
-flags.DEFINE_float("fixed_scale", None, "One pixel scale for every galaxy (overrides the radius rule).")
-flags.DEFINE_integer("fetch_workers", 8, "Concurrent cut-out downloads.")
-flags.DEFINE_float("rate", 5.0, "Cut-out requests per second at most (0 = unlimited).")
-flags.DEFINE_integer("retries", 5, "Retries per cut-out after the first attempt.")
-flags.DEFINE_float("backoff", 1.0, "First retry delay in seconds; doubles with each retry.")
-flags.DEFINE_float("timeout", 30.0, "Per-request time-out in seconds.")
-flags.DEFINE_bool("progress", True, "Show progress bars.")
-flags.DEFINE_string("prepared", None, "build_tfds/info: a prepared data set directory.")
-flags.DEFINE_string("data_dir", None, "build_tfds: the TFDS data_dir to write into.")
-flags.DEFINE_integer("run_index", None, "build_tfds: build the paper_run<r> config (train/test of paper_split(r)).")
-flags.DEFINE_bool("verify", False, "info: check every file's sha256 against the manifest.")
-flags.DEFINE_string("json_out", None, "verify_paper/check_catalog: also write the report as JSON here.")
+def define_flags() -> None:
+    """The flags of every data command; defined only when the command runs."""
+    flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "nair_abraham", "folder"], "prepare: which data set.")
+    flags.DEFINE_string("output", None, "prepare: the prepared data set directory to write.")
+    flags.DEFINE_bool(
+        "overwrite", False, "prepare: replace an existing data set at --output (only once the new one is complete)."
+    )
+    flags.DEFINE_integer("num_examples", paper.NUM_EXAMPLES, "synthetic: number of galaxies.")
+    flags.DEFINE_integer("seed", 0, "synthetic: random seed.")
+    flags.DEFINE_integer("num_workers", None, "Processes (synthetic) or threads (image decoding); default: all cores.")
+    flags.DEFINE_string(
+        "catalog",
+        None,
+        "A local catalogue file (VizieR TSV, TSV, CSV, FITS, ECSV, VOTable). "
+        "nair_abraham/verify_paper: omitted = fetch VizieR J/ApJS/186/427/table2 (cached).",
+    )
+    flags.DEFINE_string(
+        "catalog_format", None, "Force the catalogue format: vizier_tsv, tsv, csv, fits, ecsv, votable."
+    )
+    flags.DEFINE_string(
+        "cache_dir",
+        None,
+        "Cache for the VizieR table and SDSS cut-outs (default $ALEXNET_JAX_CACHE or ~/.cache/alexnet_jax).",
+    )
+    flags.DEFINE_bool("refresh_catalog", False, "Download the VizieR table again even if cached.")
+    flags.DEFINE_string(
+        "image_dir",
+        None,
+        "folder: the images. nair_abraham/fetch_images: the cut-out cache (default <cache_dir>/sdss_cutouts).",
+    )
+    flags.DEFINE_string(
+        "id_column",
+        None,
+        "folder: catalogue column naming each row's image file; default pairs "
+        "sorted file names with rows by position, as the original did.",
+    )
+    flags.DEFINE_string("image_glob", None, "folder: file pattern, e.g. '*.jpg' (default: common image extensions).")
+    flags.DEFINE_enum(
+        "on_bad_image", "fail", ["fail", "skip"], "An unusable image: stop (fail) or drop its row and report it (skip)."
+    )
+    flags.DEFINE_integer(
+        "expected_rows", paper.NUM_EXAMPLES, "Rows the catalogue must have (Nair & Abraham: 14,034); 0 = any."
+    )
+    flags.DEFINE_enum(
+        "on_row_mismatch", "error", ["error", "warn"], "A catalogue with another row count: error or warn."
+    )
+    flags.DEFINE_string("ttype_column", None, "Catalogue column with the T-types (default: TType and aliases).")
+    flags.DEFINE_string(
+        "radius_column", None, "Catalogue column with a Petrosian radius in arcsec for the cut-out scale."
+    )
+    flags.DEFINE_string("sdss_url", None, "ImgCutout getjpeg endpoint (default: SDSS DR18 SkyServer).")
+    flags.DEFINE_integer("cutout_size", sdss.DEFAULT_WIDTH, "Cut-out width and height in pixels.")
+    flags.DEFINE_float(
+        "fov_factor", sdss.DEFAULT_FOV_FACTOR, "Cut-out field of view in units of the galaxy's R90 radius."
+    )
+    flags.DEFINE_float("min_scale", sdss.MIN_SCALE, "Smallest cut-out pixel scale, arcsec/pixel.")
+    flags.DEFINE_float("max_scale", sdss.MAX_SCALE, "Largest cut-out pixel scale, arcsec/pixel.")
+    flags.DEFINE_float("default_scale", sdss.SDSS_PIXEL_SCALE, "Pixel scale when the radius is unknown, arcsec/pixel.")
+    flags.DEFINE_float("fixed_scale", None, "One pixel scale for every galaxy (overrides the radius rule).")
+    flags.DEFINE_integer("fetch_workers", 8, "Concurrent cut-out downloads.")
+    flags.DEFINE_float("rate", 5.0, "Cut-out requests per second at most (0 = unlimited).")
+    flags.DEFINE_integer("retries", 5, "Retries per cut-out after the first attempt.")
+    flags.DEFINE_float("backoff", 1.0, "First retry delay in seconds; doubles with each retry.")
+    flags.DEFINE_float("timeout", 30.0, "Per-request time-out in seconds.")
+    flags.DEFINE_bool("progress", True, "Show progress bars.")
+    flags.DEFINE_string("prepared", None, "build_tfds/info: a prepared data set directory.")
+    flags.DEFINE_string("data_dir", None, "build_tfds: the TFDS data_dir to write into.")
+    flags.DEFINE_integer("run_index", None, "build_tfds: build the paper_run<r> config (train/test of paper_split(r)).")
+    flags.DEFINE_bool("verify", False, "info: check every file's sha256 against the manifest.")
+    flags.DEFINE_string("json_out", None, "verify_paper/check_catalog: also write the report as JSON here.")
 
 
 def _catalog():
@@ -331,15 +345,12 @@ def cmd_info() -> int:
 
 
 def main(argv: list[str]) -> int:
-    from alexnet_jax.cli import quiet_library_logs
-
-    quiet_library_logs()
+    cli.quiet_library_logs()
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        print(
-            f"error: give one command: {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}); see --help",
-            file=sys.stderr,
+        return cli.report_error(
+            f"give one command: {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}); see --help",
+            cli.EXIT_BAD_INPUT,
         )
-        return 2
     from alexnet_jax.data.catalog import CatalogError
     from alexnet_jax.data.folder import FolderError
     from alexnet_jax.data.labels import LabelError
@@ -358,9 +369,14 @@ def main(argv: list[str]) -> int:
         FileNotFoundError,
         RuntimeError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
+
+
+def run() -> None:
+    """`python -m alexnet_jax.data` and the `alexnet-jax-data` script."""
+    define_flags()
+    app.run(main)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alexnet_jax.analysis import paper
 from alexnet_jax.toolbox import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 
 DEFAULT_SDSS_URL = "https://skyserver.sdss.org/dr18/SkyServerWS/ImgCutout/getjpeg"
@@ -431,7 +432,7 @@ def prepare_nair_abraham(
     retries: int = 5,
     backoff: float = 1.0,
     timeout: float = 30.0,
-    expected_rows: int | None = 14034,
+    expected_rows: int | None = paper.NUM_EXAMPLES,
     on_row_mismatch: str = "error",
     on_bad_image: str = "fail",
     overwrite: bool = False,

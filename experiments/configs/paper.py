@@ -1,66 +1,6 @@
-"""The paper's protocol to the letter (Schneider, Stenning & Elliott 2023).
+"""The paper config lives in the package: alexnet_jax/configs/paper.py (its docstring has the commands).
 
-Run one split with both arms:
-    python -m alexnet_jax.train --config=experiments/configs/paper.py \
-        --data_dir=data/nair_abraham --workdir=runs/paper --run_index=0
-The whole study (or spread it: see experiments/slurm/ and `python -m alexnet_jax.study`):
-    python -m alexnet_jax.train --config=experiments/configs/paper.py \
-        --data_dir=data/nair_abraham --workdir=runs/paper --runs=0-99
-
-Switches for the points where the paper's practice is questionable; each defaults to what
-the paper did:
-    --config.eval_augment=center      evaluate on a deterministic centre crop (paper: random)
-    --config.selection=val            pick the peak epoch on a validation split (paper: test)
-    --config.data.val_fraction=0.1    size of that validation split, carved from training
-    --config.normalize_imagenet=True  ImageNet mean/std normalisation (paper: off)
-    --config.data.shuffle_each_epoch=True  new order each epoch (paper: one fixed order,
-                                      because DistributedSampler.set_epoch was never called)
+This file keeps `--config=experiments/configs/paper.py` working from a checkout.
 """
 
-import ml_collections
-
-
-def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.name = "paper"
-    config.seed = 0
-
-    config.data = ml_collections.ConfigDict()
-    config.data.dir = "data/synthetic"  # a prepared data set; --data_dir overrides
-    config.data.image_size = 256  # the paper's resize
-    config.data.split = "paper"  # "paper" (the original draw) or "stratified"
-    # None: 12,000 / 2,034 for 14,034 images, scaled as round(N * 12000 / 14034) otherwise.
-    config.data.train_size = ml_collections.FieldReference(None, field_type=int)
-    config.data.val_fraction = 0.0
-    config.data.shuffle_each_epoch = False
-
-    config.augment = ml_collections.ConfigDict()
-    config.augment.crop_size = 224
-    config.augment.hflip = True
-    config.augment.vflip = True
-    config.augment.rotation_degrees = 180.0
-    config.eval_augment = "random"  # "random" (paper) or "center"
-    config.normalize_imagenet = False
-
-    config.model = ml_collections.ConfigDict()
-    config.model.num_classes = 4
-    config.model.dropout_rate = 0.5
-    config.model.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.learning_rate = 0.001
-    config.optim.momentum = 0.9
-    config.optim.weight_decay = 0.0
-    config.batch_size = 384
-    config.eval_batch_size = 384
-
-    config.epochs = ml_collections.ConfigDict()
-    config.epochs.pretrained = 200
-    config.epochs.scratch = 400
-
-    config.selection = "test"  # "test" (paper) or "val"
-    config.pipeline = "auto"  # "auto", "on_device" or "tf_data"
-    config.keep_every_epoch = False  # keep every epoch's train state (needs ~0.46 GB per epoch and arm)
-    config.keep_final_state = False  # keep the last train state of a finished arm (otherwise only best/ stays)
-    config.log_every_steps = 0  # 0: one line per epoch
-    return config
+from alexnet_jax.configs.paper import get_config  # noqa: F401
