@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import stats as scipy_stats
 
-from alexnet_jax import analyze, figures
+from alexnet_jax.analysis import demo, figures, pipeline, stats, study
+from alexnet_jax.analysis.tables import make_tables
 from alexnet_jax.results import validate_results
 from alexnet_jax.toolbox import write_json_atomic
 
@@ -85,7 +86,7 @@ def run_analysis(root: Path, **kwargs) -> dict:
     kwargs.setdefault("resamples", 200)
     kwargs.setdefault("figures", False)
     kwargs.setdefault("log", lambda message: None)
-    return analyze.analyze(root, **kwargs)
+    return pipeline.analyze(root, **kwargs)
 
 
 def close(actual, expected, tol=1e-12):
@@ -212,15 +213,15 @@ def test_summary_json_and_tables_written(tmp_path):
 
 
 def test_sign_test_p_values():
-    assert analyze.binomial_two_sided_p(100, 0) == 2 * 0.5**100 == pytest.approx(1.5777218104420236e-30, rel=1e-15)
-    assert analyze.binomial_two_sided_p(0, 100) == 2 * 0.5**100
-    assert analyze.binomial_two_sided_p(7, 3) == 352 / 1024  # 2 * (1 + 10 + 45 + 120) / 2**10
-    assert analyze.binomial_two_sided_p(5, 5) == 1.0  # 2 * P(X <= 5) > 1, capped
-    assert analyze.binomial_two_sided_p(1, 0) == 1.0
-    assert analyze.binomial_two_sided_p(0, 0) is None
+    assert stats.binomial_two_sided_p(100, 0) == 2 * 0.5**100 == pytest.approx(1.5777218104420236e-30, rel=1e-15)
+    assert stats.binomial_two_sided_p(0, 100) == 2 * 0.5**100
+    assert stats.binomial_two_sided_p(7, 3) == 352 / 1024  # 2 * (1 + 10 + 45 + 120) / 2**10
+    assert stats.binomial_two_sided_p(5, 5) == 1.0  # 2 * P(X <= 5) > 1, capped
+    assert stats.binomial_two_sided_p(1, 0) == 1.0
+    assert stats.binomial_two_sided_p(0, 0) is None
     for wins, losses in ((3, 9), (40, 55), (12, 0)):
-        assert analyze.binomial_two_sided_p(wins, losses) == pytest.approx(
-            stats.binomtest(wins, wins + losses).pvalue, rel=1e-12
+        assert stats.binomial_two_sided_p(wins, losses) == pytest.approx(
+            scipy_stats.binomtest(wins, wins + losses).pvalue, rel=1e-12
         )
 
 
@@ -281,7 +282,7 @@ def test_mixed_results(tmp_path):
     w = s["wilcoxon"]["peak_acc"]
     # ranks of |d|: negatives hold ranks 2, 4 and 6, so W = min(43, 12) = 12; distinct |d|, n <= 50: exact.
     assert w["statistic"] == 12 and w["method"] == "exact" and w["n_nonzero"] == 10
-    assert w["p_value"] == pytest.approx(stats.wilcoxon(differences, method="exact").pvalue, rel=1e-12)
+    assert w["p_value"] == pytest.approx(scipy_stats.wilcoxon(differences, method="exact").pvalue, rel=1e-12)
     assert s["wilcoxon"]["peak_epoch"]["method"] == "asymptotic"  # tied |d| (all 2 epochs)
     ci = s["paired"]["peak_acc_diff_ci95"]
     assert ci[0] < s["paired"]["peak_acc_diff_mean"] < ci[1]
@@ -359,7 +360,7 @@ def test_class_never_predicted_and_class_absent(tmp_path):
     close(s["confusion_mean"][3], [0, 0, 2.5 / 3, 0.5 / 3])
     # Spiral precision sees the extra spiral predictions: 9/14, 9/14, 9/12, 9/10.
     close(s["precision_mean"][2], (9 / 14 + 9 / 14 + 9 / 12 + 9 / 10) / 4)
-    note = analyze.make_tables(run_analysis(tmp_path))[3].note
+    note = make_tables(run_analysis(tmp_path))[3].note
     assert "Irr+Misc was never predicted in 3 of 4 scratch runs" in note
 
 
@@ -385,7 +386,7 @@ def test_broken_partial_and_unequal_runs(tmp_path, capsys):
     bad["arms"]["pretrained"]["confusion_matrix"] = [[1, 2], [3, 4]]
     (root / "run_005").mkdir()
     (root / "run_005" / "results.json").write_text(json.dumps(bad))
-    s = analyze.analyze(root, resamples=100, figures=False)
+    s = pipeline.analyze(root, resamples=100, figures=False)
     printed = capsys.readouterr().out
     skipped = {Path(entry["path"]).parent.name: entry["reason"] for entry in s["skipped"]}
     assert set(skipped) == {"run_002", "run_003", "run_005"}
@@ -409,17 +410,17 @@ def test_broken_partial_and_unequal_runs(tmp_path, capsys):
 
 
 def test_empty_and_unusable_workdirs(tmp_path):
-    with pytest.raises(analyze.StudyError, match="no run directories"):
-        analyze.analyze(tmp_path, log=lambda m: None)
-    with pytest.raises(analyze.StudyError, match="does not exist"):
-        analyze.analyze(tmp_path / "nope", log=lambda m: None)
+    with pytest.raises(study.StudyError, match="no run directories"):
+        pipeline.analyze(tmp_path, log=lambda m: None)
+    with pytest.raises(study.StudyError, match="does not exist"):
+        pipeline.analyze(tmp_path / "nope", log=lambda m: None)
     (tmp_path / "run_000").mkdir()
     (tmp_path / "run_000" / "results.json").write_text("{")
-    with pytest.raises(analyze.StudyError, match="every run was skipped:\n.*run_000"):
-        analyze.analyze(tmp_path, log=lambda m: None)
+    with pytest.raises(study.StudyError, match="every run was skipped:\n.*run_000"):
+        pipeline.analyze(tmp_path, log=lambda m: None)
     write_study(tmp_path, {1: results(1, {"pretrained": arm([0.5, 0.6])})})
-    with pytest.raises(analyze.StudyError, match="--example_run=9"):
-        analyze.analyze(tmp_path, example_run=9, log=lambda m: None)
+    with pytest.raises(study.StudyError, match="--example_run=9"):
+        pipeline.analyze(tmp_path, example_run=9, log=lambda m: None)
 
 
 def test_validation_selection_uses_val_argmax(tmp_path):
@@ -478,12 +479,12 @@ def test_mcnemar_per_run(tmp_path):
 
 def test_bootstrap_is_seeded():
     values = np.linspace(-1, 3, 25)
-    a = analyze.bootstrap_mean_ci(values, 1000, seed=3, stream=0)
-    assert a == analyze.bootstrap_mean_ci(values, 1000, seed=3, stream=0)
-    assert a != analyze.bootstrap_mean_ci(values, 1000, seed=4, stream=0)
+    a = stats.bootstrap_mean_ci(values, 1000, seed=3, stream=0)
+    assert a == stats.bootstrap_mean_ci(values, 1000, seed=3, stream=0)
+    assert a != stats.bootstrap_mean_ci(values, 1000, seed=4, stream=0)
     assert a[0] < values.mean() < a[1]
-    assert analyze.bootstrap_mean_ci([1.0], 1000, 0, 0) is None
-    assert analyze.bootstrap_mean_ci([2.0, 2.0, 2.0], 100, 0, 0) == [2.0, 2.0]
+    assert stats.bootstrap_mean_ci([1.0], 1000, 0, 0) is None
+    assert stats.bootstrap_mean_ci([2.0, 2.0, 2.0], 100, 0, 0) == [2.0, 2.0]
 
 
 def test_long_runs_table(tmp_path):
@@ -498,7 +499,7 @@ def test_long_runs_table(tmp_path):
     s = run_analysis(write_study(tmp_path, runs))
     assert [r["run"] for r in s["long_runs"]] == [45]
     close(s["long_runs"][0]["peak_acc_diff"], 0.01)
-    tables = analyze.make_tables(s)
+    tables = make_tables(s)
     assert tables[2].rows[0][:4] == [45, 1000, pytest.approx(84.5), 150]
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "1.00 to 1.00 points (1 run)" in report
@@ -524,11 +525,11 @@ def test_data_description(tmp_path):
 
 
 def test_demo_study_full_pipeline(tmp_path):
-    paths = analyze.make_demo_study(tmp_path, num_runs=6, epochs=(60, 220), seed=1)
+    paths = demo.make_demo_study(tmp_path, num_runs=6, epochs=(60, 220), seed=1)
     assert len(paths) == 6
     with pytest.raises(FileExistsError):
-        analyze.make_demo_study(tmp_path, num_runs=1)
-    s = analyze.analyze(tmp_path, resamples=500, example_run=3, log=lambda m: None)
+        demo.make_demo_study(tmp_path, num_runs=1)
+    s = pipeline.analyze(tmp_path, resamples=500, example_run=3, log=lambda m: None)
     out = tmp_path / "analysis"
     expected = {filename for _, filename, _ in figures.FIGURES}
     assert {p.name for p in out.glob("fig*.png")} == expected
@@ -550,16 +551,16 @@ def test_demo_study_full_pipeline(tmp_path):
     # Demo runs are consistent records: the confusion matrix reproduces the peak accuracy.
     assert not any("confusion" in w for w in s["warnings"])
     # Deterministic: a second analysis gives the same summary, bit for bit.
-    assert analyze.analyze(tmp_path, resamples=500, example_run=3, figures=False, log=lambda m: None) == s
+    assert pipeline.analyze(tmp_path, resamples=500, example_run=3, figures=False, log=lambda m: None) == s
 
 
 def test_demo_class_names_match_labels():
     pytest.importorskip("pandas")  # alexnet_jax.data imports pandas
     from alexnet_jax.data import labels
 
-    assert analyze.DEMO_CLASS_NAMES == labels.CLASS_NAMES
-    assert analyze.DEMO_CLASS_TOTALS == labels.PAPER_CLASS_TOTALS
-    assert analyze.DEMO_NUM_EXAMPLES == labels.PAPER_NUM_EXAMPLES
+    assert demo.DEMO_CLASS_NAMES == labels.CLASS_NAMES
+    assert demo.DEMO_CLASS_TOTALS == labels.PAPER_CLASS_TOTALS
+    assert demo.DEMO_NUM_EXAMPLES == labels.PAPER_NUM_EXAMPLES
 
 
 def test_cli(tmp_path):

@@ -2,7 +2,8 @@
 
 Each figure is built on its own `Figure` with an explicit `FigureCanvasAgg`, so drawing here never
 changes the backend of a notebook or program that imports this module. Called by
-alexnet_jax.analyze; every function takes the loaded study and the computed summary.
+analysis.pipeline; every function takes the loaded study and the computed summary, and the
+captions quote the paper from analysis.paper.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from alexnet_jax.analyze import class_label as _class_label
-from alexnet_jax.analyze import class_metrics
+from alexnet_jax.analysis import paper
+from alexnet_jax.analysis.formatting import class_label, format_percent
+from alexnet_jax.analysis.stats import BUDGET_EPOCHS, class_metrics
 from alexnet_jax.results import ARMS
 from alexnet_jax.toolbox import atomic_path
 
@@ -120,9 +122,12 @@ def fig03(path, study, summary, paired, example_run) -> str:
     _hist(axes[0, 1], epochs, "Epoch of peak test accuracy (0-based)", "", integer=True, digits=0)
     axes[0, 1].set_title("(B) Epoch at which each run peaks", loc="left")
     _save(fig, path)
+    paper_acc = {arm: format_percent(paper.PEAK_ACC[arm]) for arm in ARMS}
+    (pre_mean, pre_sd), (scr_mean, scr_sd) = paper.PEAK_EPOCH["pretrained"], paper.PEAK_EPOCH["scratch"]
     return (
         "Histograms of (A) each run's peak test accuracy and (B) the epoch at which it occurs, per arm; "
-        "dashed lines mark the means. Paper: 84.2% vs 82.4%; epoch 155 (SD 34) vs 367 (SD 33)."
+        f"dashed lines mark the means. Paper: {paper_acc['pretrained']}% vs {paper_acc['scratch']}%; "
+        f"epoch {pre_mean} (SD {pre_sd}) vs {scr_mean} (SD {scr_sd})."
     )
 
 
@@ -141,7 +146,7 @@ def fig04(path, study, summary, paired, example_run) -> str:
     axes[0, 0].set_title(f"(A) Accuracy gain from pretraining: higher in {wins['wins']} of {n} runs", loc="left")
     _hist(
         axes[0, 1],
-        [("pretrained", paired.epoch_200, "Pretrained minus scratch (first 200)")],
+        [("pretrained", paired.epoch_200, f"Pretrained minus scratch (first {BUDGET_EPOCHS})")],
         "Peak epoch difference (epochs; negative = pretrained peaks earlier)",
         "",
         integer=True,
@@ -150,12 +155,12 @@ def fig04(path, study, summary, paired, example_run) -> str:
     )
     early = summary["sign_test"]["peak_epoch_first_200"]
     axes[0, 1].set_title(
-        f"(B) Epochs to peak, scratch limited to 200: earlier in {early['wins']} of {n200}", loc="left"
+        f"(B) Epochs to peak, scratch limited to {BUDGET_EPOCHS}: earlier in {early['wins']} of {n200}", loc="left"
     )
     _save(fig, path)
     return (
         "Paired differences, pretrained minus scratch: (A) peak test accuracy (scratch over all its epochs); "
-        "(B) the epoch of the peak, with scratch restricted to its first 200 epochs, as in the paper. "
+        f"(B) the epoch of the peak, with scratch restricted to its first {BUDGET_EPOCHS} epochs, as in the paper. "
         "The black line marks no difference, the dashed line the mean."
     )
 
@@ -164,7 +169,7 @@ def fig05(path, study, summary, paired, example_run) -> str:
     fig, axes = _figure(1, 1, (7.5, 4.6))
     _hist(
         axes[0, 0],
-        [("pretrained", 100 * paired.acc_200, "Pretrained minus scratch (first 200 epochs)")],
+        [("pretrained", 100 * paired.acc_200, f"Pretrained minus scratch (first {BUDGET_EPOCHS} epochs)")],
         "Peak test accuracy difference (percentage points)",
         " pts",
         digits=2,
@@ -172,12 +177,13 @@ def fig05(path, study, summary, paired, example_run) -> str:
     )
     wins = summary["sign_test"]["peak_acc_first_200"]
     axes[0, 0].set_title(
-        f"Equal budget of 200 epochs: pretrained higher in {wins['wins']} of {len(paired.runs_200)} runs", loc="left"
+        f"Equal budget of {BUDGET_EPOCHS} epochs: pretrained higher in {wins['wins']} of {len(paired.runs_200)} runs",
+        loc="left",
     )
     _save(fig, path)
     return (
-        "As Fig. 4A, but the scratch arm only counts its first 200 epochs, the pretrained arm's budget. "
-        "Paper: the mean advantage roughly doubles, to about 4.6 points."
+        f"As Fig. 4A, but the scratch arm only counts its first {BUDGET_EPOCHS} epochs, the pretrained arm's budget. "
+        f"Paper: the mean advantage roughly doubles, to about {paper.ADVANTAGE_FIRST_200_POINTS:g} points."
     )
 
 
@@ -206,7 +212,7 @@ def fig06(path, study, summary, paired, example_run) -> str:
     records = _records(study, "pretrained")
     planned = summary["pretrained"]["epochs_planned"]
     full = f"{planned[0]} epochs" if len(planned) == 1 else "the full run"
-    for ax, n, letter in ((axes[0, 0], 50, "A"), (axes[0, 1], 20, "B")):
+    for ax, n, letter in zip(axes[0], paper.GAIN_FROM_LONGER_TRAINING, "AB", strict=True):
         gains = [100 * (r.peak_acc - r.peak_within(n)[1]) for r in records if r.done >= n]
         _hist(
             ax,
@@ -221,7 +227,8 @@ def fig06(path, study, summary, paired, example_run) -> str:
     _save(fig, path)
     return (
         "(A, B) What the pretrained arm gains in peak test accuracy by training its full run instead of its "
-        "first 50 or 20 epochs (paper: about 1 point and 2-2.5 points). (C, D) Test-accuracy curves of all "
+        f"first {' or '.join(map(str, paper.GAIN_FROM_LONGER_TRAINING))} epochs "
+        f"(paper: {' and '.join(paper.GAIN_FROM_LONGER_TRAINING.values())}). (C, D) Test-accuracy curves of all "
         "runs, pretrained and from scratch."
     )
 
@@ -262,7 +269,7 @@ def fig07(path, study, summary, paired, example_run) -> str:
     _save(fig, path)
     return (
         f"Run {example_run}: train and test accuracy (A, B) and loss (C, D) over all epochs, pretrained (left) "
-        "and from scratch (right); the dot marks the best epoch. The paper shows run 49."
+        f"and from scratch (right); the dot marks the best epoch. The paper shows run {paper.EXAMPLE_RUN}."
     )
 
 
@@ -279,8 +286,8 @@ def _class_hist(path, study, summary, arm) -> None:
         else:
             values = 100 * per_class[:, i]
             values = values[~np.isnan(values)]
-        _hist(ax, [(arm, values, LABEL[arm])], f"{_class_label(name)} accuracy (%)", "%")
-        ax.set_title(f"({'ABCDEFGH'[i]}) {_class_label(name)}", loc="left")
+        _hist(ax, [(arm, values, LABEL[arm])], f"{class_label(name)} accuracy (%)", "%")
+        ax.set_title(f"({'ABCDEFGH'[i]}) {class_label(name)}", loc="left")
     for j in range(len(names), rows * 2):
         axes[j // 2, j % 2].set_visible(False)
     _save(fig, path)
@@ -310,7 +317,7 @@ def _matrix(fig, ax, values, text, names, title, vmax=1.0, cmap="Blues", bar_lab
         for j in range(k):
             dark = not np.isnan(values[i, j]) and values[i, j] > 0.55 * vmax
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=9.5, color="white" if dark else "black")
-    labels = [_class_label(n) for n in names]
+    labels = [class_label(n) for n in names]
     ax.set_xticks(range(k), labels=labels)
     ax.set_yticks(range(k), labels=labels)
     ax.set_xlabel("Predicted class")
