@@ -2,10 +2,10 @@
 # alexnet_jax entry point. On a fresh machine:
 #   ./run.sh                 set up, then the main job: synthetic data -> ImageNet weights (when they can be had)
 #                            -> a quick study of a few runs, both arms -> the study analysis
-#   ./run.sh test [ARGS]     set up, then the whole test suite (ARGS go to pytest)
+#   ./run.sh test [ARGS]     set up, then the linter (ruff) and the whole test suite (ARGS go to pytest)
 #   ./run.sh setup           set up only (a virtual environment in .venv with the project installed)
 # Main-job flags (all optional):
-#   --paper                  the paper-scale protocol (experiments/configs/paper.py, 14,034 images, 200/400 epochs)
+#   --paper                  the paper-scale protocol (alexnet_jax/configs/paper.py, 14,034 images, 200/400 epochs)
 #   --runs=0-2               which runs (splits)              --workdir=DIR   where runs go
 #   --data_dir=DIR           a prepared data set to use instead of generating synthetic galaxies
 #   --num_examples=N         size of the generated synthetic data set
@@ -42,6 +42,14 @@ setup() {
       || { echo "error: torch and torchvision do not import together in $VENV" >&2; exit 1; }
     echo "$stamp" > "$VENV/.alexnet_jax_installed"
   fi
+}
+
+lint() {
+  echo "==> ruff check and ruff format --check"
+  "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . || {
+    echo "error: ruff found problems above; '$VENV/bin/ruff check --fix . && $VENV/bin/ruff format .' fixes most" >&2
+    exit 2
+  }
 }
 
 banner() { printf '\n%s\n%s\n%s\n\n' "================================================================================" "$*" "================================================================================"; }
@@ -90,7 +98,7 @@ Training the SCRATCH ARM ONLY. To add the pretrained arm, put alexnet-owt-7be5be
   fi
 
   banner "3/4 training runs $runs ($mode protocol, arms: $arms) into $workdir"
-  "$py" -m alexnet_jax.train --config="experiments/configs/$mode.py" --data_dir="$data_dir" \
+  "$py" -m alexnet_jax.train --config="alexnet_jax/configs/$mode.py" --data_dir="$data_dir" \
     --workdir="$workdir" --runs="$runs" --arms="$arms" "${extra[@]}"
 
   banner "4/4 analysing the study in $workdir"
@@ -99,7 +107,7 @@ Training the SCRATCH ARM ONLY. To add the pretrained arm, put alexnet-owt-7be5be
 }
 
 case "${1:-}" in
-  test) shift; setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) shift; setup; lint; exec "$VENV/bin/python" -m pytest "$@" ;;
   setup) setup ;;
   *) setup; main_job "$@" ;;
 esac

@@ -73,8 +73,13 @@ def define_flags() -> None:
     )
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`python -m alexnet_jax.analyze` and the `alexnet-jax-analyze` script."""
     from absl import app
 
     define_flags()
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()
