@@ -12,12 +12,15 @@ import time
 
 from absl import app, flags
 
+from alexnet_jax.analysis import paper
 from alexnet_jax.data import synthetic
 
-flags.DEFINE_integer("num_examples", 14034, "images to render")
-flags.DEFINE_integer("image_size", 256, "output side, pixels")
-flags.DEFINE_integer("seed", 0, "generator seed")
-flags.DEFINE_integer("num_workers", None, "worker processes (default: os.cpu_count())")
+
+def define_flags() -> None:
+    flags.DEFINE_integer("num_examples", paper.NUM_EXAMPLES, "images to render")
+    flags.DEFINE_integer("image_size", 256, "output side, pixels")
+    flags.DEFINE_integer("seed", 0, "generator seed")
+    flags.DEFINE_integer("num_workers", None, "worker processes (default: os.cpu_count())")
 
 
 def main(argv):
@@ -48,4 +51,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

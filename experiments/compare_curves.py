@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
+from alexnet_jax import cli
 from alexnet_jax import results as results_lib
 
-flags.DEFINE_string("baseline", None, "Workdir of the reference study (e.g. float32).", required=True)
-flags.DEFINE_string("candidate", None, "Workdir of the study to compare (e.g. bfloat16).", required=True)
-flags.DEFINE_string("arm", "scratch", "Arm to compare: pretrained or scratch.")
+
+def define_flags() -> None:
+    flags.DEFINE_string("baseline", None, "Workdir of the reference study (e.g. float32).", required=True)
+    flags.DEFINE_string("candidate", None, "Workdir of the study to compare (e.g. bfloat16).", required=True)
+    flags.DEFINE_string("arm", "scratch", "Arm to compare: pretrained or scratch.")
 
 
 def load_curves(workdir: str, arm: str) -> dict[int, np.ndarray]:
@@ -106,11 +109,11 @@ def main(argv):
     try:
         report = compare(load_curves(f.baseline, f.arm), load_curves(f.candidate, f.arm))
     except (ValueError, results_lib.ResultsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
     print(to_markdown(report, f.arm))
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(lambda argv: sys.exit(main(argv)))
