@@ -13,29 +13,29 @@ from pathlib import Path
 
 import pytest
 
-from alexnet_jax import bench
+from alexnet_jax.bench import flops, records, settings
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_alexnet_flops_match_the_known_count():
     # 0.71 GMAC forward at 224 px (torchvision's AlexNet, 4 classes), so ~4.3 GFLOP per training image.
-    assert bench.alexnet_macs(224) == pytest.approx(0.7105e9, rel=2e-3)
-    assert bench.train_flops_per_image(224) == pytest.approx(4.26e9, rel=5e-3)
-    assert bench.alexnet_macs(64) < bench.alexnet_macs(224)
+    assert flops.alexnet_macs(224) == pytest.approx(0.7105e9, rel=2e-3)
+    assert flops.train_flops_per_image(224) == pytest.approx(4.26e9, rel=5e-3)
+    assert flops.alexnet_macs(64) < flops.alexnet_macs(224)
 
 
 def test_peak_table_and_flag():
-    value, source = bench.table_peak("NVIDIA H100 80GB HBM3", "bfloat16")
+    value, source = flops.table_peak("NVIDIA H100 80GB HBM3", "bfloat16")
     assert value == 790.0 and "measured" in source
-    assert bench.table_peak("NVIDIA H100 PCIe", "bfloat16")[0] == 756.0
-    assert bench.table_peak("cpu: Intel Xeon", "float32") is None
-    assert bench.parse_peak_flag("100") == {"bfloat16": 100.0, "float32": 100.0}
-    assert bench.parse_peak_flag("bfloat16=790,float32=494.7") == {"bfloat16": 790.0, "float32": 494.7}
+    assert flops.table_peak("NVIDIA H100 PCIe", "bfloat16")[0] == 756.0
+    assert flops.table_peak("cpu: Intel Xeon", "float32") is None
+    assert settings.parse_peak_flag("100") == {"bfloat16": 100.0, "float32": 100.0}
+    assert settings.parse_peak_flag("bfloat16=790,float32=494.7") == {"bfloat16": 790.0, "float32": 494.7}
 
 
 def test_finish_record_projects_the_study():
-    rec = bench.record(
+    rec = records.record(
         name="x",
         framework="jax",
         variant="step",
@@ -45,22 +45,22 @@ def test_finish_record_projects_the_study():
         train_images_per_s=10_000.0,
         eval_images_per_s=30_000.0,
     )
-    bench.finish_record(rec, {"bfloat16": (790.0, "table")})
-    assert rec["achieved_tflops"] == pytest.approx(10_000 * bench.train_flops_per_image(224) / 1e12, rel=1e-5)
+    records.finish_record(rec, {"bfloat16": (790.0, "table")})
+    assert rec["achieved_tflops"] == pytest.approx(10_000 * flops.train_flops_per_image(224) / 1e12, rel=1e-5)
     assert rec["mfu"] == pytest.approx(rec["achieved_tflops"] / 790.0, rel=1e-4)
     epoch_s = 12_000 / 10_000 + 2_034 / 30_000
     assert rec["projected_study_hours"] == pytest.approx(100 * 600 * epoch_s / 3600, rel=1e-4)
-    missing = bench.finish_record(
-        bench.record(name="y", dtype="float32", crop_size=64, device_kind="cpu", train_images_per_s=5.0), {}
+    missing = records.finish_record(
+        records.record(name="y", dtype="float32", crop_size=64, device_kind="cpu", train_images_per_s=5.0), {}
     )
     assert missing["mfu"] is None and "--peak_tflops" in missing["mfu_note"]
-    failed = bench.finish_record(bench.record(name="z", error="TensorFlow missing"), {})
+    failed = records.finish_record(records.record(name="z", error="TensorFlow missing"), {})
     assert failed["mfu"] is None and failed["mfu_note"]
 
 
 def check_measurement(rec):
-    assert set(bench.MEASUREMENT_KEYS) <= set(rec), sorted(set(bench.MEASUREMENT_KEYS) - set(rec))
-    assert rec["schema"] == bench.SCHEMA and isinstance(rec["notes"], list)
+    assert set(records.MEASUREMENT_KEYS) <= set(rec), sorted(set(records.MEASUREMENT_KEYS) - set(rec))
+    assert rec["schema"] == records.SCHEMA and isinstance(rec["notes"], list)
     assert rec["error"] is None, rec["error"]
     assert rec["device"] and rec["device_kind"] and rec["batch_size"] > 0 and rec["crop_size"] == 64
     numbers = [rec["train_images_per_s"], rec["eval_images_per_s"]]

@@ -1,0 +1,13 @@
+"""Training and evaluation throughput: this project's step against the paper's PyTorch recipe.
+
+`python -m alexnet_jax.bench --help` (the docstring of `__main__`) says what is measured and how.
+
+Modules, one concept each: `settings` (the frozen Settings the flags build), `workload` (the
+synthetic images and the paper's augmentation both frameworks use), `flops` (analytic FLOPs
+and peaks), `records` (the measurement record and its MFU and projection), `jax_side` (the
+JAX measurements and levers), `torch_side` (the PyTorch measurements, the only module that
+imports torch, run in the subprocess), `torch_process` (starting that subprocess), `report`
+(the summary line and Markdown table), `run` (the whole benchmark in order) and `__main__`
+(the flags, read once). Importing any of them but `torch_side` imports neither torch nor
+TensorFlow.
+"""

@@ -1,0 +1,156 @@
+"""The benchmark's settings: one frozen object, built once from the flags and passed to everything.
+
+Each field is the flag of the same name (`python -m alexnet_jax.bench --batch_size=32` sets
+`Settings.batch_size`), so a new setting is one field here plus its flag definition in
+`__main__`. Workload fields say what is measured: the summary line records them and the
+PyTorch subprocess receives them as flags (`as_flags`). Run options (`_run_option`) say which
+measurements run and where results go; neither records nor forwards them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+LEVERS = ("scan", "vmap", "donate", "eval_sync")
+TORCH_MEASUREMENTS = ("paper", "tuned")
+SCAN_MODES = ("rolled", "unrolled")
+MIN_ALEXNET_CROP = 63  # torchvision's AlexNet pools to nothing below this
+
+# --quick: a CPU smoke test (< 2 minutes); every other field keeps its paper-scale default.
+# `Settings.from_flag_values` applies these; `Settings(...)` itself always starts at paper scale.
+QUICK = {
+    "batch_size": 16,
+    "image_size": 72,
+    "crop_size": 64,
+    "num_images": 256,
+    "steps": 3,
+    "warmup": 1,
+    "torch_workers": 1,
+    "torch_compile": False,  # a cold compile takes ~2 min on a 2-core CPU
+    "vmap_models": (1, 2),
+}
+
+
+class SettingsError(ValueError):
+    """A flag value the benchmark cannot run with; the message names the flag."""
+
+
+def _run_option(default):
+    return dataclasses.field(default=default, metadata={"workload": False})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything one benchmark run needs, at paper scale by default; invalid values raise SettingsError."""
+
+    quick: bool = False
+    batch_size: int = 384  # the paper's
+    image_size: int = 256
+    crop_size: int = 224
+    num_images: int = 4096
+    steps: int = 20
+    warmup: int = 3
+    torch_workers: int = 6
+    torch_compile: bool = True
+    jpeg_size: int = 100  # the paper's JPEGs were ~100 px
+    seed: int = 0
+    devices: int = 1
+    scan_steps: int = 4
+    vmap_models: tuple[int, ...] = (1, 2, 4)
+    scan_modes: tuple[str, ...] | None = None  # None: chosen by backend (jax_side.default_scan_modes)
+
+    dtypes: tuple[str, ...] = _run_option(("float32", "bfloat16"))
+    pipelines: tuple[str, ...] = _run_option(("on_device", "tf_data"))
+    torch: tuple[str, ...] = _run_option(TORCH_MEASUREMENTS)
+    levers: tuple[str, ...] = _run_option(LEVERS)
+    peak_tflops: Mapping[str, float] | None = _run_option(None)  # dtype -> TFLOP/s; None: table, else measured
+    output_md: str | None = _run_option(None)
+    output_jsonl: str | None = _run_option(None)
+    torch_timeout: int = _run_option(1800)
+
+    def __post_init__(self):
+        for mode in self.scan_modes or ():
+            if mode not in SCAN_MODES:
+                raise SettingsError(f"--scan_modes: unknown mode {mode!r}; use {', '.join(SCAN_MODES)}")
+        for name in self.torch:
+            if name not in TORCH_MEASUREMENTS:
+                raise SettingsError(f"--torch: unknown measurement {name!r}; use {', '.join(TORCH_MEASUREMENTS)}")
+        for lever in self.levers:
+            if lever not in LEVERS:
+                raise SettingsError(f"--levers: unknown lever {lever!r}; use {', '.join(LEVERS)}")
+        if self.crop_size > self.image_size:
+            raise SettingsError(f"--crop_size={self.crop_size} exceeds --image_size={self.image_size}")
+        if self.crop_size < MIN_ALEXNET_CROP:
+            raise SettingsError(
+                f"--crop_size={self.crop_size}: torchvision's AlexNet needs at least {MIN_ALEXNET_CROP} px"
+            )
+        for name in ("batch_size", "num_images", "steps", "warmup", "scan_steps", "devices"):
+            if getattr(self, name) < 1:
+                raise SettingsError(
+                    f"--{name} must be at least 1 (warm-up includes compilation), got {getattr(self, name)}"
+                )
+
+    @classmethod
+    def from_flag_values(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings from parsed flag values keyed by field name; None takes the paper-scale or --quick default.
+
+        The flags' own forms are converted here: lists to tuples, --torch_compile auto/on/off,
+        --vmap_models strings to integers, --peak_tflops text to a dict. An empty --vmap_models
+        or --scan_modes also means the default (an empty --levers or --torch means none).
+        """
+        given = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+        given["torch_compile"] = {"auto": None, "on": True, "off": False}[given["torch_compile"]]
+        given["peak_tflops"] = parse_peak_flag(given["peak_tflops"])
+        given["scan_modes"] = given["scan_modes"] or None
+        given["vmap_models"] = given["vmap_models"] or None
+        if given["vmap_models"] is not None:
+            try:
+                given["vmap_models"] = tuple(int(k) for k in given["vmap_models"])
+            except ValueError:
+                raise SettingsError(
+                    f"--vmap_models={','.join(given['vmap_models'])}: give integers, e.g. 1,2,4"
+                ) from None
+        chosen = {name: value for name, value in given.items() if value is not None}
+        return cls(**{**(QUICK if given["quick"] else {}), **chosen})
+
+    def workload(self) -> dict:
+        """The workload fields by name: what the summary line records."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("workload", True)}
+
+    def as_flags(self) -> list[str]:
+        """The workload as flags, for the PyTorch subprocess (`from_flag_values` reads them back)."""
+        argv = []
+        for name, value in self.workload().items():
+            if name == "torch_compile":
+                argv.append(f"--torch_compile={'on' if value else 'off'}")
+            elif isinstance(value, bool):
+                argv.append(f"--{name}" if value else f"--no{name}")
+            elif isinstance(value, tuple):
+                argv.append(f"--{name}={','.join(map(str, value))}")
+            elif value is not None:
+                argv.append(f"--{name}={value}")
+        return argv
+
+    @property
+    def matmul_size(self) -> int:
+        """Side of the matmul that measures a peak where the table has none."""
+        return 1024 if self.quick else 2048
+
+
+def parse_peak_flag(text: str | None) -> dict | None:
+    """--peak_tflops: one number for every dtype, or dtype=value pairs."""
+    if not text:
+        return None
+    try:
+        if "=" not in text:
+            value = float(text)
+            return {"bfloat16": value, "float32": value}
+        out = {}
+        for part in text.split(","):
+            key, value = part.split("=")
+            out[key.strip()] = float(value)
+        return out
+    except ValueError:
+        raise SettingsError(f"--peak_tflops={text!r}: give a number or dtype=value pairs, e.g. bfloat16=790") from None
