@@ -47,6 +47,7 @@ def tiny_config(**overrides):
 
 
 CLI_OVERRIDES = [
+    "--config.checkpoint_every_epochs=1",  # a checkpoint after every epoch: the kill can come at any one
     "--config.data.image_size=72",
     "--config.augment.crop_size=64",
     "--config.batch_size=8",
