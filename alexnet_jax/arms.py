@@ -19,6 +19,7 @@ optimizer state; `lr_decay:F` multiplies the learning rate by F per block below 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import zlib
 from pathlib import Path
@@ -139,6 +140,12 @@ def alexnet_blocks() -> tuple[tuple[str, ...], ...]:
     return tuple((f"features_{c[0]}",) for c in CONV_LAYERS) + tuple((f"classifier_{i}",) for i, _ in LINEAR_LAYERS)
 
 
+@functools.cache
+def _initializer(num_classes: int, image_size: int):
+    """torchvision's initialisation as one compiled function per shape, reused by every run."""
+    return jax.jit(functools.partial(init_params, num_classes=num_classes, image_size=image_size))
+
+
 def _weights_dir(spec: ArmSpec, pretrained_weights: Path) -> Path:
     if spec.init == "imagenet":
         return Path(pretrained_weights)
@@ -174,7 +181,7 @@ def initial_params(spec: ArmSpec, config, key: jax.Array, pretrained_weights: Pa
     num_classes = config.model.num_classes
     init_key = seeds.step_key(key, seeds.INIT, 0, 0)
     if spec.init == "scratch":
-        params = init_params(init_key, num_classes, image_size=config.augment.crop_size)
+        params = _initializer(num_classes, int(config.augment.crop_size))(init_key)
         return params, {"kind": "torchvision_default_init"}
     check_available(spec, pretrained_weights)
     directory = _weights_dir(spec, pretrained_weights)

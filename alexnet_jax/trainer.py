@@ -49,6 +49,22 @@ def _member_slice(tree, k: int, packed: bool):
     return jax.tree.map(lambda x: x[k], tree) if packed else tree
 
 
+def steps_for(config, spec: ArmSpec, model, plan: FinetunePlan, pipeline, mesh, pack: int = 1):
+    """The compiled steps an arm trains with (shared by every arm and run of the same shapes)."""
+    key = StepKey(
+        model=model,
+        optim=spec.optim,
+        lr_scales=plan.lr_scales,
+        trainable=plan.trainable,
+        has_batch_stats=False,
+        pipeline=pipeline.signature,
+        mesh=mesh,
+        num_classes=config.model.num_classes,
+        pack=pack,
+    )
+    return build_steps(key, pipeline)
+
+
 class ArmTrainer:
     """Trains `members` (same arm, same position) to the end of the arm, or until `stop` is set."""
 
@@ -61,20 +77,8 @@ class ArmTrainer:
         self.pipeline, self.mesh, self.writer, self.stop, self.log = pipeline, mesh, writer, stop, log
         self.packed = len(members) > 1
         self.policy = CheckpointPolicy.from_config(config)
-        num_classes = config.model.num_classes
-        key = StepKey(
-            model=model,
-            optim=spec.optim,
-            lr_scales=plan.lr_scales,
-            trainable=plan.trainable,
-            has_batch_stats=False,
-            pipeline=pipeline.signature,
-            mesh=mesh,
-            num_classes=num_classes,
-            pack=len(members),
-        )
-        self.steps = build_steps(key, pipeline)
-        self.num_classes = num_classes
+        self.steps = steps_for(config, spec, model, plan, pipeline, mesh, pack=len(members))
+        self.num_classes = config.model.num_classes
         self.checkpoints: list[Checkpoints] = []
         states = []
         for member, (params, provenance) in zip(members, initial, strict=True):
@@ -107,6 +111,7 @@ class ArmTrainer:
             raise TrainingError(f"packed members stand at different points {sorted(positions)}; train them apart")
         self.state = replicate(_stack(states), mesh)
         self.base_clocks = [(m.time["wall_s"], m.time["compile_s"]) for m in members]
+        self.saved_at = members[0].position  # where the newest checkpoint stands
         self.best = [None] * len(members)  # device copies of best params not yet in best/
         self.tensorboard = [tensorboard_writer(m.arm_dir / "tb") if jax.process_index() == 0 else None for m in members]
 
@@ -233,6 +238,7 @@ class ArmTrainer:
     def _save(self, position: tuple[int, int], partial) -> None:
         """Queue best/ (if it changed) and then the resume state of every member."""
         self._update_clocks()
+        self.saved_at = position
         for k, (member, checkpoints) in enumerate(zip(self.members, self.checkpoints, strict=True)):
             self._save_best(k)
             part = None if partial is None else jax.tree.map(float, _member_slice(partial, k, self.packed))
@@ -245,7 +251,7 @@ class ArmTrainer:
         self.best[k] = None
 
     def _interrupt(self, epoch: int, step: int, totals) -> None:
-        if (epoch, step) != self.members[0].position:  # nothing new since the last start
+        if (epoch, step) != self.saved_at:  # else the newest checkpoint already holds this point
             self._save(position=(epoch, step), partial=jax.device_get(totals) if step else None)
         for member in self.members:
             member.publish(self.writer, complete=False)
