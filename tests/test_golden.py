@@ -3,8 +3,8 @@
 The fixtures under tests/golden/ were written by the analysis as it stood before N-arm studies
 (commit a758995), from small deterministic demo studies: the paper's pair, and the pair with an
 arm missing from some runs. Every file there must come out again unchanged, except that report.md
-may grow at its end and summary.json may gain keys: N-arm additions append, they never rewrite. PNG bytes depend on the matplotlib version, so figures are
-checked by name only.
+may grow at its end and summary.json may gain keys: N-arm additions append, they never rewrite.
+PNG bytes depend on the matplotlib version, so figures are checked by name only.
 
     python -m tests.test_golden   # rewrite the fixtures (only when a change is meant to alter them)
 """
