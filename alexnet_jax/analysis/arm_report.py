@@ -6,7 +6,7 @@ Every number comes from summary.json's N-arm keys (analysis.arms), so report and
 
 from __future__ import annotations
 
-from alexnet_jax.analysis.arm_tables import NOT_REACHED
+from alexnet_jax.analysis.arm_tables import NOT_REACHED, arm_blocks
 from alexnet_jax.analysis.formatting import (
     class_label,
     format_number,
@@ -197,10 +197,7 @@ def _pairs_section(summary: dict, tables: dict[str, Table], figures: Figures) ->
 def _speedup_sentences(summary: dict) -> list[str]:
     reference = summary["reference_arm"]["name"]
     out = []
-    for arm in summary["arm_names"]:
-        block = summary["cost"]["arms"][arm].get("speedup_vs_reference")
-        if block is None:
-            continue
+    for arm, block in arm_blocks(summary, "speedup_vs_reference"):
         e, s = block["epochs"], block["seconds"]
         planned = "/".join(map(str, summary["arms"][arm]["epochs_planned"]))
         never = (

@@ -71,6 +71,12 @@ def _tests(sign: dict, wilcoxon: dict) -> list[Cell]:
     return [_text(counts)] + [(p, format_p(p)) for p in ps]
 
 
+def arm_blocks(summary: dict, key: str) -> list[tuple[str, dict]]:
+    """(arm, summary.cost.arms[arm][key]) for every arm that has that block, in arm order."""
+    blocks = summary["cost"]["arms"]
+    return [(arm, blocks[arm][key]) for arm in summary["arm_names"] if key in blocks[arm]]
+
+
 TEST_COLUMNS = ["Sign p", "Sign p (Holm)", "Wilcoxon p", "Wilcoxon p (Holm)"]
 NO_PAIRS = "None: fewer than two arms, so no pairs."
 
@@ -167,11 +173,8 @@ def time_table(summary: dict) -> Table:
     columns = ["Arm", "Target", "Runs counted", "Reached", "Never", "Undetermined", "Median epochs", "95% CI"]
     columns += ["Mean epochs (reached)", "Timed runs", "Median time", "95% CI (time)"]
     rows = []
-    for arm in summary["arm_names"]:
-        for kind in ("time_to_reference_peak", "time_to_own_peak_99"):
-            b = summary["cost"]["arms"][arm].get(kind)
-            if b is None:
-                continue
+    for kind in ("time_to_reference_peak", "time_to_own_peak_99"):
+        for arm, b in arm_blocks(summary, kind):
             e, s = b["epochs"], b["seconds"]
             reached = e["mean_of_reached"]
             rows.append(
@@ -199,10 +202,7 @@ def speedup_table(summary: dict) -> Table:
     columns = ["Arm", "Runs paired", "Never", f"Median epochs, {reference} to its peak", "Median epochs, arm"]
     columns += ["Speed-up (epochs)", "95% CI", "Timed pairs", "Speed-up (time)", "95% CI (time)", "Median time saved"]
     rows = []
-    for arm in summary["arm_names"]:
-        b = summary["cost"]["arms"][arm].get("speedup_vs_reference")
-        if b is None:
-            continue
+    for arm, b in arm_blocks(summary, "speedup_vs_reference"):
         e, s = b["epochs"], b["seconds"]
         saved = s["saved_median"]
         saved_text = NOT_REACHED if saved is None else ("-" if saved < 0 else "") + format_duration(abs(saved))
