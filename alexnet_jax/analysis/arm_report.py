@@ -304,7 +304,7 @@ def render_arm_report(summary: dict, tables: list[Table], figures: Figures) -> s
         "",
         "## Data and runs",
         "",
-        data_paragraph(summary),
+        data_paragraph(summary, side_by_side=False),
         "",
         f"Found {summary['run_dirs_found']} run director{'y' if summary['run_dirs_found'] == 1 else 'ies'} and "
         f"read the results of {format_runs(summary['num_runs'])} (run numbers {format_ranges(summary['runs'])}). "

@@ -183,13 +183,15 @@ def _paper_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
-def data_paragraph(summary: dict) -> str:
+def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
+    """What data the runs used; `side_by_side`: the report holds the table beside the paper's numbers."""
     data = summary["data"]
     if data["status"] == "synthetic":
         return (
             "**The data are synthetic** (" + data["synthetic_evidence"] + "). Every number below describes "
             "simulated or generated data, not the Nair & Abraham (2010) galaxies: it is **not comparable with "
-            "the paper's results**, and the side-by-side table only shows that the pipeline runs."
+            "the paper's results**"
+            + (", and the side-by-side table only shows that the pipeline runs." if side_by_side else ".")
         )
     if data["status"] == "unknown":
         return (
