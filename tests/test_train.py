@@ -99,7 +99,7 @@ def test_results_schema_and_both_arms(tmp_path, tiny_data, fake_pretrained):
     )
     on_disk = results_lib.load_results(tmp_path / "run_003" / "results.json")
     assert on_disk == json.loads(json.dumps(results))
-    assert on_disk["schema"] == "alexnet_jax.run/1" and on_disk["run_index"] == 3
+    assert on_disk["schema"] == results_lib.SCHEMA and on_disk["run_index"] == 3
     assert on_disk["class_names"] == ["elliptical", "lenticular", "spiral", "irr_misc"]
     split = on_disk["split"]
     assert split["protocol"] == "paper"
