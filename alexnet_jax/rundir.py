@@ -228,11 +228,14 @@ class Checkpoints:
         for leaf in jax.tree.leaves(snapshot):
             leaf.copy_to_host_async()
         step = int(meta["global_step"])
-        self.writer.submit(self._write, step, snapshot, meta)
+        frozen = json.loads(json.dumps(meta))  # as it is now: the trainer goes on appending to its lists
+        self.writer.submit(self._write, step, snapshot, frozen)
 
     def _write(self, step: int, snapshot, meta: dict) -> None:
         ocp = self._ocp
         host = jax.device_get(snapshot)
+        if step in self.manager.all_steps():  # a damaged one skipped at restore, or an earlier life's
+            self.manager.delete(step)
         args = ocp.args.Composite(state=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta))
         self.manager.save(step, args=args, force=True)
         self.manager.wait_until_finished()

@@ -87,13 +87,16 @@ class Session:
         CompileClock.install()
 
     def train(self, runs: list[int], arms: list[str]) -> list[dict]:
-        """Train `arms` of `runs`; returns each run's results. Every asked arm is checked first."""
+        """Train `arms` of `runs`; returns each run's results. The data and every asked arm's
+        starting weights are checked before anything trains."""
+        if runs:
+            load_run_data(self.config, runs[0])
         for name in arms:
             check_available(self.specs[name], self.pretrained_weights)
         pack = int(self.config.get("pack_runs", 1) or 1)
         if pack < 1:
             raise TrainingError(f"--config.pack_runs={pack}: use 1 (each run alone) or more")
-        compiled = CompileClock.seconds
+        compiled, started = CompileClock.seconds, time.perf_counter()
         writer = BackgroundWriter()
         try:
             if pack == 1:  # run by run, each run's arms in turn
@@ -105,7 +108,8 @@ class Session:
                 out = [self._records([run], writer)[0].results for run in runs]
         finally:
             writer.close()
-        self.log(f"compilation: {CompileClock.seconds - compiled:.1f} s in this process")
+        compiled, wall = CompileClock.seconds - compiled, time.perf_counter() - started
+        self.log(f"compilation: {compiled:.1f} s of this process's {wall:.1f} s ({100 * compiled / wall:.0f}%)")
         return out
 
     def _records(self, runs: list[int], writer) -> list[RunRecord]:

@@ -272,7 +272,7 @@ def test_compiled_once_for_every_run_of_a_process(tmp_path, tiny_data):
 
 
 def test_packed_runs_equal_runs_trained_alone(tmp_path, tiny_data):
-    config = tiny_config(**{"epochs.scratch": 2})
+    config = tiny_config(**{"epochs.scratch": 1})
     config.data.dir = str(tiny_data)
     alone = train.train_runs(config, tmp_path / "alone", [0, 1], ["scratch"], log=lambda s: None)
     config.pack_runs = 2
