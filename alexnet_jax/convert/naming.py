@@ -251,26 +251,25 @@ def convert_state_dict(
     ckpt_classes = checkpoint_num_classes(state_dict, model)
     head_keys = {head_weight, spec.torch_head + ".bias"}
     has_head = bool(head_keys & set(state_dict))
-    if ckpt_classes is None and (has_head or num_classes is None):
+    problems = []
+    if ckpt_classes is None and (has_head or num_classes is None):  # no usable head, and none asked for
         found = state_dict.get(head_weight)
         fan_in = expected_torch_shapes(1, model)[head_weight][1]
-        raise ConversionError(
+        problems.append(
             f"key {head_weight!r} (the head): expected shape (num_classes, {fan_in}), "
             + ("missing" if found is None else f"found {_shape_of(found)}")
             + ("" if has_head else "; a state dict without a head (an encoder) needs num_classes for a fresh one")
         )
-
-    expected = expected_torch_shapes(ckpt_classes or num_classes, model)
-    if not has_head:
+    expected = expected_torch_shapes(ckpt_classes or num_classes or 1, model)
+    if problems or not has_head:
         expected = {k: v for k, v in expected.items() if k not in head_keys}
-    problems = []
     for key, shape in expected.items():
         if key not in state_dict:
             problems.append(f"missing key {named(key)} (expected shape {shape})")
         elif _shape_of(state_dict[key]) != shape:
             problems.append(f"key {named(key)}: expected shape {shape}, found {_shape_of(state_dict[key])}")
     for key in state_dict:
-        if key not in expected and not (spec.batch_norm and key.endswith(IGNORED_SUFFIX)):
+        if key not in expected and key not in head_keys and not (spec.batch_norm and key.endswith(IGNORED_SUFFIX)):
             problems.append(
                 f"unexpected key {named(key)} (shape {_shape_of(state_dict[key])}); "
                 f"torchvision {model} has no such parameter"
@@ -280,7 +279,7 @@ def convert_state_dict(
         if len(problems) > MAX_LISTED_PROBLEMS:
             listed.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more")
         hint = ""
-        if sum(key not in state_dict for key in expected) > len(expected) / 2:  # another network, not a damaged one
+        if len(problems) > len(expected) / 4:  # another network, not a damaged one
             closest = _closest_model({k for k in state_dict if not k.endswith(IGNORED_SUFFIX)}, model)
             hint = f"\n  The keys look like torchvision's {closest}: pass --model={closest}." if closest else ""
         raise ConversionError(

@@ -288,10 +288,17 @@ def init_variables(
     name: str, rng: jax.Array, num_classes: int = 1000, image_size: int | None = None, **options
 ) -> dict[str, Any]:
     """Fresh variables with torchvision's initialisation (the scratch arm's start), deterministic in `rng`."""
-    model = get_model(name, num_classes, **options)
     size = image_size or get_spec(name).default_input_size
-    dummy = jnp.zeros((1, size, size, 3), jnp.float32)
-    return dict(jax.jit(lambda key: model.init(key, dummy, train=False))(rng))
+    frozen_options = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+    return dict(_jitted_init(name, num_classes, size, frozen_options)(rng))
+
+
+@functools.cache
+def _jitted_init(name: str, num_classes: int, image_size: int, options: tuple) -> Callable:
+    """One compiled init per model configuration: XLA takes seconds to compile the random draws."""
+    model = get_model(name, num_classes, **dict(options))
+    shape = (1, image_size, image_size, 3)  # the images are made inside: a cached array could be a caller's tracer
+    return jax.jit(lambda key: model.init(key, jnp.zeros(shape, jnp.float32), train=False))
 
 
 def init_params(rng: jax.Array, num_classes: int = 1000, image_size: int = 224) -> dict:

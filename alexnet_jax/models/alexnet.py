@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alexnet_jax.models.layers import check_images, torch_uniform_init
+from alexnet_jax.models.layers import at_least_float32, check_images, torch_uniform_init
 
 CONV_LAYERS = (
     # (torchvision index, out channels, kernel, stride, padding)
@@ -122,7 +122,7 @@ class AlexNet(nn.Module):
         if capture:
             self.sow("intermediates", "blocks", blocks)
         x = self._linear(x, self.num_classes, 6)
-        return x.astype(jnp.float32)
+        return x.astype(at_least_float32(self.dtype))
 
     def _linear(self, x: jax.Array, features: int, index: int) -> jax.Array:
         fan_in = x.shape[-1]

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from alexnet_jax.models.layers import (
+    at_least_float32,
     check_images,
     conv,
     global_avg_pool,
@@ -143,4 +144,4 @@ class ConvNeXtTiny(nn.Module):
         if capture:
             self.sow("intermediates", "blocks", blocks)
         x = _dense(self.num_classes, self.dtype, "classifier_2")(x.reshape(x.shape[0], -1))
-        return x.astype(jnp.float32)
+        return x.astype(at_least_float32(self.dtype))

@@ -69,6 +69,12 @@ def normal_init(std: float):
 # --------------------------------------------------------------------------- layers
 
 
+def at_least_float32(dtype) -> jnp.dtype:
+    """The dtype of logits and of normalisation statistics: float32 for float32 and bfloat16 compute,
+    float64 for float64 (with jax_enable_x64, for precision checks)."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def check_images(images: jax.Array, model: str, min_size: int) -> None:
     """Refuse what torchvision would refuse (or silently misread): not NHWC RGB, or too small."""
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -135,7 +141,8 @@ class BatchNorm(nn.Module):
     the running variance towards the *unbiased* one (n / (n - 1) times the biased), where Flax
     stores the biased one. Under one `jax.jit` over a device mesh with the batch sharded, the
     statistics are those of the global batch (SyncBatchNorm's, not plain DDP's per-device ones).
-    `mask` (N,) excludes padded examples from the statistics. Statistics are float32 (two-pass).
+    `mask` (N,) excludes padded examples from the statistics. Statistics are two-pass, in float32
+    or wider.
     """
 
     momentum: float = 0.1  # PyTorch's convention: running = (1 - momentum) * running + momentum * batch
@@ -149,7 +156,8 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
         running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
         running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
-        x32 = x.astype(jnp.float32)
+        compute = at_least_float32(self.dtype)
+        xc = x.astype(compute)
         if use_running_average:
             mean, var = running_mean.value, running_var.value
         else:
@@ -162,17 +170,17 @@ class BatchNorm(nn.Module):
                         f"BatchNorm in train mode needs more than 1 value per channel, got input shape {x.shape} "
                         "(as torch, which refuses it too)"
                     )
-                mean = jnp.mean(x32, axes)
-                var = jnp.mean(jnp.square(x32 - mean), axes)
+                mean = jnp.mean(xc, axes)
+                var = jnp.mean(jnp.square(xc - mean), axes)
             else:
-                weights = mask.astype(jnp.float32).reshape((-1,) + (1,) * (x.ndim - 1))
-                count = jnp.sum(mask.astype(jnp.float32)) * per_example
-                mean = jnp.sum(x32 * weights, axes) / count
-                var = jnp.sum(jnp.square(x32 - mean) * weights, axes) / count
+                weights = mask.astype(compute).reshape((-1,) + (1,) * (x.ndim - 1))
+                count = jnp.sum(mask.astype(compute)) * per_example
+                mean = jnp.sum(xc * weights, axes) / count
+                var = jnp.sum(jnp.square(xc - mean) * weights, axes) / count
             if not self.is_initializing():
                 unbiased = var * (count / jnp.maximum(count - 1, 1))
                 running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
                 running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
         multiplier = scale * jax.lax.rsqrt(var + self.epsilon)
-        y = (x32 - mean) * multiplier + bias
+        y = (xc - mean) * multiplier + bias
         return y.astype(self.dtype)

@@ -21,7 +21,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from alexnet_jax.models.layers import BatchNorm, check_images, conv, kaiming_normal_fan_out, torch_uniform_init
+from alexnet_jax.models.layers import (
+    BatchNorm,
+    at_least_float32,
+    check_images,
+    conv,
+    kaiming_normal_fan_out,
+    torch_uniform_init,
+)
 
 STAGE_PLANES = (64, 128, 256, 512)
 MIN_INPUT_SIZE = 1  # torchvision's meta: every stride-2 layer pads, so even 1 px passes
@@ -158,7 +165,7 @@ class ResNet(nn.Module):
             param_dtype=jnp.float32,
             name="fc",
         )(x)
-        return x.astype(jnp.float32)
+        return x.astype(at_least_float32(self.dtype))
 
 
 class ResNet18(ResNet):

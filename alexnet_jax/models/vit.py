@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alexnet_jax.models.layers import (
+    at_least_float32,
     check_images,
     conv,
     layer_norm,
@@ -112,7 +113,8 @@ class SelfAttention(nn.Module):
 
         query, key, value = project("query"), project("key"), project("value")
         logits = jnp.einsum("nqhd,nkhd->nhqk", query, key) / math.sqrt(head_dim)
-        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype)
+        weights = jax.nn.softmax(logits.astype(at_least_float32(self.dtype)), axis=-1)
+        weights = weights.astype(self.dtype)
         weights = nn.Dropout(self.attention_dropout_rate)(weights, deterministic=not train)
         out = jnp.einsum("nhqk,nkhd->nqhd", weights, value).reshape(batch, length, dim)
         return nn.Dense(
@@ -223,4 +225,4 @@ class ViTB16(nn.Module):
             param_dtype=jnp.float32,
             name="heads_head",
         )
-        return head(x[:, 0]).astype(jnp.float32)
+        return head(x[:, 0]).astype(at_least_float32(self.dtype))
