@@ -308,3 +308,37 @@ def test_importing_models_params_io_and_the_converter_needs_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"imported: {done.stdout.strip()} {done.stderr[-2000:]}"
+
+
+# --------------------------------------------------------------------------- the config
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_backbones_config(name):
+    from alexnet_jax.configs import backbones, paper
+
+    config, base = backbones.get_config(name), paper.get_config()
+    options = {k: v for k, v in config.model.items() if k not in ("name", "num_classes")}
+    assert config.model.name == name and set(options) == {"dtype", *models.get_spec(name).options}
+    assert models.get_model(name, config.model.num_classes, **options).num_classes == 4
+    assert config.optim.learning_rate == pytest.approx(
+        backbones.RECIPES[name]["learning_rate"] * 384 / backbones.RECIPE_BATCH[name]
+    )
+    assert config.normalize_imagenet and config.batch_size == 384 and config.epochs.to_dict() == base.epochs.to_dict()
+    for section in ("data", "augment"):
+        assert config[section].to_dict() == base[section].to_dict()
+    assert base.model.name == "alexnet" and backbones.get_config("alexnet").to_dict() == base.to_dict()
+    with pytest.raises(ValueError, match="needs a model after ':'"):
+        backbones.get_config()
+
+
+def test_backbones_config_through_the_config_flag():
+    code = (
+        "from absl import flags; from ml_collections import config_flags; "
+        "config_flags.DEFINE_config_file('config'); "
+        "flags.FLAGS(['x', '--config=alexnet_jax/configs/backbones.py:vit_b_16']); "
+        "c = flags.FLAGS.config; print(c.model.name, c.optim.name, c.optim.clip_grad_norm, c.model.dropout_rate)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["vit_b_16", "adamw", "1.0", "0.0"]
