@@ -1,13 +1,16 @@
-"""Analyse a study: summary.json, the paper's Tables 1-4 and Figs 3-11, and report.md.
+"""Analyse a study: summary.json, the paper's Tables 1-4 and Figs 3-11, every pair of arms, the cost of
+accuracy (Tables A1-A8, Figs 12-16), and report.md.
 
-    python -m alexnet_jax.analyze --workdir=DIR [--example_run=49] [--outdir=DIR/analysis]
+    python -m alexnet_jax.analyze --workdir=DIR [--example_run=49] [--outdir=DIR/analysis] [--reference_arm=scratch]
     python -m alexnet_jax.analyze --workdir=/tmp/demo --demo_runs=100   # synthetic demo study
+    python -m alexnet_jax.analyze --workdir=/tmp/demo4 --demo_runs=20 \
+        --demo_arms=scratch,imagenet,linear_probe,last_blocks             # synthetic, four arms
 
-Reads every DIR/run_*/results.json (schema "alexnet_jax.run/1", see alexnet_jax.results) and
+Reads every DIR/run_*/results.json (schema "alexnet_jax.run/2" or "/1", see alexnet_jax.results) and
 writes DIR/analysis/. Partial studies work: a broken or half-written results.json is named and
 skipped, missing arms and short runs shrink the counts, and every such case is listed in the
-report. The work is done by alexnet_jax.analysis (`analysis.pipeline.analyze` from Python);
-definitions of every number: docs/analysis.md.
+report, with the command that trains missing arms. The work is done by alexnet_jax.analysis
+(`analysis.pipeline.analyze` from Python); definitions of every number: docs/analysis.md.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alexnet_jax import cli
-from alexnet_jax.analysis.demo import DEMO_EPOCHS, make_demo_study
+from alexnet_jax.analysis.demo import DEMO_ARMS, DEMO_EPOCHS, make_demo_study
 from alexnet_jax.analysis.pipeline import analyze
 from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES
 from alexnet_jax.analysis.study import StudyError
@@ -32,9 +35,10 @@ def main(argv: Sequence[str]) -> int:
     workdir = Path(FLAGS.workdir)
     if FLAGS.demo_runs:
         started = time.perf_counter()
+        names = [a.strip() for a in FLAGS.demo_arms.split(",") if a.strip()] if FLAGS.demo_arms else None
         try:
-            make_demo_study(workdir, FLAGS.demo_runs, seed=FLAGS.seed)
-        except FileExistsError as error:
+            make_demo_study(workdir, FLAGS.demo_runs, seed=FLAGS.seed, arms=names)
+        except (FileExistsError, ValueError) as error:
             return cli.report_error(error, cli.EXIT_BAD_INPUT)
         print(
             f"made a SYNTHETIC demo study of {FLAGS.demo_runs} runs in {workdir} "
@@ -49,6 +53,7 @@ def main(argv: Sequence[str]) -> int:
             resamples=FLAGS.bootstrap_resamples,
             seed=FLAGS.seed,
             figures=FLAGS.figures,
+            reference_arm=FLAGS.reference_arm,
         )
     except StudyError as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
@@ -65,11 +70,22 @@ def define_flags() -> None:
     flags.DEFINE_integer("bootstrap_resamples", BOOTSTRAP_RESAMPLES, "Bootstrap resamples for the 95% CIs.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap (and of --demo_runs).")
     flags.DEFINE_bool("figures", True, "Draw the figures (off: summary, tables and report only).")
+    flags.DEFINE_string(
+        "reference_arm",
+        None,
+        "Arm the cost of accuracy is measured against (default: the arm named scratch, else one whose "
+        "spec.init is scratch).",
+    )
     flags.DEFINE_integer(
         "demo_runs",
         0,
         f"First write a SYNTHETIC demo study of this many runs ({'/'.join(map(str, DEMO_EPOCHS))} epochs) "
         "into the empty --workdir, then analyse it.",
+    )
+    flags.DEFINE_string(
+        "demo_arms",
+        None,
+        f"With --demo_runs: the demo's arms, from {', '.join(DEMO_ARMS)} (default: the paper's two).",
     )
 
 

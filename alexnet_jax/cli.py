@@ -16,8 +16,10 @@ any module never defines a flag.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -66,3 +68,30 @@ def parse_runs(text: str) -> list[int]:
             raise ValueError(f"--runs: range {part!r} runs backwards")
         runs.extend(range(low, high + 1))
     return sorted(set(runs))
+
+
+COMPILATION_CACHE_ENV = "ALEXNET_JAX_COMPILATION_CACHE"
+
+
+def enable_compilation_cache(directory: str | None = None) -> str | None:
+    """Turn on JAX's persistent compilation cache, so other processes (a SLURM array's tasks, a
+    resumed study, the next run) load compiled steps instead of compiling them again.
+
+    The directory is `directory`, else $ALEXNET_JAX_COMPILATION_CACHE, else a cache JAX was
+    already given (JAX_COMPILATION_CACHE_DIR), else ~/.cache/alexnet_jax/xla; "off" turns it
+    off. Returns the directory in use, or None.
+    """
+    import jax
+
+    chosen = directory or os.environ.get(COMPILATION_CACHE_ENV)
+    if chosen is None and jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    if chosen is not None and chosen.strip().lower() in ("off", "none", "0", ""):
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    if chosen is None:
+        cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        chosen = str(cache_home / "alexnet_jax" / "xla")
+    Path(chosen).expanduser().mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(Path(chosen).expanduser()))
+    return str(Path(chosen).expanduser())

@@ -3,8 +3,10 @@
 `on_device` keeps the whole uint8 data set on the accelerator(s) (replicated over the mesh);
 each batch is only a vector of indices, and the paper's augmentation runs inside the jitted
 step as one gather (`augment.apply_augment_indexed`). `tf_data` builds the same augmentation
-with TensorFlow ops on the host CPU and ships float32 crops; it is the conventional baseline
-and a cross-check. Both sample the same parameter kinds from the same distributions, and for
+with TensorFlow ops on the host CPU and ships uint8 crops (a quarter of float32's bytes),
+which the step turns into [0, 1] floats on the device; batches are put on the device ahead
+of the step that needs them, so the transfer overlaps compute. It is the conventional
+baseline and a cross-check. Both sample the same parameter kinds from the same distributions, and for
 identical parameters they produce the same pixels (bit-exact for crops, flips and quarter
 turns; arbitrary angles differ only where float rounding puts a source coordinate on the
 other side of a pixel boundary).
@@ -12,11 +14,15 @@ other side of a pixel boundary).
 Batches always have the same shape: the last partial batch is padded and masked, so one
 compiled step serves the whole epoch and the masked mean loss equals PyTorch's smaller last
 batch (DataLoader with drop_last=False). The host decides the order of examples.
+`packed_batches` stacks the batches of several members (runs trained in one vmapped step)
+on a leading axis.
 """
 
 from __future__ import annotations
 
+import abc
 import collections
+import itertools
 import logging
 import math
 from collections.abc import Iterator
@@ -70,8 +76,13 @@ def check_batch_size(batch_size: int, num_devices: int, name: str = "--config.ba
 class Pipeline(Protocol):
     name: str  # "on_device" or "tf_data"
     resident: Any  # pytree passed into the jitted step (on_device: the images; tf_data: None)
+    signature: tuple  # what `preprocess` computes, for caching compiled steps
 
-    def batches(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int) -> Iterator[dict]: ...
+    def batches(
+        self, order: np.ndarray, batch_size: int, *, train: bool, seed: int, skip: int = 0
+    ) -> Iterator[dict]: ...
+
+    def packed_batches(self, orders, batch_size: int, *, train: bool, seeds, skip: int = 0) -> Iterator[dict]: ...
 
     def preprocess(self, resident, batch: dict, rng, train: bool) -> jax.Array: ...
 
@@ -100,7 +111,7 @@ def _constrain(x: jax.Array, sharding: NamedSharding) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, sharding)
 
 
-class _Base:
+class _Base(abc.ABC):
     name = ""
 
     def __init__(self, images, labels, *, train_augment, eval_augment, mesh, prefetch, normalize_imagenet):
@@ -114,9 +125,34 @@ class _Base:
         self.prefetch = max(0, int(prefetch))
         self.num_data_devices = _data_devices(mesh)
         self.batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
+        self.packed_sharding = NamedSharding(mesh, P(None, DATA_AXIS))
+
+    @property
+    def signature(self) -> tuple:
+        return (self.name, self.image_size, self.train_augment, self.eval_augment, self.normalize_imagenet)
 
     def augment_config(self, train: bool) -> AugmentConfig:
         return self.train_augment if train else self.eval_augment
+
+    @abc.abstractmethod
+    def host_batches(self, order, batch_size: int, *, train: bool, seed: int, skip: int = 0) -> Iterator[dict]:
+        """The epoch's batches as numpy dicts, from the `skip`-th on."""
+
+    def batches(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int, skip: int = 0) -> Iterator[dict]:
+        """The epoch's batches on the mesh, from the `skip`-th on (a run resumed mid-epoch)."""
+        host = self.host_batches(self._check(order, batch_size, train), batch_size, train=train, seed=seed, skip=skip)
+        return _device_prefetch(host, self.batch_sharding, self.prefetch)
+
+    def packed_batches(self, orders, batch_size: int, *, train: bool, seeds, skip: int = 0) -> Iterator[dict]:
+        """One batch of every member per step, stacked on a leading axis; the orders must be equally long."""
+        if len({len(order) for order in orders}) != 1:
+            raise ValueError(f"packed members need equally long orders, got lengths {[len(o) for o in orders]}")
+        streams = [
+            self.host_batches(self._check(order, batch_size, train), batch_size, train=train, seed=seed, skip=skip)
+            for order, seed in zip(orders, seeds, strict=True)
+        ]
+        host = ({key: np.stack([b[key] for b in group]) for key in group[0]} for group in zip(*streams, strict=True))
+        return _device_prefetch(host, self.packed_sharding, self.prefetch)
 
     def _check(self, order: np.ndarray, batch_size: int, train: bool) -> np.ndarray:
         check_batch_size(
@@ -141,14 +177,11 @@ class OnDevicePipeline(_Base):
         super().__init__(images, labels, **kwargs)
         self.resident = jax.device_put(np.asarray(images), NamedSharding(self.mesh, P()))
 
-    def batches(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int) -> Iterator[dict]:
-        """Index batches on the mesh. `seed` is unused: the step's rng drives augmentation."""
-        del seed
-        order = self._check(order, batch_size, train)
-        host = (
-            {"indices": idx, "labels": self.labels[idx], "mask": mask} for idx, mask in epoch_batches(order, batch_size)
-        )
-        return _device_prefetch(host, self.batch_sharding, self.prefetch)
+    def host_batches(self, order, batch_size: int, *, train: bool, seed: int, skip: int = 0) -> Iterator[dict]:
+        """Index batches. `train` and `seed` are unused: the step's rng drives augmentation."""
+        del train, seed
+        for idx, mask in itertools.islice(epoch_batches(order, batch_size), skip, None):
+            yield {"indices": idx, "labels": self.labels[idx], "mask": mask}
 
     def preprocess(self, resident, batch: dict, rng, train: bool) -> jax.Array:
         """Gather and augment inside the jitted step; `train` must be a Python bool (static)."""
@@ -219,12 +252,13 @@ def tf_center_params(image_size: int, cfg: AugmentConfig) -> dict:
     return dict(offset_y=off, offset_x=off, hflip=no, vflip=no, angle_deg=tf.constant(0.0, tf.float32))
 
 
-def tf_apply_augment(image_u8, params: dict, cfg: AugmentConfig):
+def tf_augment_u8(image_u8, params: dict, cfg: AugmentConfig):
     """TF twin of `augment.apply_augment` for ONE image (H, W, 3) uint8 and scalar parameters.
 
     Same geometry in the same order: crop by slicing, flips by reversing, then a rotation
     about the crop centre with ImageProjectiveTransformV3 (nearest, constant 0 outside the
-    crop). Returns (crop, crop, 3) float32 in [0, 1].
+    crop). Returns the (crop, crop, 3) uint8 pixels; `augment.to_unit_float` makes them
+    ToTensor's floats.
     """
     tf = import_tf()
     crop = cfg.crop_size
@@ -247,9 +281,15 @@ def tf_apply_augment(image_u8, params: dict, cfg: AugmentConfig):
             interpolation="NEAREST",
             fill_mode="CONSTANT",
         )[0]
+    return x
+
+
+def tf_apply_augment(image_u8, params: dict, cfg: AugmentConfig):
+    """`tf_augment_u8`, then ToTensor's [0, 1] float32: (crop, crop, 3), as `augment.apply_augment` gives."""
+    tf = import_tf()
     # x / 255 through float64 is exactly ToTensor's float32 value for all 256 inputs, even after
     # grappler turns the division into a multiplication (which in float32 would not be exact).
-    return tf.cast(tf.cast(x, tf.float64) / 255.0, tf.float32)
+    return tf.cast(tf.cast(tf_augment_u8(image_u8, params, cfg), tf.float64) / 255.0, tf.float32)
 
 
 def tf_sample_params_for_epoch(n: int, seed: int, image_size: int, cfg: AugmentConfig, *, train: bool = True) -> dict:
@@ -278,8 +318,10 @@ class TFDataPipeline(_Base):
         with tf.device("/CPU:0"):
             self._store = tf.Variable(np.asarray(images), trainable=False, name="images")
 
-    def dataset(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int, with_params: bool = False):
-        """The epoch's tf.data.Dataset of host batches (with the drawn parameters, if asked)."""
+    def dataset(
+        self, order: np.ndarray, batch_size: int, *, train: bool, seed: int, with_params: bool = False, skip: int = 0
+    ):
+        """The epoch's tf.data.Dataset of uint8 host batches (with the drawn parameters, if asked)."""
         tf = self._tf
         order = self._check(order, batch_size, train)
         pairs = list(epoch_batches(order, batch_size))
@@ -292,23 +334,25 @@ class TFDataPipeline(_Base):
                 params = tf_center_params(size, cfg)
             else:
                 params = tf_sample_augment_params(tf_element_seed(seed, position, train), size, cfg)
-            out = {"images": tf_apply_augment(tf.gather(store, index), params, cfg), "labels": label, "mask": weight}
+            out = {"images": tf_augment_u8(tf.gather(store, index), params, cfg), "labels": label, "mask": weight}
             if with_params:
                 out["params"] = params
             return out
 
         ds = tf.data.Dataset.from_tensor_slices((idx, self.labels[idx], mask, np.arange(len(idx), dtype=np.int64)))
+        ds = ds.skip(int(skip) * int(batch_size))  # positions keep their seeds: a resumed epoch draws the same
         ds = ds.map(element, num_parallel_calls=self.num_parallel_calls, deterministic=True)
         return ds.batch(int(batch_size), drop_remainder=True).prefetch(max(1, self.prefetch))
 
-    def batches(self, order: np.ndarray, batch_size: int, *, train: bool, seed: int) -> Iterator[dict]:
-        """Augmented float32 batches on the mesh, deterministic given `seed`."""
-        ds = self.dataset(order, batch_size, train=train, seed=seed)
-        return _device_prefetch(ds.as_numpy_iterator(), self.batch_sharding, self.prefetch)
+    def host_batches(self, order, batch_size: int, *, train: bool, seed: int, skip: int = 0) -> Iterator[dict]:
+        """Augmented uint8 batches, deterministic given `seed`."""
+        return self.dataset(order, batch_size, train=train, seed=seed, skip=skip).as_numpy_iterator()
 
     def preprocess(self, resident, batch: dict, rng, train: bool) -> jax.Array:
+        """The host's uint8 crops as [0, 1] floats (normalised if asked), computed on the device."""
         del resident, rng, train  # augmented on the host already
-        return aug.normalize(batch["images"], self.normalize_imagenet)
+        images = aug.to_unit_float(batch["images"])
+        return _constrain(aug.normalize(images, self.normalize_imagenet), self.batch_sharding)
 
 
 def make_pipeline(

@@ -1,15 +1,17 @@
-"""The run-results schema, "alexnet_jax.run/1": what training writes and analysis reads.
+"""The run-results schema: what training writes and analysis reads.
+
+Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is still read.
 
     DIR/run_NNN/results.json
     {
-      "schema": "alexnet_jax.run/1",
+      "schema": "alexnet_jax.run/2",
       "run_index": 49,
       "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"],
       "split": {"protocol": "paper", "train_counts": [4], "test_counts": [4],
                 "val_counts": [4] (only with a validation split),
                 "test_indices": [...], "test_labels": [...]},
       "arms": {
-        "pretrained": {
+        NAME: {                                  # any [A-Za-z0-9_-]+ (version 1: pretrained, scratch)
           "epochs": 200,                         # planned epochs
           "complete": true,                      # false while training
           "train_acc": [...], "test_acc": [...], # one entry per finished epoch (0-based)
@@ -21,14 +23,27 @@
           "confusion_matrix": [[4] x 4],         # best epoch, test set, rows true, cols predicted
           "test_predictions": [...],             # best epoch, aligned with split.test_indices
           "wall_time_s": 1234.5,
-          "images_per_s": 2500.0
-        },
-        "scratch": {same keys}
+          "images_per_s": 2500.0,
+          "init": {...}, "pipeline": "on_device", "devices": 1,   # provenance
+          # version 2 only, each optional for the reader:
+          "spec": {"init": "scratch" | "imagenet" | "checkpoint:PATH",
+                   "finetune": "full" | "linear_probe" | "last_blocks:K" | "lr_decay:F",
+                   "model": "alexnet", ...},
+          "trainable_params": 57020228, "total_params": 57020228,
+          "train_images_per_epoch": 12000,
+          "epoch_seconds": [...],                # wall seconds of each finished epoch, all included
+          "time": {"wall_s", "compile_s", "train_s", "eval_s", "checkpoint_s", "other_s"}
+        }
       },
-      "config": {...}
+      "config_file": "alexnet_jax/configs/paper.py",   # version 2, optional: the --config path
+      "config": {...,                            # the run's full config
+                 "epochs": {NAME: planned epochs},
+                 "arms": {NAME: {"init": ..., "finetune": ..., "optim": {...}}}}   # version 2
     }
 
-Arms that were not run are absent. Extra keys are allowed everywhere.
+Arms that were not run are absent. Extra keys are allowed everywhere. A version-1 file reads
+as version 2 with spec init=imagenet (pretrained) or init=scratch, finetune=full, and declares
+the paper's two arms.
 """
 
 from __future__ import annotations
@@ -40,8 +55,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "alexnet_jax.run/1"
-ARMS = ("pretrained", "scratch")
+SCHEMA = "alexnet_jax.run/2"  # what training writes
+SCHEMA_V1 = "alexnet_jax.run/1"
+SCHEMAS = (SCHEMA_V1, SCHEMA)  # what is read
+ARMS = ("pretrained", "scratch")  # the paper's arms: the default, and all that version 1 knows
+ARM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+PAPER_SPECS = {
+    "pretrained": {"init": "imagenet", "finetune": "full", "model": "alexnet"},
+    "scratch": {"init": "scratch", "finetune": "full", "model": "alexnet"},
+}
+SPEC_INIT = re.compile(r"^(scratch|imagenet|checkpoint:.+)$")
+SPEC_FINETUNE = re.compile(r"^(full|linear_probe|last_blocks:[1-9][0-9]*|lr_decay:(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
+TIME_KEYS = ("wall_s", "compile_s", "train_s", "eval_s", "checkpoint_s", "other_s")
 RESULTS_FILENAME = "results.json"
 RUN_DIR_PATTERN = re.compile(r"^run_(\d{3,})$")
 PER_EPOCH_KEYS = ("train_acc", "test_acc", "train_loss", "test_loss")
@@ -75,8 +100,9 @@ def validate_results(results: Any, where: str = "results.json") -> dict:
 
     if not isinstance(results, dict):
         fail("top level is not a JSON object")
-    if results.get("schema") != SCHEMA:
-        fail(f"key 'schema' is {results.get('schema')!r}, expected {SCHEMA!r}")
+    version = results.get("schema")
+    if version not in SCHEMAS:
+        fail(f"key 'schema' is {version!r}, expected one of {SCHEMAS}")
     for key in ("run_index", "class_names", "split", "arms"):
         if key not in results:
             fail(f"missing key {key!r}")
@@ -84,8 +110,12 @@ def validate_results(results: Any, where: str = "results.json") -> dict:
     if not isinstance(results["arms"], dict):
         fail("key 'arms' is not an object")
     for arm, record in results["arms"].items():
-        if arm not in ARMS:
-            fail(f"unknown arm {arm!r} under 'arms' (expected one of {ARMS})")
+        if version == SCHEMA_V1 and arm not in ARMS:
+            fail(f"unknown arm {arm!r} under 'arms' (version 1 knows only {ARMS})")
+        if not ARM_NAME.match(arm):
+            fail(f"arm name {arm!r} under 'arms' is not made of letters, digits, '_' and '-'")
+        if not isinstance(record, dict):
+            fail(f"'arms.{arm}' is not an object")
         for key in REQUIRED_ARM_KEYS:
             if key not in record:
                 fail(f"missing key 'arms.{arm}.{key}'")
@@ -103,7 +133,61 @@ def validate_results(results: Any, where: str = "results.json") -> dict:
         matrix = record["confusion_matrix"]
         if done and (len(matrix) != num_classes or any(len(row) != num_classes for row in matrix)):
             fail(f"'arms.{arm}.confusion_matrix' is not {num_classes}x{num_classes}")
+        if version == SCHEMA:
+            _validate_v2_arm(record, f"arms.{arm}", done, fail)
+    if version == SCHEMA:
+        _validate_v2_top(results, fail)
     return results
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _validate_v2_arm(record: dict, where: str, done: int, fail) -> None:
+    """The optional version-2 arm fields, checked only where present."""
+    spec = record.get("spec")
+    if spec is not None:
+        if not isinstance(spec, dict):
+            fail(f"'{where}.spec' is not an object")
+        for key, pattern, allowed in (
+            ("init", SPEC_INIT, "scratch, imagenet or checkpoint:PATH"),
+            ("finetune", SPEC_FINETUNE, "full, linear_probe, last_blocks:K or lr_decay:F"),
+        ):
+            if not isinstance(spec.get(key), str) or not pattern.match(spec[key]):
+                fail(f"'{where}.spec.{key}' is {spec.get(key)!r}, expected {allowed}")
+    for key in ("trainable_params", "total_params", "train_images_per_epoch"):
+        if key in record and not _is_count(record[key]):
+            fail(f"'{where}.{key}' is {record[key]!r}, expected a whole number >= 0")
+    if record.get("trainable_params", 0) > record.get("total_params", math.inf):
+        fail(f"'{where}.trainable_params' exceeds '{where}.total_params'")
+    seconds = record.get("epoch_seconds")
+    if seconds is not None:
+        if not isinstance(seconds, list) or not all(_is_seconds(v) for v in seconds):
+            fail(f"'{where}.epoch_seconds' is not a list of seconds >= 0")
+        if len(seconds) != done:
+            fail(f"'{where}.epoch_seconds' has {len(seconds)} entries for {done} finished epochs")
+    timing = record.get("time")
+    if timing is not None and not (isinstance(timing, dict) and all(_is_seconds(timing.get(k)) for k in TIME_KEYS)):
+        fail(f"'{where}.time' must hold seconds >= 0 under each of {TIME_KEYS}")
+
+
+def _validate_v2_top(results: dict, fail) -> None:
+    if "config_file" in results and not isinstance(results["config_file"], str):
+        fail("key 'config_file' is not a string")
+    config = results.get("config")
+    declared = config.get("arms") if isinstance(config, dict) else None
+    if declared is None:
+        return
+    if not isinstance(declared, dict):
+        fail("key 'config.arms' is not an object")
+    for arm, entry in declared.items():
+        if not ARM_NAME.match(arm) or not isinstance(entry, dict):
+            fail(f"'config.arms.{arm}' must be a name of letters, digits, '_' and '-' holding an object")
 
 
 def load_results(path: str | os.PathLike) -> dict:
@@ -118,6 +202,26 @@ def load_results(path: str | os.PathLike) -> dict:
     except json.JSONDecodeError as error:
         raise ResultsError(f"{path}: not valid JSON, perhaps truncated while being written ({error})") from error
     return validate_results(results, str(path))
+
+
+def arm_spec(results: dict, arm: str) -> dict | None:
+    """What an arm is (init, finetune, model): version 1 by its name, version 2 as recorded (None if not)."""
+    if results.get("schema") == SCHEMA_V1:
+        return dict(PAPER_SPECS[arm])
+    spec = results["arms"][arm].get("spec")
+    return None if spec is None else dict(spec)
+
+
+def declared_arms(results: dict) -> list[str]:
+    """The arms the run's config declares: config.arms (else config.epochs); version 1, the paper's two."""
+    if results.get("schema") == SCHEMA_V1:
+        return list(ARMS)
+    config = results.get("config")
+    for key in ("arms", "epochs"):
+        declared = config.get(key) if isinstance(config, dict) else None
+        if isinstance(declared, dict):
+            return [str(arm) for arm in declared]
+    return list(results["arms"])
 
 
 def is_complete(results: dict, arm: str) -> bool:

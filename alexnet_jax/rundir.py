@@ -11,22 +11,44 @@ The study launcher reads the same lock to skip runs another process holds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 LOCK_FILENAME = ".lock"
-# Config keys that say what to keep on disk or where, never what the numbers are.
-NOT_FINGERPRINTED = ("keep_every_epoch", "keep_final_state")
+# Config keys that say what to keep on disk, when to save it and how to schedule the work,
+# never what the numbers are (packed runs equal lone runs within float32 rounding).
+NOT_FINGERPRINTED = (
+    "keep_every_epoch",
+    "keep_final_state",
+    "checkpoint_every_epochs",
+    "checkpoint_every_seconds",
+    "pack_runs",
+)
 # Keys older configs had and that never changed a number; a run made with them still resumes.
 RETIRED_KEYS = ("name", "log_every_steps")
+
+
+def _added_defaults() -> dict:
+    """Keys added to the configs since results.json "alexnet_jax.run/1", with the value that
+    reproduces what a config without them did, so that older runs still resume."""
+    from alexnet_jax import configs
+
+    arms = {"pretrained": configs.arm("imagenet"), "scratch": configs.arm("scratch")}
+    return {"arms": {name: json.loads(arm.to_json()) for name, arm in arms.items()}, "model.name": "alexnet"}
 
 
 class TrainingError(RuntimeError):
@@ -94,6 +116,12 @@ def config_fingerprint(config) -> dict:
     for key in NOT_FINGERPRINTED + RETIRED_KEYS:
         d.pop(key, None)
     d.get("data", {}).pop("dir", None)
+    for dotted, value in _added_defaults().items():
+        *parents, leaf = dotted.split(".")
+        target = d
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target.setdefault(leaf, value)
     return d
 
 
@@ -107,47 +135,147 @@ def fingerprint_differences(ours, theirs, prefix: str = "") -> list[str]:
     return [] if ours == theirs else [f"{prefix[:-1]}: {theirs!r} -> {ours!r}"]
 
 
-class Checkpoints:
-    """Per arm: the latest training state and history (orbax CheckpointManager, one kept
-    unless keep_every_epoch) and the best-epoch params (`best/`, loadable by predict)."""
+class Interrupted(TrainingError):
+    """SIGTERM or SIGINT stopped training cleanly; the message says where and how to resume."""
 
-    def __init__(self, arm_dir: Path, keep_every_epoch: bool):
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """While active, SIGTERM (what SLURM sends before SIGKILL) and SIGINT (Ctrl-C) set the
+    yielded event instead of killing the process, so the trainer can save and stop at the next
+    step. A second signal stops at once, as the default handler would."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals reach the main thread only; nothing to install
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        stop.signum = signum
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPolicy:
+    """When the resume state is saved: every N epochs and/or every S seconds, whichever comes
+    first (0 turns a rule off), and always when a signal stops the run."""
+
+    every_epochs: int = 0
+    every_seconds: float = 0.0
+
+    @classmethod
+    def from_config(cls, config) -> CheckpointPolicy:
+        every_epochs = 1 if config.get("keep_every_epoch") else int(config.get("checkpoint_every_epochs", 1) or 0)
+        policy = cls(every_epochs, float(config.get("checkpoint_every_seconds", 0.0) or 0.0))
+        if policy.every_epochs < 0 or policy.every_seconds < 0:
+            raise TrainingError(
+                "--config.checkpoint_every_epochs and --config.checkpoint_every_seconds must be >= 0 (0: off)"
+            )
+        return policy
+
+    def due(self, epochs_since: int, seconds_since: float) -> bool:
+        return bool(
+            (self.every_epochs and epochs_since >= self.every_epochs)
+            or (self.every_seconds and seconds_since >= self.every_seconds)
+        )
+
+
+class Checkpoints:
+    """Per arm: the resume state (orbax CheckpointManager in checkpoints/) and `best/`.
+
+    `save` only dispatches a device copy of the state and queues the write on `writer` (a
+    single background thread, so best/ and the state land in the order they were asked for);
+    the step loop goes on while the copy reaches the host and the files are written. A
+    checkpoint is numbered by the optimizer step it holds; its JSON part says where in the
+    arm that is (epoch and step) and carries the history up to there.
+    """
+
+    ITEMS = ("state", "meta")
+
+    def __init__(self, arm_dir: Path, keep_all: bool, writer):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.arm_dir = arm_dir
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=None if keep_every_epoch else 1, enable_async_checkpointing=False, create=True
-        )
-        self.manager = ocp.CheckpointManager(
-            arm_dir.resolve() / "checkpoints", options=options, item_names=("state", "history")
-        )
+        self.directory = arm_dir.resolve() / "checkpoints"
+        self.writer = writer
+        options = ocp.CheckpointManagerOptions(max_to_keep=None if keep_all else 1, create=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=self.ITEMS)
 
-    def latest_epoch(self) -> int | None:
-        return self.manager.latest_step()
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps(), reverse=True)
 
-    def save(self, epoch: int, state, history: dict) -> None:
+    def latest_meta(self) -> dict | None:
+        """The JSON part of the newest checkpoint (where it stands), without loading the state."""
+        for step in self.steps():
+            try:
+                return self._restore(step, meta_only=True)["meta"]
+            except Exception:  # noqa: BLE001  (damaged: restore() says so, with the path)
+                continue
+        return None
+
+    def save(self, state, meta: dict) -> None:
+        snapshot = jax.tree.map(jnp.copy, state)  # survives the next step's donation of `state`
+        for leaf in jax.tree.leaves(snapshot):
+            leaf.copy_to_host_async()
+        step = int(meta["global_step"])
+        self.writer.submit(self._write, step, snapshot, meta)
+
+    def _write(self, step: int, snapshot, meta: dict) -> None:
         ocp = self._ocp
-        self.manager.save(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(jax.device_get(state)), history=ocp.args.JsonSave(history)
-            ),
-        )
+        host = jax.device_get(snapshot)
+        args = ocp.args.Composite(state=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta))
+        self.manager.save(step, args=args, force=True)
         self.manager.wait_until_finished()
 
-    def restore(self, epoch: int, abstract_state):
+    def _restore(self, step: int, abstract_state=None, meta_only: bool = False) -> dict:
         ocp = self._ocp
-        restored = self.manager.restore(
-            epoch,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), history=ocp.args.JsonRestore()),
-        )
-        return restored["state"], restored["history"]
+        items = {"meta": ocp.args.JsonRestore()}
+        if not meta_only:
+            items["state"] = ocp.args.StandardRestore(abstract_state)
+        return self.manager.restore(step, args=ocp.args.Composite(**items))
+
+    def restore(self, abstract_state) -> tuple[Any, dict] | None:
+        """The newest readable checkpoint as (state, meta), or None if there is none.
+
+        A damaged checkpoint (truncated or corrupt files, say after a crash of the machine) is
+        skipped for an older one; if none can be read the error names the path and what to do.
+        """
+        failures = []
+        for step in self.steps():
+            try:
+                restored = self._restore(step, abstract_state)
+            except Exception as error:  # noqa: BLE001  (orbax raises many types for damaged files)
+                failures.append(f"{self.directory / str(step)}: {type(error).__name__}: {str(error)[:300]}")
+                continue
+            if failures:
+                logging.warning("skipped unreadable checkpoints, resuming from step %d: %s", step, failures)
+            return restored["state"], restored["meta"]
+        if failures:
+            raise TrainingError(
+                f"{self.arm_dir}: no checkpoint in {self.directory} can be read:\n  "
+                + "\n  ".join(failures)
+                + f"\nDelete {self.directory} to train this arm again from its first epoch (its results.json "
+                "entry is then rebuilt), or restore the directory from a backup."
+            )
+        return None
 
     def save_best(self, params, metadata: dict) -> None:
+        """Queue `best/`: the best epoch's params, loadable by predict. `params` must not be donated."""
         from alexnet_jax import params_io
 
-        params_io.save_params(self.arm_dir / "best", jax.device_get(params), metadata)
+        for leaf in jax.tree.leaves(params):
+            leaf.copy_to_host_async()
+        self.writer.submit(lambda: params_io.save_params(self.arm_dir / "best", jax.device_get(params), metadata))
 
     def close(self):
         self.manager.close()

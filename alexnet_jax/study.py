@@ -158,6 +158,14 @@ class Progress:
     epochs_planned: int = 0
     images_trained: float = 0.0
     seconds_per_epoch: float | None = None  # mean over arms with history (trainer wall time)
+    wall_seconds: float = 0.0  # the arms' own wall time, everything included
+    compute_seconds: float = 0.0  # of which in the train and eval steps (results.json "time")
+
+    def not_compute_share(self, since: Progress | None = None) -> float | None:
+        """The share of the arms' wall time spent outside the train and eval steps."""
+        wall = self.wall_seconds - (since.wall_seconds if since else 0.0)
+        compute = self.compute_seconds - (since.compute_seconds if since else 0.0)
+        return 1.0 - compute / wall if wall > 0 else None
 
 
 def measure_progress(workdir: Path, runs: list[int], arms: list[str], planned_epochs: dict) -> Progress:
@@ -177,8 +185,13 @@ def measure_progress(workdir: Path, runs: list[int], arms: list[str], planned_ep
             if record and done and record.get("wall_time_s"):
                 wall += float(record["wall_time_s"])
                 epochs_timed += done
-                if record.get("images_per_s"):
+                if record.get("train_images_per_epoch"):
+                    progress.images_trained += done * float(record["train_images_per_epoch"])
+                elif record.get("images_per_s"):
                     progress.images_trained += float(record["images_per_s"]) * float(record["wall_time_s"])
+                timing = record.get("time") or {}
+                progress.wall_seconds += float(timing.get("wall_s", record["wall_time_s"]))
+                progress.compute_seconds += float(timing.get("train_s", 0.0)) + float(timing.get("eval_s", 0.0))
         progress.runs_complete += int(complete)
     progress.seconds_per_epoch = wall / epochs_timed if epochs_timed else None
     return progress
@@ -241,6 +254,7 @@ class Study:
         self.skipped: list[int] = []
         self.locked: dict[int, str] = {}
         self.failed: dict[int, str] = {}
+        self.interrupted: list[int] = []
         self.running: dict[str, Running] = {}
         self._stop = False
 
@@ -294,6 +308,10 @@ class Study:
             self.locked[item.run_index] = holder
             self.log(f"[study] run {item.run_index:03d} skipped: in use by {holder} (log {item.log_path})")
             return
+        if code == cli.EXIT_INTERRUPTED:  # stopped cleanly (our SIGTERM, or SLURM's): it resumes next launch
+            self.interrupted.append(item.run_index)
+            self.log(f"[study] run {item.run_index:03d} stopped cleanly after {took}; it resumes on the next launch")
+            return
         reason = f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
         if code == 0:
             reason = "exited 0 but its results.json is not complete"
@@ -304,10 +322,11 @@ class Study:
             f"log: {item.log_path}\n{indented}"
         )
 
-    def report_progress(self, start: Progress, started: float) -> None:
+    def report_progress(self, start: Progress, started: float) -> Progress:
         now = measure_progress(self.workdir, self.runs, self.arms, self.planned_epochs)
         elapsed = time.monotonic() - started
         rate = (now.images_trained - start.images_trained) / elapsed if elapsed > 0 else 0.0
+        share = now.not_compute_share(start)
         left = estimate_remaining(start, now, elapsed, len(self.slots))
         if left is None:
             eta = "ETA unknown until an epoch finishes"
@@ -317,8 +336,11 @@ class Study:
         self.log(
             f"[study] {now.runs_complete}/{len(self.runs)} runs done, {len(self.running)} running, "
             f"{len(self.failed)} failed | epochs {now.epochs_done}/{now.epochs_planned} | "
-            f"{rate:,.0f} img/s | {eta}"
+            f"{rate:,.0f} img/s end to end"
+            + ("" if share is None else f", {100 * share:.0f}% of the runs' time outside the steps")
+            + f" | {eta}"
         )
+        return now
 
     def stop(self, *_):
         self._stop = True
@@ -366,14 +388,24 @@ class Study:
                 self._terminate_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        self.report_progress(start_progress, started)
+        final = self.report_progress(start_progress, started)
         not_started = len(pending)
         summary = (
             f"[study] finished: {len(self.done)} trained now, {len(self.skipped)} were already complete, "
             f"{len(self.failed)} failed, {len(self.locked)} in use by another process"
+            + (f", {len(self.interrupted)} stopped cleanly" if self.interrupted else "")
             + (f", {not_started} not started" if not_started else "")
         )
         self.log(summary)
+        elapsed = time.monotonic() - started
+        trained = final.images_trained - start_progress.images_trained
+        share = final.not_compute_share(start_progress)
+        if trained > 0 and elapsed > 0:
+            self.log(
+                f"[study] end to end: {trained:,.0f} training images in {format_duration(elapsed)} = "
+                f"{trained / elapsed:,.0f} img/s"
+                + ("" if share is None else f"; {100 * share:.1f}% of the runs' wall time was not train/eval steps")
+            )
         for r, reason in sorted(self.failed.items()):
             self.log(f"[study]   failed: run {r:03d} ({reason}), log {self.log_dir / f'run_{r:03d}.log'}")
         if self.max_failures and len(self.failed) >= self.max_failures and not_started:
@@ -385,7 +417,7 @@ class Study:
             self.log("[study] interrupted; launch the same command again to resume")
         if self.failed or (not_started and not self._stop):
             return FAILED
-        if self._stop:
+        if self._stop or self.interrupted:
             return INTERRUPTED
         return LOCKED if self.locked else ALL_DONE
 
@@ -541,7 +573,7 @@ def define_flags():
     flags.DEFINE_string("runs", None, "Runs to train, e.g. 0-99 or 0-9,49.", required=True)
     flags.DEFINE_string("workdir", None, "The study directory (run r goes to WORKDIR/run_NNN/).", required=True)
     flags.DEFINE_string("data_dir", None, "A prepared data set (overrides config.data.dir).")
-    flags.DEFINE_string("arms", "pretrained,scratch", "Arms to train: pretrained, scratch, or both.")
+    flags.DEFINE_string("arms", None, "Arms to train, by name (default: every arm the config declares).")
     flags.DEFINE_string("pretrained_weights", None, "Converted ImageNet weights (default: the trainer's).")
     flags.DEFINE_integer("devices_per_run", 1, "GPUs per run (data parallel inside a run).")
     flags.DEFINE_integer("runs_per_device", 1, "Runs sharing each GPU group (memory split evenly).")
@@ -560,7 +592,7 @@ def main(argv) -> int:
     FLAGS = flags.FLAGS
     try:
         runs = cli.parse_runs(FLAGS.runs)
-        arms = parse_arms(FLAGS.arms)
+        arms = parse_arms(FLAGS.arms, FLAGS.config)
         gpus = [g.strip() for g in FLAGS.gpus.split(",") if g.strip()] if FLAGS.gpus is not None else detect_gpus()
         slots = make_slots(
             gpus,

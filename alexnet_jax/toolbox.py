@@ -1,4 +1,5 @@
-"""The small helpers every layer shares: atomic writes, sha256, durations, package versions.
+"""The small helpers every layer shares: atomic writes, a background writer, sha256, durations,
+package versions.
 
 Everything here is standard library only, so any module (the data tools without JAX
 included) can use it. Writes are atomic: a reader sees the old file or directory or the new
@@ -7,12 +8,14 @@ one, never half of one, and a crash mid-write leaves the old one in place.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -126,3 +129,46 @@ def package_versions(names: Iterable[str]) -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     return versions
+
+
+class BackgroundWriter:
+    """One thread that runs file writes in the order they were queued, off the training loop.
+
+    A failed write is raised in the caller's thread at the next `submit` or `flush`, so a full
+    disk stops training with its own error instead of being lost. At most `max_pending` writes
+    wait at once; `submit` blocks beyond that, so a slow disk slows training rather than
+    filling memory with snapshots.
+    """
+
+    def __init__(self, max_pending: int = 8):
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="alexnet_jax-writer")
+        self._slots = threading.Semaphore(max_pending)
+        self._futures: list[concurrent.futures.Future] = []
+
+    def submit(self, fn: Callable, *args) -> None:
+        self.raise_errors()
+        self._slots.acquire()
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def raise_errors(self) -> None:
+        pending = []
+        for future in self._futures:
+            if not future.done():
+                pending.append(future)
+            elif future.exception() is not None:
+                raise future.exception()
+        self._futures = pending
+
+    def flush(self) -> None:
+        """Wait for every queued write; raise the first that failed."""
+        for future in self._futures:
+            future.result()
+        self._futures = []
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from alexnet_jax.analysis import demo, figures, pipeline, stats, study
+from alexnet_jax.analysis import arm_figures, demo, figures, pipeline, stats, study
 from alexnet_jax.analysis.tables import make_tables
 from alexnet_jax.results import validate_results
 from alexnet_jax.toolbox import write_json_atomic
@@ -334,7 +334,7 @@ def test_missing_arms(tmp_path):
     s = run_analysis(only, figures=True)
     assert s["pretrained"]["n_runs"] == 0 and s["pretrained"]["peak_acc_mean"] is None
     assert s["paired"]["n"] == 0 and s["sign_test"]["peak_acc"]["n_pairs"] == 0
-    assert len(list((only / "analysis").glob("fig*.png"))) == 9
+    assert len(list((only / "analysis").glob("fig*.png"))) == len(figures.FIGURES) + len(arm_figures.FIGURES)
 
 
 def test_class_never_predicted_and_class_absent(tmp_path):
@@ -531,7 +531,7 @@ def test_demo_study_full_pipeline(tmp_path):
         demo.make_demo_study(tmp_path, num_runs=1)
     s = pipeline.analyze(tmp_path, resamples=500, example_run=3, log=lambda m: None)
     out = tmp_path / "analysis"
-    expected = {filename for _, filename, _ in figures.FIGURES}
+    expected = {filename for _, filename, _ in figures.FIGURES + arm_figures.FIGURES}
     assert {p.name for p in out.glob("fig*.png")} == expected
     for name in expected:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

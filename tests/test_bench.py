@@ -138,3 +138,27 @@ def test_quick_benchmark_output_format(tmp_path):
     assert "| measurement | dtype |" in table and "0.96 GPU-months" in table
     for name in names:
         assert f"| {name} |" in table
+
+
+@pytest.mark.slow
+def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path):
+    jsonl = tmp_path / "trainer.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "alexnet_jax.bench",
+        "--trainer",
+        "--num_images=48",
+        "--batch_size=8",
+        "--trainer_epochs=2",
+        f"--output_jsonl={jsonl}",
+    ]
+    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [json.loads(x) for x in done.stdout.splitlines()]
+    assert line == json.loads(jsonl.read_text())
+    assert line["kind"] == "trainer" and line["crop_size"] == 64 and line["epochs"] == 2
+    assert line["trainer_overhead_ratio"] > 0 and line["pure_epoch_s"] > 0 and line["projected_study_hours"] > 0
+    assert line["trainer_overhead_ratio"] == pytest.approx(line["trainer_epoch_s"] / line["pure_epoch_s"], rel=1e-2)
+    assert set(line["phases_s"]) == {"train_s", "eval_s", "checkpoint_s", "compile_s", "other_s"}

@@ -118,6 +118,11 @@ def _jax_apply(images, params, cfg):
     return np.asarray(_APPLY(jnp.asarray(images), {k: jnp.asarray(v) for k, v in params.items()}, cfg))
 
 
+def _unit(images_u8):
+    """The tf_data pipeline's uint8 crops as the floats its step computes from them on the device."""
+    return np.asarray(aug.to_unit_float(jnp.asarray(images_u8)))
+
+
 def test_tf_values_are_to_tensor_values():
     """Inside a tf.data map (graph mode, grappler on), u8 -> float equals torch's x / 255 for all 256 values."""
     import torch
@@ -171,7 +176,30 @@ def test_batches_sharded_labels_masked(name, data, mesh):
         np.testing.assert_array_equal(np.concatenate([np.asarray(b["indices"]) for b in batches])[:N], order)
     else:
         assert pipe.resident is None
-        assert batches[0]["images"].shape == (8, CROP, CROP, 3) and batches[0]["images"].dtype == jnp.float32
+        # uint8 crops: a quarter of float32's bytes per batch; the step makes them floats on the device
+        assert batches[0]["images"].shape == (8, CROP, CROP, 3) and batches[0]["images"].dtype == jnp.uint8
+
+
+@pytest.mark.parametrize("name", ip.PIPELINES)
+def test_skipped_and_packed_batches(name, data, mesh):
+    pipe = _make(name, data, mesh)
+    first, second = np.random.default_rng(4).permutation(N), np.random.default_rng(5).permutation(N)
+    full = list(pipe.batches(first, 8, train=True, seed=3))
+    later = list(pipe.batches(first, 8, train=True, seed=3, skip=1))  # a run resumed at step 1
+    assert len(later) == len(full) - 1
+    for a, b in zip(full[1:], later, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+    other = list(pipe.batches(second, 8, train=True, seed=5))
+    packed = list(pipe.packed_batches([first, second], 8, train=True, seeds=[3, 5]))
+    assert len(packed) == len(full)
+    for p, a, b in zip(packed, full, other, strict=True):
+        for key in a:
+            assert p[key].sharding.is_equivalent_to(NamedSharding(mesh, P(None, "data")), p[key].ndim)
+            np.testing.assert_array_equal(np.asarray(p[key][0]), np.asarray(a[key]))
+            np.testing.assert_array_equal(np.asarray(p[key][1]), np.asarray(b[key]))
+    with pytest.raises(ValueError, match="equally long"):
+        pipe.packed_batches([first, second[:-1]], 8, train=True, seeds=[3, 5])
 
 
 @pytest.mark.parametrize("axis_type", ["Explicit", "Auto"])
@@ -198,7 +226,7 @@ def test_tf_data_images_equal_jax_apply_of_its_params(data, mesh):
     for k, (idx, _) in enumerate(ip.epoch_batches(order, 8)):
         b = batches[k]
         jax_out = _jax_apply(data[0][idx], b["params"], TRAIN)
-        differ += int(np.any(jax_out != b["images"], axis=-1).sum())
+        differ += int(np.any(jax_out != _unit(b["images"]), axis=-1).sum())
     assert differ / (len(batches) * 8 * CROP * CROP) < 1e-3
     # batches() yields the same images as the dataset it wraps.
     via_mesh = [np.asarray(b["images"]) for b in pipe.batches(order, 8, train=True, seed=4)]
@@ -219,11 +247,11 @@ def test_tf_data_eval_config_selects_centre_or_random(data, mesh):
     order = np.arange(N)
     centre = _make("tf_data", data, mesh, eval_augment=CENTER)
     got = np.concatenate([np.asarray(b["images"]) for b in centre.batches(order, 8, train=False, seed=0)])[:N]
-    np.testing.assert_array_equal(got, np.asarray(_EVAL(jnp.asarray(data[0]), CENTER)))
+    np.testing.assert_array_equal(_unit(got), np.asarray(_EVAL(jnp.asarray(data[0]), CENTER)))
     random = _make("tf_data", data, mesh, eval_augment=TRAIN)  # the paper's randomly augmented test set
     batches = list(random.dataset(order, 8, train=False, seed=0, with_params=True).as_numpy_iterator())
     got = np.concatenate([b["images"] for b in batches])[:N]
-    assert not np.array_equal(got, np.asarray(_EVAL(jnp.asarray(data[0]), CENTER)))
+    assert not np.array_equal(_unit(got), np.asarray(_EVAL(jnp.asarray(data[0]), CENTER)))
     angles = np.concatenate([b["params"]["angle_deg"] for b in batches])
     assert np.abs(angles).max() > 0
     train = list(random.dataset(order, 8, train=True, seed=0, with_params=True).as_numpy_iterator())

@@ -236,6 +236,8 @@ def test_two_workers_train_then_skip(tmp_path, tiny_data):
     assert "run 000 started on cpu" in first.stdout and "run 001 started on cpu" in first.stdout
     assert "2 trained now" in first.stdout
     assert "2/2 runs done" in first.stdout
+    assert "img/s end to end" in first.stdout  # the progress line, and the summary:
+    assert "[study] end to end:" in first.stdout and "of the runs' wall time was not train/eval steps" in first.stdout
     mtimes = {r: study.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)}
 
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -243,6 +245,34 @@ def test_two_workers_train_then_skip(tmp_path, tiny_data):
     assert "2 already complete, 0 in use by another process, 0 to train" in second.stdout
     assert "started on" not in second.stdout
     assert {r: study.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)} == mtimes
+
+
+def test_runs_share_one_gpu_with_runs_per_device(tmp_path, tiny_data):
+    """--runs_per_device=2 on one (pretend) GPU: two trainers side by side, each told its share of
+    the GPU's memory. JAX_PLATFORMS=cpu lets them train on this machine's CPU."""
+    workdir = tmp_path / "study"
+    command = [
+        sys.executable,
+        "-m",
+        "alexnet_jax.study",
+        "--runs=0-1",
+        f"--workdir={workdir}",
+        f"--data_dir={tiny_data}",
+        "--arms=scratch",
+        "--gpus=0",
+        "--runs_per_device=2",
+        *TINY,
+    ]
+    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_PYTHON_CLIENT_MEM_FRACTION", None)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "slot(s): gpu0#0, gpu0#1" in done.stdout
+    logs = {r: (workdir / "logs" / f"run_{r:03d}.log").read_text() for r in (0, 1)}
+    assert {"gpu0#0", "gpu0#1"} == {next(s for s in ("gpu0#0", "gpu0#1") if f"on {s}" in log) for log in logs.values()}
+    assert all("XLA_PYTHON_CLIENT_MEM_FRACTION=0.450" in log for log in logs.values())
+    for r in (0, 1):
+        assert results_lib.is_complete(results_lib.load_results(study.results_path(workdir, r)), "scratch")
 
 
 def test_dry_run_prints_the_plan(tmp_path):

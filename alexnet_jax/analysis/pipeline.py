@@ -13,11 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from alexnet_jax.analysis.arm_report import render_arm_report, render_arm_sections
+from alexnet_jax.analysis.arm_tables import curves_csv, make_arm_tables
+from alexnet_jax.analysis.arms import summarize_arms
+from alexnet_jax.analysis.cost import cost_curves
 from alexnet_jax.analysis.formatting import format_ranges
 from alexnet_jax.analysis.report import render_report
 from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES, paired_values, summarize
 from alexnet_jax.analysis.study import StudyError, load_study
 from alexnet_jax.analysis.tables import make_tables, paired_table
+from alexnet_jax.results import ARMS
 from alexnet_jax.toolbox import write_json_atomic, write_text_atomic
 
 
@@ -44,9 +49,14 @@ def analyze(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     figures: bool = True,
+    reference_arm: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Load the study under workdir, write summary.json, tables, figures and report.md; return the summary."""
+    """Load the study under workdir, write summary.json, tables, figures and report.md; return the summary.
+
+    The paper's pair keeps its outputs as they always were; the N-arm keys, tables, figures and report
+    sections come after them. A study without both paper arms gets a report of the arms it has.
+    """
     study = load_study(workdir)
     for path, reason in study.skipped:
         log(f"SKIPPED {path}: {reason}")
@@ -57,25 +67,40 @@ def analyze(
     elif example_run not in study.runs:
         runs_read = format_ranges(sorted(study.runs))
         raise StudyError(f"--example_run={example_run}: no usable results for that run; runs read: {runs_read}")
+    arm_summary = summarize_arms(study, reference_arm, resamples, seed)  # first: a bad --reference_arm writes nothing
     outdir = Path(outdir) if outdir is not None else Path(workdir) / "analysis"
     outdir.mkdir(parents=True, exist_ok=True)
     summary = _json_ready(summarize(study, resamples=resamples, seed=seed))
     summary["example_run"] = example_run
+    summary.update(_json_ready(arm_summary))
     write_json_atomic(outdir / "summary.json", summary)
     tables = make_tables(summary)
     paired = paired_table(summary)
-    for table in tables + [paired]:
+    arm_tables = make_arm_tables(summary)
+    for table in tables + [paired] + arm_tables:
         write_text_atomic(outdir / f"{table.stem}.csv", table.csv())
         write_text_atomic(outdir / f"{table.stem}.md", table.markdown() + "\n")
+    curves = cost_curves(study, study.arm_names, resamples, seed)
+    write_text_atomic(outdir / "cost_curves.csv", curves_csv(curves))
     figure_list: list[tuple[str, str, str]] = []
+    arm_figure_list: list[tuple[str, str, str]] = []
     if figures:
-        from alexnet_jax.analysis import figures as figs  # matplotlib only when figures are drawn
+        from alexnet_jax.analysis import arm_figures  # matplotlib only when figures are drawn
+        from alexnet_jax.analysis import figures as figs
 
         figure_list = figs.make_all(outdir, study, summary, paired_values(study), example_run)
-    write_text_atomic(outdir / "report.md", render_report(summary, tables, paired, figure_list, example_run))
+        arm_figure_list = arm_figures.make_all(outdir, study, summary, curves)
+    drawn = {filename: (name, caption) for name, filename, caption in arm_figure_list}
+    if all(summary["arms_found"][arm] for arm in ARMS):
+        report = render_report(summary, tables, paired, figure_list, example_run)
+        report += "\n" + render_arm_sections(summary, arm_tables, drawn)
+    else:
+        report = render_arm_report(summary, arm_tables, drawn)
+    write_text_atomic(outdir / "report.md", report)
+    found = ", ".join(f"{arm} {len(study.arms[arm])}" for arm in study.arm_names)
     log(
-        f"wrote {outdir}: summary.json, report.md, {len(tables) + 1} tables, {len(figure_list)} figures "
-        f"({summary['num_runs']} runs; pretrained {summary['arms_found']['pretrained']}, "
-        f"scratch {summary['arms_found']['scratch']}; skipped {len(summary['skipped'])})"
+        f"wrote {outdir}: summary.json, report.md, {len(tables) + 1 + len(arm_tables)} tables, cost_curves.csv, "
+        f"{len(figure_list) + len(arm_figure_list)} figures ({summary['num_runs']} runs; {found}; "
+        f"skipped {len(summary['skipped'])})"
     )
     return summary

@@ -22,6 +22,30 @@ from alexnet_jax.analysis.stats import BUDGET_EPOCHS
 from alexnet_jax.analysis.tables import Table
 from alexnet_jax.results import ARMS
 
+SD_NOTE = (
+    "Standard deviations are sample SDs (ddof = 1); with fewer than two runs they are undefined and "
+    "shown as n/a (null in summary.json). Epochs are counted from 0, as in the original code."
+)
+
+
+def problem_lines(summary: dict, blocks: dict[str, dict]) -> list[str]:
+    """Unfinished runs (of the arms in blocks), skipped files and warnings, each only where there are any."""
+    lines = []
+    incomplete = [(arm, r) for arm, block in blocks.items() for r in block["incomplete_runs"]]
+    if incomplete:
+        lines += [
+            "**Unfinished runs** (`complete: false`): their finished epochs are included, so their peaks may "
+            "still change: " + ", ".join(f"run {r} {arm}" for arm, r in incomplete) + ".",
+            "",
+        ]
+    if summary["skipped"]:
+        count = len(summary["skipped"])
+        lines += [f"**Skipped {count} results file{'s' if count > 1 else ''}** (left out of every number):", ""]
+        lines += [f"- `{s['path']}`: {s['reason']}" for s in summary["skipped"]] + [""]
+    if summary["warnings"]:
+        lines += ["**Warnings:**", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
+    return lines
+
 
 def _sentences_tests(summary: dict) -> list[str]:
     s, w, m, p = summary["sign_test"], summary["wilcoxon"], summary["mcnemar"], summary["paired"]
@@ -159,13 +183,15 @@ def _paper_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
-def _data_paragraph(summary: dict) -> str:
+def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
+    """What data the runs used; `side_by_side`: the report holds the table beside the paper's numbers."""
     data = summary["data"]
     if data["status"] == "synthetic":
         return (
             "**The data are synthetic** (" + data["synthetic_evidence"] + "). Every number below describes "
             "simulated or generated data, not the Nair & Abraham (2010) galaxies: it is **not comparable with "
-            "the paper's results**, and the side-by-side table only shows that the pipeline runs."
+            "the paper's results**"
+            + (", and the side-by-side table only shows that the pipeline runs." if side_by_side else ".")
         )
     if data["status"] == "unknown":
         return (
@@ -195,7 +221,7 @@ def render_report(
         "Definitions: `docs/analysis.md`. All numbers are also in `summary.json`.",
         "",
     ]
-    lines += ["## Data and runs", "", _data_paragraph(summary), ""]
+    lines += ["## Data and runs", "", data_paragraph(summary), ""]
     both = summary["paired"]["n"]
     lines.append(
         f"Found {summary['run_dirs_found']} run director{'y' if summary['run_dirs_found'] == 1 else 'ies'} and "
@@ -217,19 +243,7 @@ def render_report(
                 f"(selection {block['selection']}); their peak accuracy is the test accuracy at that epoch."
             )
     lines.append("")
-    incomplete = [(arm, r) for arm in ARMS for r in summary[arm]["incomplete_runs"]]
-    if incomplete:
-        lines += [
-            "**Unfinished runs** (`complete: false`): their finished epochs are included, so their peaks may "
-            "still change: " + ", ".join(f"run {r} {arm}" for arm, r in incomplete) + ".",
-            "",
-        ]
-    if summary["skipped"]:
-        count = len(summary["skipped"])
-        lines += [f"**Skipped {count} results file{'s' if count > 1 else ''}** (left out of every number):", ""]
-        lines += [f"- `{s['path']}`: {s['reason']}" for s in summary["skipped"]] + [""]
-    if summary["warnings"]:
-        lines += ["**Warnings:**", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
+    lines += problem_lines(summary, {arm: summary[arm] for arm in ARMS})
     short = []
     for arm in ARMS:
         for n, w in summary[arm]["peak_acc_within"].items():
@@ -245,11 +259,7 @@ def render_report(
             "Peaks within the first N epochs use only runs with at least N finished epochs: " + "; ".join(short) + ".",
             "",
         ]
-    lines += [
-        "Standard deviations are sample SDs (ddof = 1); with fewer than two runs they are undefined and "
-        "shown as n/a (null in summary.json). Epochs are counted from 0, as in the original code.",
-        "",
-    ]
+    lines += [SD_NOTE, ""]
 
     lines += ["## Paper and this study side by side", ""]
     if summary["data"]["status"] == "synthetic":

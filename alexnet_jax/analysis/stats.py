@@ -84,12 +84,19 @@ def wilcoxon_test(differences: Sequence[float], tolerance: float = 0.0) -> dict:
     return out
 
 
-def bootstrap_mean_ci(values: Sequence[float], resamples: int, seed: int, stream: int, level: float = 0.95):
+def bootstrap_rng(seed: int, stream: int | tuple[int, ...]) -> np.random.Generator:
+    """One independent random stream per quantity: default_rng([seed, *stream])."""
+    return np.random.default_rng([seed, *((stream,) if isinstance(stream, int) else stream)])
+
+
+def bootstrap_mean_ci(
+    values: Sequence[float], resamples: int, seed: int, stream: int | tuple[int, ...], level: float = 0.95
+):
     """Percentile bootstrap CI of the mean; deterministic in (seed, stream); None with < 2 values."""
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2 or resamples < 1:
         return None
-    rng = np.random.default_rng([seed, stream])
+    rng = bootstrap_rng(seed, stream)
     means = np.empty(resamples)
     chunk = max(1, 2_000_000 // values.size)
     for start in range(0, resamples, chunk):
@@ -126,6 +133,18 @@ def _column_stats(matrix: np.ndarray, width: int) -> tuple[list, list, list]:
         stds.append(std)
         counts.append(int(np.sum(~np.isnan(column))))
     return means, stds, counts
+
+
+def difference_block(name: str, values: np.ndarray, resamples: int, seed: int, stream) -> dict:
+    """Mean, SD, bootstrap 95% CI, min and max of paired differences, as `{name}_mean` etc."""
+    mean, std = mean_std(values)
+    return {
+        f"{name}_mean": mean,
+        f"{name}_std": std,
+        f"{name}_ci95": bootstrap_mean_ci(values, resamples, seed, stream),
+        f"{name}_min": float(values.min()) if values.size else None,
+        f"{name}_max": float(values.max()) if values.size else None,
+    }
 
 
 def summarize_arm(records: list[ArmRun], num_classes: int) -> dict:
@@ -294,25 +313,19 @@ def long_runs(study: Study) -> list[dict]:
 def summarize(study: Study, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """Every number of summary.json, from a loaded study."""
     k = len(study.class_names)
-    records = {arm: [study.arms[arm][r] for r in sorted(study.arms[arm])] for arm in ARMS}
+    records = {arm: study.records(arm) for arm in ARMS}
     first = within_block(records["scratch"], BUDGET_EPOCHS)
     paired = paired_values(study)
-
-    def diff_block(name: str, values: np.ndarray, stream: int) -> dict:
-        mean, std = mean_std(values)
-        return {
-            f"{name}_mean": mean,
-            f"{name}_std": std,
-            f"{name}_ci95": bootstrap_mean_ci(values, resamples, seed, stream),
-            f"{name}_min": float(values.min()) if values.size else None,
-            f"{name}_max": float(values.max()) if values.size else None,
-        }
-
     paired_out = {"n": len(paired.runs), "n_first_200": len(paired.runs_200)}
-    paired_out.update(diff_block("peak_acc_diff", paired.acc, 0))
-    paired_out.update(diff_block("peak_epoch_diff", paired.epoch, 1))
-    paired_out.update(diff_block("peak_acc_diff_first_200", paired.acc_200, 2))
-    paired_out.update(diff_block("peak_epoch_diff_first_200", paired.epoch_200, 3))
+    for stream, (name, values) in enumerate(
+        (
+            ("peak_acc_diff", paired.acc),
+            ("peak_epoch_diff", paired.epoch),
+            ("peak_acc_diff_first_200", paired.acc_200),
+            ("peak_epoch_diff_first_200", paired.epoch_200),
+        )
+    ):
+        paired_out.update(difference_block(name, values, resamples, seed, stream))
     # Sign tests: a win is a higher pretrained peak, or an earlier pretrained peak.
     sign = {
         "peak_acc": sign_test(paired.acc, ACC_TIE_TOLERANCE),

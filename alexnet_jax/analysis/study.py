@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from alexnet_jax.results import ARMS, RESULTS_FILENAME, ResultsError, find_run_dirs, is_complete, load_results
+from alexnet_jax.results import (
+    ARMS,
+    RESULTS_FILENAME,
+    ResultsError,
+    arm_spec,
+    declared_arms,
+    find_run_dirs,
+    is_complete,
+    load_results,
+)
 
 ACC_TIE_TOLERANCE = 1e-9  # accuracies are counts / test size (steps of ~5e-4); closer is a tie
 
@@ -42,10 +51,21 @@ class ArmRun:
     peak_epoch: int  # record's best_epoch, 0-based
     confusion: np.ndarray  # (K, K) counts, rows true, columns predicted, best epoch
     predictions: np.ndarray | None  # best-epoch test predictions, aligned with test_labels
+    spec: dict | None = None  # init, finetune, model; None where a version-2 file records none
+    images_per_epoch: int | None = None  # train_images_per_epoch, else the split's train_counts
+    epoch_seconds: np.ndarray | None = None  # wall seconds of each finished epoch
+    seconds_source: str | None = None  # "epoch_seconds", "wall_time_s spread evenly", or None: no timing
+    trainable_params: int | None = None
+    total_params: int | None = None
 
     @property
     def done(self) -> int:
         return len(self.test_acc)
+
+    def first_reaching(self, target: float) -> int | None:
+        """Epochs trained (0-based epoch + 1) when test accuracy first reaches target; None if it never does."""
+        reached = np.flatnonzero(self.test_acc >= target - ACC_TIE_TOLERANCE)
+        return int(reached[0]) + 1 if reached.size else None
 
     def peak_within(self, n: int) -> tuple[int, float] | None:
         """(epoch, test acc) that the run's own selection rule picks among its first n epochs.
@@ -72,6 +92,19 @@ class Study:
     test_labels: dict[int, np.ndarray] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     warnings: list[str] = field(default_factory=list)
+    declared: dict[int, list[str]] = field(default_factory=dict)  # run -> the arms its config declares
+
+    @property
+    def arm_names(self) -> list[str]:
+        """Arms with at least one usable run: the paper's two first, then the others as first declared or found."""
+        order = dict.fromkeys(ARMS)
+        for index in sorted(self.runs):
+            order.update(dict.fromkeys(self.declared.get(index, []) + list(self.runs[index]["arms"])))
+        return [arm for arm in order if self.arms.get(arm)]
+
+    def records(self, arm: str) -> list[ArmRun]:
+        """The arm's runs, in run order (none for an arm not in the study)."""
+        return [self.arms[arm][r] for r in sorted(self.arms.get(arm, {}))]
 
 
 def _array(values, name: str, where: str) -> np.ndarray:
@@ -122,6 +155,12 @@ def _extract_arm(results: dict, arm: str, index: int, where: str, num_classes: i
                 f"{label}: selection 'test' but best_epoch {peak_epoch} is not the first maximum of test_acc "
                 f"(epoch {first_max}, {test_acc[first_max]:.6f}); the record's values are used"
             )
+    seconds, seconds_source = record.get("epoch_seconds"), "epoch_seconds"
+    if seconds is None and record["wall_time_s"] > 0:
+        seconds = [record["wall_time_s"] / len(test_acc)] * len(test_acc)
+        seconds_source = "wall_time_s spread evenly"
+    train_counts = results["split"].get("train_counts") if isinstance(results["split"], dict) else None
+    images = record.get("train_images_per_epoch", None if train_counts is None else int(sum(train_counts)))
     predictions = record.get("test_predictions")
     if predictions is not None:
         predictions = np.asarray(predictions)
@@ -143,6 +182,12 @@ def _extract_arm(results: dict, arm: str, index: int, where: str, num_classes: i
         peak_epoch=peak_epoch,
         confusion=confusion,
         predictions=predictions,
+        spec=arm_spec(results, arm),
+        images_per_epoch=images,
+        epoch_seconds=None if seconds is None else _array(seconds, f"arms.{arm}.epoch_seconds", where),
+        seconds_source=None if seconds is None else seconds_source,
+        trainable_params=record.get("trainable_params"),
+        total_params=record.get("total_params"),
     )
 
 
@@ -186,16 +231,26 @@ def load_study(workdir: str | os.PathLike) -> Study:
         study.warnings.extend(warnings)
         study.runs[index] = results
         study.paths[index] = path
+        study.declared[index] = declared_arms(results)
         if labels is not None:
             study.test_labels[index] = labels
         for arm, record in arms.items():
             if record is not None:
-                study.arms[arm][index] = record
+                study.arms.setdefault(arm, {})[index] = record
     if not study.runs:
         listing = "\n".join(f"  {path}: {reason}" for path, reason in study.skipped)
         raise StudyError(f"no usable results.json under {workdir}; every run was skipped:\n{listing}")
     _check_confusions(study)
+    _check_specs(study)
     return study
+
+
+def _check_specs(study: Study) -> None:
+    """An arm is one treatment: warn when its runs record different specs."""
+    for arm in study.arm_names:
+        specs = {json.dumps(r.spec, sort_keys=True) for r in study.records(arm)}
+        if len(specs) > 1:
+            study.warnings.append(f"arm {arm}: its runs record different specs ({'; '.join(sorted(specs))})")
 
 
 def _check_confusions(study: Study) -> None:

@@ -2,6 +2,7 @@
 
     python -m alexnet_jax.bench --output_md=bench.md            # paper scale: 256 px, crop 224, batch 384
     python -m alexnet_jax.bench --quick --output_md=bench.md    # CPU smoke test (< 2 minutes)
+    python -m alexnet_jax.bench --trainer                       # the whole trainer against its steps
 
 Measured side by side, on the same machine and the same synthetic uint8 images:
   * jax/<pipeline>/<dtype>: `train.make_steps` with each input pipeline (on_device, and tf_data
@@ -19,6 +20,11 @@ Measured side by side, on the same machine and the same synthetic uint8 images:
 The PyTorch measurements run in a subprocess (`--torch_worker`): torchvision must never be
 imported after TensorFlow in one process (it segfaults), and each framework keeps its own
 thread pools.
+
+`--trainer` measures instead the real trainer end to end on a few hundred small images, where
+an epoch's compute is as short as a GPU epoch's: its wall time per epoch against the same
+epoch's steps alone (`trainer_overhead_ratio`), the seconds by phase, and the study projected
+from the measured end-to-end epoch (bench.trainer_side).
 
 Every measurement is one JSON line on stdout (schema "alexnet_jax.bench/1"): device, batch
 size, dtype, pipeline, steady-state train and eval images/s, the step time split into
@@ -42,7 +48,7 @@ import sys
 from absl import app, flags
 
 from alexnet_jax import cli
-from alexnet_jax.bench.settings import MIN_ALEXNET_CROP, QUICK, TORCH_MEASUREMENTS, Settings, SettingsError
+from alexnet_jax.bench.settings import MIN_ALEXNET_CROP, QUICK, TORCH_MEASUREMENTS, TRAINER, Settings, SettingsError
 
 PAPER_SCALE = Settings()
 
@@ -128,6 +134,14 @@ def define_flags() -> None:
         "torch_worker", None, f"Internal: run these PyTorch measurements (peak, {', '.join(TORCH_MEASUREMENTS)}) here."
     )
     flags.DEFINE_integer("torch_timeout", PAPER_SCALE.torch_timeout, "Seconds allowed for each PyTorch subprocess.")
+    flags.DEFINE_bool(
+        "trainer",
+        PAPER_SCALE.trainer,
+        "Measure the whole trainer against its steps on small data (default sizes "
+        + ", ".join(f"{k} {v}" for k, v in TRAINER.items())
+        + "); prints trainer_overhead_ratio.",
+    )
+    flags.DEFINE_integer("trainer_epochs", PAPER_SCALE.trainer_epochs, "--trainer: epochs of the measured run.")
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -139,6 +153,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    cli.quiet_library_logs()
     if len(argv) > 1:
         return cli.report_error(f"unexpected arguments: {' '.join(argv[1:])}", cli.EXIT_BAD_INPUT)
     values = flags.FLAGS.flag_values_dict()  # the only read of the flags: everything else gets `settings`
@@ -157,6 +172,11 @@ def main(argv: list[str]) -> int:
     return cli.EXIT_OK
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`python -m alexnet_jax.bench` and the `alexnet-jax-bench` script."""
     define_flags()
     app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()

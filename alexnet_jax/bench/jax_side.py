@@ -1,18 +1,17 @@
 """The JAX measurements: this project's training step as the trainer builds it, and its speed levers.
 
-Every measurement times `train.make_steps` on the same resident synthetic images: end to
-end with an input pipeline, compute only on a batch already in place, evaluation, and the
-levers (steps per dispatch with lax.scan, K models per step with jax.vmap, donated state,
-a host sync per evaluation batch). JAX and its backends are imported on first use.
+Every measurement times the trainer's own steps (`alexnet_jax.steps.build_steps`) on the same
+resident synthetic images: end to end with an input pipeline, compute only on a batch already
+in place, evaluation, and the levers (steps per dispatch with lax.scan, K models per step with
+jax.vmap, donated state, a host sync per evaluation batch). JAX and its backends are imported
+on first use.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,6 @@ import numpy as np
 from alexnet_jax.bench.records import cpu_device_kind, record
 from alexnet_jax.bench.settings import Settings, SettingsError
 from alexnet_jax.bench.workload import NUM_CLASSES, paper_augment
-
-PAPER_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "paper.py"
 
 
 def _block(tree):
@@ -69,25 +66,26 @@ class JaxBench:
     def __init__(self, settings: Settings, images: np.ndarray, labels: np.ndarray):
         import jax
 
-        from alexnet_jax import train
+        from alexnet_jax import input_pipeline, steps
 
         self.s = settings
         self.images, self.labels = images, labels
         devices = jax.devices()
         if settings.devices > len(devices):
             raise SettingsError(f"--devices={settings.devices} but JAX sees only {len(devices)} device(s)")
-        self.mesh = train.make_mesh(devices[: settings.devices])
-        if settings.batch_size % self.mesh.size:
-            raise SettingsError(f"--batch_size={settings.batch_size} is not divisible by --devices={self.mesh.size}")
+        self.mesh = steps.make_mesh(devices[: settings.devices])
+        try:
+            input_pipeline.check_batch_size(settings.batch_size, self.mesh.size, "--batch_size")
+        except ValueError as error:
+            raise SettingsError(f"{error} (--devices={self.mesh.size})") from None
         self.info = jax_device_info(self.mesh)
         self.config = self._config()
 
     def _config(self):
-        """The paper's config (experiments/configs/paper.py) at the benchmark's sizes: the trainer's optimizer."""
-        spec = importlib.util.spec_from_file_location("paper_config", PAPER_CONFIG)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        config = module.get_config()
+        """The paper's config at the benchmark's sizes: the trainer's optimizer."""
+        from alexnet_jax.configs import paper
+
+        config = paper.get_config()
         config.batch_size = config.eval_batch_size = self.s.batch_size
         config.data.image_size = self.s.image_size
         config.augment.crop_size = self.s.crop_size
@@ -97,7 +95,7 @@ class JaxBench:
         import jax
         import jax.numpy as jnp
 
-        from alexnet_jax import input_pipeline, train
+        from alexnet_jax import input_pipeline, steps
         from alexnet_jax.models import AlexNet, init_params
 
         cfg = paper_augment(self.s.crop_size)
@@ -111,13 +109,14 @@ class JaxBench:
             mesh=self.mesh,
         )
         model = AlexNet(num_classes=NUM_CLASSES, dropout_rate=0.5, dtype=getattr(jnp, dtype))
-        tx = train.make_optimizer(self.config)
-        train_step, eval_step = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES)
+        optim = tuple(sorted((k, self.config.optim[k]) for k in ("learning_rate", "momentum", "weight_decay")))
+        key = steps.StepKey(model, optim, None, None, False, pipeline.signature, self.mesh, NUM_CLASSES, 1)
+        built = steps.build_steps(key, pipeline)  # the trainer's jitted steps, from its cache
         # The unjitted step, for the scanned / vmapped / non-donating variants built from it.
-        raw_step, _ = train.make_steps(model, tx, pipeline, self.mesh, num_classes=NUM_CLASSES, jit=False)
+        raw_step, _ = steps.make_steps(model, built.tx, pipeline, num_classes=NUM_CLASSES)
         params = init_params(jax.random.key(self.s.seed), NUM_CLASSES, self.s.crop_size)
-        state = train.replicate(train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), self.mesh)
-        return pipeline, train_step, eval_step, state, raw_step
+        state = steps.replicate(steps.init_state(params, {}, built.tx, None), self.mesh)
+        return pipeline, built.train, built.eval, state, raw_step
 
     def order(self, length: int, salt: int) -> np.ndarray:
         rng = np.random.default_rng([self.s.seed, salt])
@@ -141,7 +140,8 @@ class JaxBench:
     def measure_step(self, pipeline_name: str, dtype: str) -> tuple[dict, tuple]:
         import jax
 
-        from alexnet_jax import train
+        from alexnet_jax import seeds
+        from alexnet_jax.steps import zero_train_totals
 
         s = self.s
         bs, warmup, steps = s.batch_size, s.warmup, s.steps
@@ -149,24 +149,25 @@ class JaxBench:
         key = jax.random.key(s.seed)
         batches = pipeline.batches(self.order((warmup + steps) * bs, 1), bs, train=True, seed=s.seed)
 
-        # End to end: the trainer's loop (next batch, dispatch, accumulate on the device).
+        # End to end: the trainer's loop (next batch, dispatch; the metrics accumulate on the device).
         t0 = time.perf_counter()
         first = None
+        totals = zero_train_totals()
         for step in range(warmup):
-            state, metrics = train_step(state, pipeline.resident, next(batches), train.step_key(key, 1, 0, step))
+            key_step = seeds.step_key(key, seeds.TRAIN, 0, step)
+            state, totals = train_step(state, pipeline.resident, next(batches), key_step, totals, step)
             if first is None:
                 _block(state)
                 first = time.perf_counter() - t0
         _block(state)
         host_wait = 0.0
         t0 = time.perf_counter()
-        totals = None
         for step in range(warmup, warmup + steps):
             w0 = time.perf_counter()
             batch = next(batches)
             host_wait += time.perf_counter() - w0
-            state, metrics = train_step(state, pipeline.resident, batch, train.step_key(key, 1, 0, step))
-            totals = metrics if totals is None else jax.tree_util.tree_map(lambda a, b: a + b, totals, metrics)
+            key_step = seeds.step_key(key, seeds.TRAIN, 0, step)
+            state, totals = train_step(state, pipeline.resident, batch, key_step, totals, step)
         jax.device_get(totals)
         _block(state)
         e2e = (time.perf_counter() - t0) / steps
@@ -174,15 +175,16 @@ class JaxBench:
         # Compute only: the same step on one batch already on the device.
         fixed = next(iter(pipeline.batches(self.order(bs, 2), bs, train=True, seed=s.seed + 1)))
         _block(fixed)
-        state, _ = train_step(state, pipeline.resident, fixed, train.step_key(key, 1, 1, 0))
+        state, totals = train_step(state, pipeline.resident, fixed, seeds.step_key(key, seeds.TRAIN, 1, 0), totals, 0)
         _block(state)
         t0 = time.perf_counter()
         for step in range(steps):
-            state, _ = train_step(state, pipeline.resident, fixed, train.step_key(key, 1, 1, step))
+            key_step = seeds.step_key(key, seeds.TRAIN, 1, step)
+            state, totals = train_step(state, pipeline.resident, fixed, key_step, totals, step)
         _block(state)
         compute = (time.perf_counter() - t0) / steps
 
-        eval_ips = self.measure_eval(pipeline, eval_step, state.params, sync_every_batch=False)
+        eval_ips = self.measure_eval(pipeline, eval_step, state, sync_every_batch=False)
         rec = self.base(
             name=f"jax {pipeline_name} {dtype}",
             variant="step",
@@ -198,12 +200,13 @@ class JaxBench:
         rec["notes"].append(f"host time blocked in next(batch): {1000 * host_wait / steps:.2f} ms/step")
         return rec, (pipeline, train_step, eval_step, state, raw_step)
 
-    def measure_eval(self, pipeline, eval_step, params, *, sync_every_batch: bool) -> float:
+    def measure_eval(self, pipeline, eval_step, state, *, sync_every_batch: bool) -> float:
         """Evaluation images/s (the trainer's way: totals stay on the device until the end),
         or with a host round trip after every batch."""
         import jax
 
-        from alexnet_jax import train
+        from alexnet_jax import seeds
+        from alexnet_jax.steps import zero_eval_totals
 
         s = self.s
         bs, warm, n_batches = s.batch_size, max(1, s.warmup), max(2, s.steps)
@@ -211,16 +214,12 @@ class JaxBench:
         batches = pipeline.batches(self.order((warm + n_batches) * bs, 3), bs, train=False, seed=s.seed + 3)
 
         def run(count, offset):
-            totals = None
+            totals = zero_eval_totals(NUM_CLASSES)
             for step in range(count):
-                out = eval_step(params, pipeline.resident, next(batches), train.step_key(key, 2, 0, offset + step))
-                if sync_every_batch:
-                    out = jax.device_get(out)
-                    totals = out if totals is None else jax.tree_util.tree_map(np.add, totals, out)
-                else:
-                    out = dict(out)
-                    out.pop("predictions")
-                    totals = out if totals is None else jax.tree_util.tree_map(lambda a, b: a + b, totals, out)
+                key_step = seeds.step_key(key, seeds.TEST, 0, offset + step)
+                totals, predictions = eval_step(state, pipeline.resident, next(batches), key_step, totals)
+                if sync_every_batch:  # the old way: read every batch's results back at once
+                    jax.device_get((totals, predictions))
             return jax.device_get(totals)
 
         run(warm, 0)
@@ -272,25 +271,29 @@ class JaxBench:
         """
         import jax
 
-        from alexnet_jax import train
+        from alexnet_jax import seeds
+        from alexnet_jax.steps import zero_train_totals
 
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
 
-        def many(state, resident, batches, rngs):
-            return jax.lax.scan(lambda st, x: raw(st, resident, x[0], x[1]), state, (batches, rngs), unroll=unroll)
+        def many(carry, resident, batches, rngs):
+            def one(carry, x):
+                return raw(carry[0], resident, x[0], x[1], carry[1], 0), None
 
-        many = jax.jit(many, donate_argnums=(0,), out_shardings=(replicated, replicated))
+            return jax.lax.scan(one, carry, (batches, rngs), unroll=unroll)[0]
+
+        many = jax.jit(many, donate_argnums=(0,), out_shardings=replicated)
         key = jax.random.key(self.s.seed + 5)
         dispatches = max(1, -(-self.s.steps // length))
         groups = [self._index_batches(pipeline, length, 10 + g) for g in range(2 + dispatches)]
-        holder = {"state": self._copy(state)}
+        holder = {"carry": (self._copy(state), zero_train_totals())}
 
         def call(i):
             stacked = self._stack(groups[i % len(groups)])
-            rngs = jax.vmap(lambda s: train.step_key(key, 1, 0, s))(np.arange(length) + i * length)
-            holder["state"], metrics = many(holder["state"], pipeline.resident, stacked, rngs)
-            return holder["state"]
+            rngs = jax.vmap(lambda s: seeds.step_key(key, seeds.TRAIN, 0, s))(np.arange(length) + i * length)
+            holder["carry"] = many(holder["carry"], pipeline.resident, stacked, rngs)
+            return holder["carry"]
 
         first, per_call = self._time(call, dispatches)
         bs = self.s.batch_size
@@ -312,22 +315,22 @@ class JaxBench:
         import jax
         import jax.numpy as jnp
 
-        from alexnet_jax import train
+        from alexnet_jax import seeds
+        from alexnet_jax.steps import zero_train_totals
 
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
-        stacked_state = jax.device_put(jax.tree_util.tree_map(lambda x: jnp.stack([x] * k), state), replicated)
-        step = jax.jit(
-            jax.vmap(raw, in_axes=(0, None, 0, 0)), donate_argnums=(0,), out_shardings=(replicated, replicated)
-        )
+        stacked = jax.device_put(jax.tree.map(lambda x: jnp.stack([x] * k), (state, zero_train_totals())), replicated)
+        step = jax.jit(jax.vmap(raw, in_axes=(0, None, 0, 0, 0, None)), donate_argnums=(0, 4), out_shardings=replicated)
         key = jax.random.key(self.s.seed + 6)
         groups = [self._stack(self._index_batches(pipeline, k, 20 + g)) for g in range(4)]
-        holder = {"state": stacked_state}
+        holder = {"carry": stacked}
 
         def call(i):
-            rngs = jax.vmap(lambda m: train.step_key(key, 1, m, i))(np.arange(k))
-            holder["state"], _ = step(holder["state"], pipeline.resident, groups[i % len(groups)], rngs)
-            return holder["state"]
+            rngs = jax.vmap(lambda m: seeds.step_key(key, seeds.TRAIN, m, i))(np.arange(k))
+            state, totals = holder["carry"]
+            holder["carry"] = step(state, pipeline.resident, groups[i % len(groups)], rngs, totals, i)
+            return holder["carry"]
 
         first, per_call = self._time(call, self.s.steps)
         bs = self.s.batch_size
@@ -349,7 +352,8 @@ class JaxBench:
         """The same step with and without donating the train state (compute only)."""
         import jax
 
-        from alexnet_jax import train
+        from alexnet_jax import seeds
+        from alexnet_jax.steps import zero_train_totals
 
         pipeline, train_step, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
@@ -362,11 +366,13 @@ class JaxBench:
         for donate in (True, False):
             # Donated: the trainer's own jitted step (already compiled); not donated: a re-jit of it.
             step = train_step if donate else jax.jit(raw, out_shardings=(replicated, replicated))
-            holder = {"state": self._copy(state)}
+            holder = {"carry": (self._copy(state), zero_train_totals())}
 
             def call(i, step=step, holder=holder):
-                holder["state"], _ = step(holder["state"], pipeline.resident, fixed, train.step_key(key, 1, 0, i))
-                return holder["state"]
+                state, totals = holder["carry"]
+                key_step = seeds.step_key(key, seeds.TRAIN, 0, i)
+                holder["carry"] = step(state, pipeline.resident, fixed, key_step, totals, i)
+                return holder["carry"]
 
             first, per_call = self._time(call, self.s.steps)
             bs = self.s.batch_size
@@ -386,7 +392,7 @@ class JaxBench:
 
     def measure_eval_sync(self, built, dtype: str) -> dict:
         pipeline, _, eval_step, state, _ = built
-        ips = self.measure_eval(pipeline, eval_step, state.params, sync_every_batch=True)
+        ips = self.measure_eval(pipeline, eval_step, state, sync_every_batch=True)
         rec = self.base(
             name=f"jax on_device {dtype} eval, host sync per batch",
             variant="eval_sync",

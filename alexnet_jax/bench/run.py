@@ -33,6 +33,12 @@ def info(message: str) -> None:
 def run_benchmark(settings: Settings, command: str) -> list[dict]:
     """Every measurement the settings ask for, printed and returned, the summary last; writes the outputs."""
     records: list[dict] = []
+    if settings.trainer:
+        from alexnet_jax.bench.trainer_side import measure_trainer
+
+        emit(measure_trainer(settings, info), records)
+        write_outputs(settings, records, None)
+        return records
     torch_names = ["peak", *settings.torch]
     info(f"torch {', '.join(torch_names)} (one subprocess) ...")
     peak_record, *torch_records = spawn_torch(torch_names, settings)
@@ -55,13 +61,17 @@ def run_benchmark(settings: Settings, command: str) -> list[dict]:
         emit(finish_record(rec, peaks), records)
     emit(report.summary_record(records, settings, peaks, torch_peaks), records)
 
-    if settings.output_md:
-        page = report.markdown(records, report.header(settings, bench.info, peaks, command))
-        write_text_atomic(settings.output_md, page)
+    write_outputs(settings, records, report.header(settings, bench.info, peaks, command))
+    return records
+
+
+def write_outputs(settings: Settings, records: list[dict], header: dict | None) -> None:
+    """The Markdown table (steps only) and the JSON lines, where the flags ask for them."""
+    if settings.output_md and header is not None:
+        write_text_atomic(settings.output_md, report.markdown(records, header))
         info(f"wrote {settings.output_md}")
     if settings.output_jsonl:
         write_text_atomic(settings.output_jsonl, "".join(json.dumps(r) + "\n" for r in records))
-    return records
 
 
 def resolve_peaks(settings: Settings, device_kind: str, torch_peaks: dict | None) -> dict:

@@ -33,6 +33,10 @@ QUICK = {
 }
 
 
+# --trainer: the quick config's images, a few hundred of them (bench.trainer_side); flags still win.
+TRAINER = {"image_size": 72, "crop_size": 64, "batch_size": 64, "num_images": 512}
+
+
 class SettingsError(ValueError):
     """A flag value the benchmark cannot run with; the message names the flag."""
 
@@ -60,6 +64,7 @@ class Settings:
     scan_steps: int = 4
     vmap_models: tuple[int, ...] = (1, 2, 4)
     scan_modes: tuple[str, ...] | None = None  # None: chosen by backend (jax_side.default_scan_modes)
+    trainer_epochs: int = 6  # --trainer: epochs of the measured run (the first compiles)
 
     dtypes: tuple[str, ...] = _run_option(("float32", "bfloat16"))
     pipelines: tuple[str, ...] = _run_option(("on_device", "tf_data"))
@@ -69,6 +74,7 @@ class Settings:
     output_md: str | None = _run_option(None)
     output_jsonl: str | None = _run_option(None)
     torch_timeout: int = _run_option(1800)
+    trainer: bool = _run_option(False)  # measure the whole trainer instead of the steps (bench.trainer_side)
 
     def __post_init__(self):
         for mode in self.scan_modes or ():
@@ -86,6 +92,8 @@ class Settings:
             raise SettingsError(
                 f"--crop_size={self.crop_size}: torchvision's AlexNet needs at least {MIN_ALEXNET_CROP} px"
             )
+        if self.trainer_epochs < 2:
+            raise SettingsError(f"--trainer_epochs must be at least 2 (the first compiles), got {self.trainer_epochs}")
         for name in ("batch_size", "num_images", "steps", "warmup", "scan_steps", "devices"):
             if getattr(self, name) < 1:
                 raise SettingsError(
@@ -113,7 +121,8 @@ class Settings:
                     f"--vmap_models={','.join(given['vmap_models'])}: give integers, e.g. 1,2,4"
                 ) from None
         chosen = {name: value for name, value in given.items() if value is not None}
-        return cls(**{**(QUICK if given["quick"] else {}), **chosen})
+        sized = {**(QUICK if given["quick"] else {}), **(TRAINER if given.get("trainer") else {})}
+        return cls(**{**sized, **chosen})
 
     def workload(self) -> dict:
         """The workload fields by name: what the summary line records."""

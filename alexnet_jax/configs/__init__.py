@@ -7,9 +7,23 @@ Each file's docstring is the command that runs it. Commands take a config by pat
 
 from pathlib import Path
 
+import ml_collections
+
 DIRECTORY = Path(__file__).resolve().parent
 
 
 def path(name: str) -> str:
     """The file of config `name` ("paper", "quick", ...), wherever the package is installed."""
     return str(DIRECTORY / f"{name}.py")
+
+
+def arm(init: str, finetune: str = "full") -> ml_collections.ConfigDict:
+    """One arm of a study (alexnet_jax.arms): its start, what it trains, and optimizer overrides
+    (None keeps the study's config.optim value; each can be set from the command line)."""
+    optim = ml_collections.ConfigDict(
+        {
+            name: ml_collections.FieldReference(None, field_type=float)
+            for name in ("learning_rate", "momentum", "weight_decay")
+        }
+    )
+    return ml_collections.ConfigDict({"init": init, "finetune": finetune, "optim": optim})

@@ -19,6 +19,8 @@ the paper did:
 
 import ml_collections
 
+from alexnet_jax import configs
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -54,6 +56,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.batch_size = 384
     config.eval_batch_size = 384
 
+    # The study's two arms (alexnet_jax.arms): the same split, ImageNet weights or torchvision's init.
+    config.arms = ml_collections.ConfigDict()
+    config.arms.pretrained = configs.arm("imagenet")
+    config.arms.scratch = configs.arm("scratch")
     config.epochs = ml_collections.ConfigDict()
     config.epochs.pretrained = 200
     config.epochs.scratch = 400
@@ -62,4 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.pipeline = "auto"  # "auto", "on_device" or "tf_data"
     config.keep_every_epoch = False  # keep every epoch's train state (needs ~0.46 GB per epoch and arm)
     config.keep_final_state = False  # keep the last train state of a finished arm (otherwise only best/ stays)
+    # The resume state is saved in the background, at most this often (0 turns a rule off), and
+    # whenever SIGTERM/SIGINT stops a run. See docs/performance.md for the measured cost.
+    config.checkpoint_every_epochs = 0
+    config.checkpoint_every_seconds = 120.0
+    config.pack_runs = 1  # K > 1: train K runs of an arm in one vmapped step (--runs must give them)
     return config

@@ -1,0 +1,205 @@
+"""The arms of a study: how each starts (its initialisation) and what it trains (its finetuning).
+
+    config.arms.NAME.init       "scratch" | "imagenet" | "checkpoint:PATH"
+    config.arms.NAME.finetune   "full" | "linear_probe" | "last_blocks:K" | "lr_decay:F"
+    config.arms.NAME.optim      overrides of config.optim (None: the study's value)
+    config.epochs.NAME          its epochs
+
+Every arm of a run trains on the same split; its data order, augmentation and dropout follow
+the same rule, keyed by the arm's id (0 and 1 for the paper's pretrained and scratch arms, so
+their numbers are what they always were; a hash of the name otherwise).
+
+`scratch` is torchvision's initialisation, `imagenet` the converted torchvision weights of the
+model (`--pretrained_weights`), `checkpoint:PATH` any converted params directory: a
+galaxy-pretrained encoder, or the `best/` of an arm of another study. A head of another size
+is replaced by a fresh one. Frozen layers (linear probe, last blocks) get no gradient and no
+optimizer state; `lr_decay:F` multiplies the learning rate by F per block below the head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import zlib
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from alexnet_jax import params_io, seeds
+from alexnet_jax.models import CONV_LAYERS, HEAD, LINEAR_LAYERS, init_head, init_params
+from alexnet_jax.rundir import TrainingError
+
+PAPER_ARM_IDS = {"pretrained": 0, "scratch": 1}
+ARM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+INITS = ("scratch", "imagenet", "checkpoint:PATH")
+FINETUNES = ("full", "linear_probe", "last_blocks:K", "lr_decay:F")
+OPTIM_FIELDS = ("learning_rate", "momentum", "weight_decay")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmSpec:
+    name: str
+    init: str
+    finetune: str
+    epochs: int
+    optim: tuple[tuple[str, Any], ...]  # the effective optimizer settings, sorted (name, value)
+
+    @property
+    def id(self) -> int:
+        """Folded into every key of the arm (see alexnet_jax.seeds)."""
+        return PAPER_ARM_IDS.get(self.name, 2 + zlib.crc32(self.name.encode()) % (2**31 - 2))
+
+    def record(self) -> dict:
+        return {"init": self.init, "finetune": self.finetune, "optim": dict(self.optim)}
+
+
+def arm_specs(config) -> dict[str, ArmSpec]:
+    """The arms the config declares, checked: every problem names the config field to fix."""
+    if "arms" not in config or not config.arms:
+        raise TrainingError("the config declares no arms (config.arms); see alexnet_jax/configs/paper.py")
+    specs = {}
+    for name, arm in config.arms.items():
+        where = f"--config.arms.{name}"
+        if not ARM_NAME.match(name):
+            raise TrainingError(f"{where}: arm names may hold letters, digits, '_' and '-' only")
+        if name not in config.epochs or int(config.epochs[name]) < 1:
+            raise TrainingError(f"arm {name!r} needs its epochs: set --config.epochs.{name} (a positive integer)")
+        init, finetune = str(arm.get("init", "")), str(arm.get("finetune", "full"))
+        if not (init in ("scratch", "imagenet") or (init.startswith("checkpoint:") and len(init) > 11)):
+            raise TrainingError(f"{where}.init={init!r}: use one of {', '.join(INITS)}")
+        parse_finetune(finetune, where + ".finetune")
+        overrides = arm.get("optim") or {}
+        unknown = sorted(set(overrides) - set(OPTIM_FIELDS))
+        if unknown:
+            raise TrainingError(f"{where}.optim: unknown field(s) {unknown}; use {', '.join(OPTIM_FIELDS)}")
+        optim = {f: (overrides.get(f) if overrides.get(f) is not None else config.optim[f]) for f in OPTIM_FIELDS}
+        specs[name] = ArmSpec(name, init, finetune, int(config.epochs[name]), tuple(sorted(optim.items())))
+    return specs
+
+
+def select(text: str | None, specs: dict[str, ArmSpec]) -> list[str]:
+    """`--arms=a,b` -> those arms, in the config's order; None -> every declared arm."""
+    if text is None:
+        return list(specs)
+    asked = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in asked if a not in specs]
+    if unknown or not asked:
+        raise ValueError(f"--arms: unknown arm(s) {unknown or text!r}; this config declares {', '.join(specs)}")
+    return [name for name in specs if name in asked]
+
+
+def parse_finetune(text: str, where: str = "finetune") -> tuple[str, float]:
+    """'last_blocks:2' -> ('last_blocks', 2.0); refuses anything else with the accepted forms."""
+    kind, _, value = text.partition(":")
+    try:
+        if kind in ("full", "linear_probe") and not value:
+            return kind, 0.0
+        if kind == "last_blocks" and int(value) >= 1:
+            return kind, float(int(value))
+        if kind == "lr_decay" and 0.0 < float(value) <= 1.0:
+            return kind, float(value)
+    except ValueError:
+        pass
+    raise TrainingError(f"{where}={text!r}: use one of {', '.join(FINETUNES)} (K >= 1, 0 < F <= 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetunePlan:
+    trainable: frozenset[str] | None  # top-level layers that train; None: all of them
+    lr_scales: tuple[tuple[str, float], ...] | None  # per top-level layer, for lr_decay
+    frozen_blocks: tuple[str, ...]  # blocks whose BatchNorm statistics must stay as they are
+
+
+def finetune_plan(finetune: str, layers: list[str], blocks: tuple[tuple[str, ...], ...], head: str) -> FinetunePlan:
+    """Which layers train, and at which learning rate, for a model with these `blocks` (input
+    to head, each a group of top-level layer names) under one finetuning strategy."""
+    kind, value = parse_finetune(finetune)
+    covered = {name for block in blocks for name in block} | {head}
+    if covered != set(layers):
+        raise TrainingError(f"the model's blocks {blocks} and head {head!r} do not cover its layers {layers}")
+    if kind == "full":
+        return FinetunePlan(None, None, ())
+    if kind == "lr_decay":
+        scales = {head: 1.0}
+        for depth, block in enumerate(reversed(blocks), start=1):
+            scales.update({name: value**depth for name in block})
+        return FinetunePlan(None, tuple(sorted(scales.items())), ())
+    keep = 0 if kind == "linear_probe" else int(value)
+    if keep > len(blocks):
+        raise TrainingError(f"finetune={finetune!r}: the model has only {len(blocks)} blocks below its head")
+    trainable = {head} | {name for block in blocks[len(blocks) - keep :] for name in block}
+    frozen = tuple(name for block in blocks[: len(blocks) - keep] for name in block)
+    return FinetunePlan(frozenset(trainable), None, frozen)
+
+
+def alexnet_blocks() -> tuple[tuple[str, ...], ...]:
+    """AlexNet's layers below its head, input first: each layer is a block."""
+    return tuple((f"features_{c[0]}",) for c in CONV_LAYERS) + tuple((f"classifier_{i}",) for i, _ in LINEAR_LAYERS)
+
+
+@functools.cache
+def _initializer(num_classes: int, image_size: int):
+    """torchvision's initialisation as one compiled function per shape, reused by every run."""
+    return jax.jit(functools.partial(init_params, num_classes=num_classes, image_size=image_size))
+
+
+def _weights_dir(spec: ArmSpec, pretrained_weights: Path) -> Path:
+    if spec.init == "imagenet":
+        return Path(pretrained_weights)
+    path = Path(spec.init.removeprefix("checkpoint:")).expanduser()
+    return path / "best" if (path / "best" / params_io.METADATA_FILENAME).is_file() else path
+
+
+def check_available(spec: ArmSpec, pretrained_weights: Path) -> None:
+    """Refuses, before any training, an arm whose starting weights are not on disk."""
+    if spec.init == "scratch":
+        return
+    directory = _weights_dir(spec, pretrained_weights)
+    if (directory / params_io.METADATA_FILENAME).is_file():
+        return
+    if spec.init == "imagenet":
+        raise TrainingError(
+            f"The {spec.name} arm starts from converted ImageNet weights, and {directory} has none.\n"
+            "  Fix: run `python -m alexnet_jax.convert` once with internet access (torchvision downloads "
+            "alexnet-owt-7be5be79.pth),\n"
+            "       or `python -m alexnet_jax.convert --torch_checkpoint=/path/to/alexnet-owt-7be5be79.pth`,\n"
+            f"       or pass --pretrained_weights=DIR, or leave the arm out (--arms=...). The pretrained arm "
+            "needs converted ImageNet weights: it never trains a random network under that name."
+        )
+    raise TrainingError(
+        f"The {spec.name} arm starts from {spec.init!r}, and {directory} holds no converted params "
+        f"({params_io.METADATA_FILENAME} is missing). Give a params directory: a run's arm directory "
+        "(run_NNN/ARM, holding best/), best/ itself, or the output of `python -m alexnet_jax.convert`."
+    )
+
+
+def initial_params(spec: ArmSpec, config, key: jax.Array, pretrained_weights: Path) -> tuple[dict, dict]:
+    """The arm's starting params and a provenance record for results.json."""
+    num_classes = config.model.num_classes
+    init_key = seeds.step_key(key, seeds.INIT, 0, 0)
+    if spec.init == "scratch":
+        params = _initializer(num_classes, int(config.augment.crop_size))(init_key)
+        return params, {"kind": "torchvision_default_init"}
+    check_available(spec, pretrained_weights)
+    directory = _weights_dir(spec, pretrained_weights)
+    try:
+        loaded = params_io.load_params(directory)
+    except params_io.ParamsDirError as error:
+        raise TrainingError(f"the {spec.name} arm cannot start from {directory}: {error}") from None
+    params = jax.tree_util.tree_map(jnp.asarray, loaded)
+    metadata = params_io.load_metadata(directory)
+    head = params[HEAD]["kernel"]
+    if head.shape[-1] != num_classes:
+        params = dict(params)
+        params[HEAD] = init_head(init_key, num_classes, fan_in=head.shape[0])
+    provenance = {
+        "kind": "converted_torch_weights" if spec.init == "imagenet" else "checkpoint",
+        "weights_dir": str(directory),
+        "source": metadata.get("source"),
+        "source_sha256": metadata.get("source_sha256") or metadata.get("sha256"),
+        "head_replaced": head.shape[-1] != num_classes,
+    }
+    return params, provenance
