@@ -43,14 +43,13 @@ def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, 
         head = params[spec.head]
         tensors[f"{spec.torch_head}.weight"] = torch.from_numpy(np.ascontiguousarray(np.asarray(head["kernel"]).T))
         tensors[f"{spec.torch_head}.bias"] = torch.from_numpy(np.array(head["bias"]))
-    builder = getattr(torchvision.models, spec.torchvision_builder)
-    if model == "vit_b_16":
+    reference = getattr(torchvision.models, spec.torchvision_builder)(
+        **spec.torchvision_kwargs(num_classes, image_size)
+    )
+    if spec.torchvision_size_argument:  # ViT, built for this size: its position embeddings as torchvision resizes them
         from torchvision.models.vision_transformer import interpolate_embeddings
 
-        reference = builder(weights=None, num_classes=num_classes, image_size=image_size)
         tensors = interpolate_embeddings(image_size, reference.patch_size, tensors)
-    else:
-        reference = builder(weights=None, num_classes=num_classes)
     missing, unexpected = reference.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if not k.endswith(IGNORED_SUFFIX)]  # the counter may be left out of a file
     if missing or unexpected:
@@ -141,7 +140,7 @@ def parity_report(
     rows, references, head_from_checkpoint = [], {}, True
     rng = np.random.default_rng(seed)
     for height, width in sizes or spec.parity_sizes:
-        reference_size = height if model == "vit_b_16" else 224  # only ViT's torch model depends on it
+        reference_size = height if spec.torchvision_size_argument else spec.default_input_size
         if reference_size not in references:
             references[reference_size] = torch_model(model, state_dict, params, reference_size)
         reference, head_from_checkpoint = references[reference_size]

@@ -110,6 +110,13 @@ class ModelSpec:
     timm_architecture: str | None = None  # the timm model of the same network, whose state dicts convert too
     extra_taps: tuple[tuple[str, str], ...] = ()  # (intermediate, torchvision module) compared besides blocks
     default_input_size: int = 224
+    torchvision_size_argument: str | None = None  # the builder's argument for the one size its model takes
+    input_multiple: int = 1  # input sides must be a multiple of this (ViT's patch)
+
+    def torchvision_kwargs(self, num_classes: int, image_size: int) -> dict:
+        """Keyword arguments of `torchvision.models.<builder>`: random weights, this head, this input size."""
+        sized = {self.torchvision_size_argument: image_size} if self.torchvision_size_argument else {}
+        return {"weights": None, "num_classes": num_classes, **sized}
 
     @property
     def head(self) -> str:
@@ -252,6 +259,8 @@ SPECS: Mapping[str, ModelSpec] = {
             options=("dropout_rate", "attention_dropout_rate"),
             init_head=_dense_head(vit.HIDDEN_DIM, nn.initializers.zeros),
             parity_sizes=((224, 224), (160, 160)),  # 160 px: the 14x14 grid interpolated to 10x10
+            torchvision_size_argument="image_size",
+            input_multiple=vit.PATCH_SIZE,
         ),
     )
 }
@@ -273,7 +282,7 @@ def get_model(name: str = DEFAULT_MODEL, num_classes: int = 1000, **options) -> 
         raise ValueError(
             f"{name} has no option {', '.join(map(repr, unknown))}; it takes {', '.join(spec.options + COMMON_OPTIONS)}"
         )
-    if "dtype" in options:
+    if isinstance(options.get("dtype"), str):
         options["dtype"] = jnp.dtype(options["dtype"])
     frozen = tuple(options.get("frozen", ()))
     bad = [block for block in frozen if block not in spec.block_names]
