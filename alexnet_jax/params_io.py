@@ -1,12 +1,14 @@
-"""Converted-weights directories: AlexNet params as an orbax checkpoint plus metadata.json.
+"""Converted-weights directories: a model's variables as orbax checkpoints plus metadata.json.
 
-    DIR/params/          orbax StandardCheckpointer checkpoint of the params pytree
-                         ({'features_0': {'kernel', 'bias'}, ..., 'classifier_6': {...}}, float32)
-    DIR/metadata.json    {"format": "alexnet_jax.params/1", "num_classes": ..., "param_count": ...,
-                          "source": ..., "source_sha256": ..., "versions": ..., "parity": ...}
+    DIR/params/          orbax StandardCheckpointer checkpoint of the params pytree (float32)
+    DIR/batch_stats/     the BatchNorm running statistics, for models that have them
+    DIR/metadata.json    {"format": "alexnet_jax.params/2", "model": "resnet50", "num_classes": ...,
+                          "param_count": ..., "source": ..., "source_sha256": ..., "versions": ...,
+                          "parity": ...}
 
-A save builds the whole directory next to DIR and swaps it in, so readers see either the
-old weights or the new ones, and a crash mid-save leaves the old ones in place.
+Format 1 (before other backbones) had no "model" and no batch_stats/; such directories are
+read as AlexNet. A save builds the whole directory next to DIR and swaps it in, so readers
+see either the old weights or the new ones, and a crash mid-save leaves the old ones in place.
 """
 
 from __future__ import annotations
@@ -20,15 +22,25 @@ from typing import Any
 import jax
 import numpy as np
 
-from alexnet_jax.models import count_params, num_classes_of, param_shapes
+from alexnet_jax.models import DEFAULT_MODEL, count_params, get_spec, num_classes_of, variable_shapes
 from alexnet_jax.toolbox import atomic_directory, write_json_atomic
 
-FORMAT = "alexnet_jax.params/1"
+FORMAT = "alexnet_jax.params/2"
+READABLE_FORMATS = ("alexnet_jax.params/1", FORMAT)  # /1: AlexNet params only
+COLLECTIONS = ("params", "batch_stats")  # each in its own subdirectory
 PARAMS_SUBDIR = "params"
 METADATA_FILENAME = "metadata.json"
-# Where `python -m alexnet_jax.convert` puts torchvision's ImageNet weights and the trainer's
-# pretrained arm looks for them (relative to the current directory, the repo root in a checkout).
-DEFAULT_IMAGENET_DIR = Path("weights") / "imagenet1k_v1"
+WEIGHTS_ROOT = Path("weights")  # relative to the current directory, the repo root in a checkout
+
+
+def default_weights_dir(model: str = DEFAULT_MODEL) -> Path:
+    """Where `python -m alexnet_jax.convert --model=MODEL` puts torchvision's ImageNet weights and the
+    pretrained arm looks for them: weights/imagenet1k_v1 for AlexNet, weights/<model>_imagenet1k_v1 otherwise."""
+    get_spec(model)
+    return WEIGHTS_ROOT / ("imagenet1k_v1" if model == DEFAULT_MODEL else f"{model}_imagenet1k_v1")
+
+
+DEFAULT_IMAGENET_DIR = default_weights_dir()
 
 
 class ParamsDirError(ValueError):
@@ -40,7 +52,7 @@ def is_params_dir(directory: str | os.PathLike) -> bool:
     if not (directory / PARAMS_SUBDIR).is_dir() or not (directory / METADATA_FILENAME).is_file():
         return False
     try:
-        return json.loads((directory / METADATA_FILENAME).read_text()).get("format") == FORMAT
+        return json.loads((directory / METADATA_FILENAME).read_text()).get("format") in READABLE_FORMATS
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -55,20 +67,33 @@ def ensure_replaceable(directory: str | os.PathLike) -> None:
         )
 
 
-def save_params(
-    directory: str | os.PathLike, params: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+def save_variables(
+    directory: str | os.PathLike,
+    variables: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
 ) -> Path:
-    """Write params (as float32) and metadata to `directory`, replacing an earlier save atomically.
+    """Write a model's variables (as float32) and metadata to `directory`, replacing an earlier save atomically.
 
-    Refuses to replace a non-empty directory that is not a converted-weights directory.
+    `variables` is {'params': ...} plus 'batch_stats' for BatchNorm models. Refuses to replace a
+    non-empty directory that is not a converted-weights directory.
     """
     import orbax.checkpoint as ocp
 
+    spec = get_spec(model)
+    expected = {"params", "batch_stats"} if spec.batch_norm else {"params"}
+    if set(variables) != expected:
+        raise ValueError(f"{model} variables need the collections {sorted(expected)}, got {sorted(variables)}")
     directory = Path(directory).absolute()
     ensure_replaceable(directory)
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), dict(params))
+    variables = {
+        name: jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), dict(tree))
+        for name, tree in variables.items()
+    }
     meta = dict(metadata or {})
-    meta.update(format=FORMAT, num_classes=num_classes_of(params), param_count=count_params(params))
+    params = variables["params"]
+    meta.update(format=FORMAT, model=model, num_classes=num_classes_of(params, model), param_count=count_params(params))
 
     with atomic_directory(directory) as staging:
         # The params are host numpy arrays and one process writes them (in a multi-host run the
@@ -79,9 +104,21 @@ def save_params(
             barrier_sync_key_prefix=f"save_params_{jax.process_index()}",
         )
         with ocp.StandardCheckpointer(multiprocessing_options=local) as checkpointer:
-            checkpointer.save(staging / PARAMS_SUBDIR, params)  # leaving the block waits for the write
+            for name, tree in variables.items():
+                checkpointer.save(staging / name, tree)  # leaving the block waits for the writes
         write_json_atomic(staging / METADATA_FILENAME, meta)
     return directory
+
+
+def save_params(
+    directory: str | os.PathLike,
+    params: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+) -> Path:
+    """`save_variables` for a model without batch statistics (AlexNet by default)."""
+    return save_variables(directory, {"params": params}, metadata, model=model)
 
 
 def load_metadata(directory: str | os.PathLike) -> dict:
@@ -96,31 +133,66 @@ def load_metadata(directory: str | os.PathLike) -> dict:
         metadata = json.loads(path.read_text())
     except ValueError as error:
         raise ParamsDirError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+    if not isinstance(metadata, dict) or metadata.get("format") not in READABLE_FORMATS:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
         raise ParamsDirError(f"{path}: format is {found!r}, expected {FORMAT!r}")
     return metadata
 
 
-def load_params(directory: str | os.PathLike) -> dict:
-    """The params pytree (float32 numpy leaves) saved in `directory`, checked against AlexNet's shapes."""
+def model_of(metadata: Mapping[str, Any]) -> str:
+    """The model a directory's metadata names; format 1 directories are AlexNet's."""
+    return metadata.get("model", DEFAULT_MODEL)
+
+
+def load_variables(directory: str | os.PathLike) -> dict:
+    """The variables ({'params'}, plus 'batch_stats' for BatchNorm models; float32 numpy leaves)
+    saved in `directory`, checked against the shapes of the model its metadata names."""
     import orbax.checkpoint as ocp
 
     directory = Path(directory).absolute()
     metadata = load_metadata(directory)
-    if not (directory / PARAMS_SUBDIR).is_dir():
-        raise ParamsDirError(f"{directory}: has {METADATA_FILENAME} but no {PARAMS_SUBDIR}/ checkpoint")
+    model = model_of(metadata)
     try:
-        with ocp.StandardCheckpointer() as checkpointer:
-            restored = checkpointer.restore(directory / PARAMS_SUBDIR)
-    except Exception as error:  # orbax raises several types for damaged checkpoints
-        raise ParamsDirError(f"{directory / PARAMS_SUBDIR}: cannot restore the orbax checkpoint ({error})") from error
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), restored)
+        spec = get_spec(model)
+    except ValueError as error:
+        raise ParamsDirError(f"{directory / METADATA_FILENAME}: {error}") from error
+    collections = COLLECTIONS if spec.batch_norm else COLLECTIONS[:1]
+    variables = {}
+    for name in collections:
+        if not (directory / name).is_dir():
+            raise ParamsDirError(f"{directory}: has {METADATA_FILENAME} for {model} but no {name}/ checkpoint")
+        try:
+            with ocp.StandardCheckpointer() as checkpointer:
+                restored = checkpointer.restore(directory / name)
+        except Exception as error:  # orbax raises several types for damaged checkpoints
+            raise ParamsDirError(f"{directory / name}: cannot restore the orbax checkpoint ({error})") from error
+        variables[name] = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float32), restored)
 
-    expected = param_shapes(int(metadata["num_classes"]))
-    found = {(layer, leaf): tuple(np.shape(v)) for layer, leaves in params.items() for leaf, v in leaves.items()}
+    expected = variable_shapes(model, int(metadata["num_classes"]))
+    found = {
+        (name, *(str(k.key) for k in path)): tuple(np.shape(leaf))
+        for name, tree in variables.items()
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+    }
     if found != expected:
         bad = sorted(set(found) ^ set(expected)) + [k for k in expected if k in found and found[k] != expected[k]]
-        details = ", ".join(f"{'/'.join(k)}: expected {expected.get(k)}, found {found.get(k)}" for k in bad)
-        raise ParamsDirError(f"{directory}: params do not fit AlexNet({metadata['num_classes']} classes): {details}")
-    return params
+        details = ", ".join(f"{'/'.join(k[1:])}: expected {expected.get(k)}, found {found.get(k)}" for k in bad[:20])
+        more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ""
+        raise ParamsDirError(
+            f"{directory}: variables do not fit {model}({metadata['num_classes']} classes): {details}{more}"
+        )
+    return variables
+
+
+def load_params(directory: str | os.PathLike) -> dict:
+    """The params saved in `directory`, for a model without batch statistics (such as AlexNet).
+
+    A BatchNorm model's params are useless without its running statistics: use `load_variables`.
+    """
+    variables = load_variables(directory)
+    if set(variables) != {"params"}:
+        raise ParamsDirError(
+            f"{directory}: holds {model_of(load_metadata(directory))}, which has BatchNorm statistics; "
+            "read it with params_io.load_variables"
+        )
+    return variables["params"]

@@ -4,10 +4,12 @@
         --images=path/to/cutouts --output=preds.csv
 
 `--checkpoint` is an arm directory of a run (its best-epoch params in `best/`) or any
-params directory (`best/` itself, or converted weights). `--images` is a folder of image
-files (JPEG, PNG, TIFF, ...; sorted by name) or a prepared data set. Images go through the
-transform the model was evaluated with: resize to 256 px (the paper's), then to the run's
-image size, then a centre crop; `--tta=K` instead averages K random paper augmentations.
+params directory (`best/` itself, or converted weights); the model is the one its metadata
+names (any backbone of `alexnet_jax.models`; BatchNorm models use their running statistics).
+`--images` is a folder of image files (JPEG, PNG, TIFF, ...; sorted by name) or a prepared
+data set. Images go through the transform the model was evaluated with: resize to 256 px (the
+paper's), then to the run's image size, then a centre crop; `--tta=K` instead averages K
+random paper augmentations.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from absl import app, flags
 
 from alexnet_jax import augment, cli, params_io
 from alexnet_jax.data.labels import CLASS_NAMES
-from alexnet_jax.models import AlexNet, num_classes_of
+from alexnet_jax.models import DEFAULT_MODEL, get_model, num_classes_of
 from alexnet_jax.toolbox import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -74,36 +76,46 @@ def load_images(source: str | os.PathLike) -> tuple[list[str], np.ndarray, np.nd
 
 
 def predict_probabilities(
-    params, images_u8: np.ndarray, run_config: dict, *, batch_size: int = 64, tta: int = 0, seed: int = 0
+    params,
+    images_u8: np.ndarray,
+    run_config: dict,
+    *,
+    model: str = DEFAULT_MODEL,
+    batch_stats=None,
+    batch_size: int = 64,
+    tta: int = 0,
+    seed: int = 0,
 ) -> np.ndarray:
-    """Class probabilities (N, C) under the run's evaluation transform."""
-    num_classes = num_classes_of(params)
+    """Class probabilities (N, C) of `model` under the run's evaluation transform. BatchNorm models
+    need their `batch_stats` (eval mode normalises with them)."""
+    num_classes = num_classes_of(params, model)
     crop = int(run_config.get("augment", {}).get("crop_size", 224))
     image_size = int(run_config.get("data", {}).get("image_size", 256))
     imagenet = bool(run_config.get("normalize_imagenet", False))
     images_u8 = augment.resize_images(images_u8, image_size)
-    model = AlexNet(num_classes=num_classes)
+    network = get_model(model, num_classes)
     random_cfg = augment.configs_from(run_config)[0] if "augment" in run_config else augment.AugmentConfig(crop)
     center_cfg = augment.center_crop(crop)
 
     @jax.jit
-    def probabilities(params, batch, key):
+    def probabilities(variables, batch, key):
         if tta:
             keys = jax.random.split(key, tta)
             views = jax.vmap(lambda k: augment.augment(k, batch, random_cfg))(keys)
-            logits = jax.vmap(lambda v: model.apply({"params": params}, augment.normalize(v, imagenet)))(views)
+            logits = jax.vmap(lambda v: network.apply(variables, augment.normalize(v, imagenet)))(views)
             return jax.nn.softmax(logits, -1).mean(0)
         view = augment.eval_transform(batch, center_cfg)
-        return jax.nn.softmax(model.apply({"params": params}, augment.normalize(view, imagenet)), -1)
+        return jax.nn.softmax(network.apply(variables, augment.normalize(view, imagenet)), -1)
 
-    params = jax.tree_util.tree_map(jnp.asarray, params)
+    variables = {"params": params} | ({} if batch_stats is None else {"batch_stats": batch_stats})
+    variables = jax.tree_util.tree_map(jnp.asarray, variables)
     out = []
     for start in range(0, len(images_u8), batch_size):
         batch = np.asarray(images_u8[start : start + batch_size])
         pad = batch_size - len(batch)
         if pad:  # one compiled shape for every batch
             batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
-        probs = probabilities(params, jnp.asarray(batch), jax.random.fold_in(jax.random.key(seed), start))
+        probs = probabilities(variables, jnp.asarray(batch), jax.random.fold_in(jax.random.key(seed), start))
         out.append(np.asarray(probs)[: batch_size - pad])
     return np.concatenate(out) if out else np.zeros((0, num_classes), np.float32)
 
@@ -137,11 +149,18 @@ def main(argv) -> int:
     try:
         params_dir = resolve_params_dir(FLAGS.checkpoint)
         metadata = params_io.load_metadata(params_dir)
-        params = params_io.load_params(params_dir)
+        variables = params_io.load_variables(params_dir)
         names, images, labels = load_images(FLAGS.images)
         run_config = metadata.get("config") or {}
         probabilities = predict_probabilities(
-            params, images, run_config, batch_size=FLAGS.batch_size, tta=FLAGS.tta, seed=FLAGS.seed
+            variables["params"],
+            images,
+            run_config,
+            model=params_io.model_of(metadata),
+            batch_stats=variables.get("batch_stats"),
+            batch_size=FLAGS.batch_size,
+            tta=FLAGS.tta,
+            seed=FLAGS.seed,
         )
         class_names = metadata.get("class_names") or list(CLASS_NAMES)
         if len(class_names) != probabilities.shape[1]:

@@ -3,11 +3,13 @@
     python -m alexnet_jax.bench --output_md=bench.md            # paper scale: 256 px, crop 224, batch 384
     python -m alexnet_jax.bench --quick --output_md=bench.md    # CPU smoke test (< 2 minutes)
     python -m alexnet_jax.bench --trainer                       # the whole trainer against its steps
+    python -m alexnet_jax.bench --model=resnet50 --output_md=bench_resnet50.md   # another backbone
 
-Measured side by side, on the same machine and the same synthetic uint8 images:
-  * jax/<pipeline>/<dtype>: `train.make_steps` with each input pipeline (on_device, and tf_data
-    where TensorFlow imports), float32 and bfloat16;
-  * torch/paper: torchvision AlexNet, a DataLoader decoding JPEGs with the paper's transforms
+Measured side by side for `--model` (default alexnet; any name of alexnet_jax.models, the same
+torchvision network on the PyTorch side), on the same machine and the same synthetic uint8 images:
+  * jax/<pipeline>/<dtype>: the trainer's steps (`alexnet_jax.steps`) with each input pipeline
+    (on_device, and tf_data where TensorFlow imports), float32 and bfloat16;
+  * torch/paper: the torchvision model, a DataLoader decoding JPEGs with the paper's transforms
     (ToTensor, Resize, RandomCrop, flips, RandomRotation(180)) in --torch_workers processes,
     float32, SGD, one host sync per step (as the original's running accuracy did);
   * torch/tuned: what a strong PyTorch user writes: data resident on the device as uint8,
@@ -31,9 +33,10 @@ size, dtype, pipeline, steady-state train and eval images/s, the step time split
 compute (the step alone on a batch already in place) and input wait (the rest of the
 end-to-end step), FLOP/s and MFU against the device's peak, and the projected wall time of
 the full paper study (100 runs x (200 + 400) epochs x (12,000 train + 2,034 test images)).
-MFU counts AlexNet's analytic FLOPs (3 x 2 x MACs per training image; 0.71 GMAC forward at
-224 px). Peaks: --peak_tflops, else a table of accelerator peaks, else (CPU) a matmul
-measured here with both frameworks.
+MFU counts 3 x the model's forward FLOPs per training image, the forward's from XLA's cost
+analysis of the compiled forward pass (`alexnet_jax.models.forward_flops`: AlexNet 1.32
+GFLOP at 224 px, ResNet-50 8.0). Peaks: --peak_tflops, else a table of accelerator peaks,
+else (CPU) a matmul measured here with both frameworks.
 
 Exit status (alexnet_jax.cli): 0 success, 2 bad input (a flag the benchmark cannot run with;
 the message names it). The flags are defined only when this runs and read once, into the
@@ -48,13 +51,15 @@ import sys
 from absl import app, flags
 
 from alexnet_jax import cli
-from alexnet_jax.bench.settings import MIN_ALEXNET_CROP, QUICK, TORCH_MEASUREMENTS, TRAINER, Settings, SettingsError
+from alexnet_jax.bench.settings import QUICK, TORCH_MEASUREMENTS, TRAINER, Settings, SettingsError
 
 PAPER_SCALE = Settings()
 
 
 def define_flags() -> None:
     """One flag per Settings field, same name; None defaults take the paper-scale or --quick value."""
+    from alexnet_jax.models import MODEL_NAMES
+
     q = QUICK
     flags.DEFINE_bool(
         "quick",
@@ -62,6 +67,7 @@ def define_flags() -> None:
         f"CPU smoke test: {q['image_size']} px images, crop {q['crop_size']}, batch {q['batch_size']}, "
         "few steps (< 2 min).",
     )
+    flags.DEFINE_enum("model", PAPER_SCALE.model, MODEL_NAMES, "The network measured, in both frameworks.")
     flags.DEFINE_integer(
         "batch_size",
         None,
@@ -74,7 +80,7 @@ def define_flags() -> None:
         "crop_size",
         None,
         f"Training crop (default {PAPER_SCALE.crop_size}; --quick {q['crop_size']}; "
-        f"AlexNet needs >= {MIN_ALEXNET_CROP}).",
+        "at least the model's minimum input size).",
     )
     flags.DEFINE_integer(
         "num_images",

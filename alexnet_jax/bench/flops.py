@@ -1,4 +1,4 @@
-"""AlexNet's analytic FLOPs and the accelerators' peak rates: the two halves of MFU."""
+"""Each model's FLOPs (from XLA's cost analysis) and the accelerators' peak rates: the two halves of MFU."""
 
 from __future__ import annotations
 
@@ -27,27 +27,13 @@ PEAKS = (
 )
 
 
-def alexnet_macs(crop_size: int, num_classes: int = NUM_CLASSES) -> int:
-    """Multiply-accumulates of one forward pass of torchvision's AlexNet at `crop_size` px."""
-    from alexnet_jax.models import CONV_LAYERS, LINEAR_LAYERS, POOL_AFTER, POOLED_SIZE
+def train_flops_per_image(model: str, crop_size: int) -> float:
+    """Forward + backward FLOPs of one training image: 3 x the forward pass's FLOPs, which come from
+    XLA's cost analysis of the compiled forward (`alexnet_jax.models.forward_flops`; the backward
+    does two matmuls or convolutions for each of the forward's)."""
+    from alexnet_jax.models import forward_flops
 
-    size, channels, macs = crop_size, 3, 0
-    for index, out, kernel, stride, pad in CONV_LAYERS:
-        size = (size + 2 * pad - kernel) // stride + 1
-        macs += size * size * out * channels * kernel * kernel
-        channels = out
-        if index in POOL_AFTER:
-            size = (size - 3) // 2 + 1
-    features = channels * POOLED_SIZE * POOLED_SIZE
-    for _, out in LINEAR_LAYERS:
-        macs += features * out
-        features = out
-    return macs + features * num_classes
-
-
-def train_flops_per_image(crop_size: int) -> float:
-    """Forward + backward: 3 x (2 FLOP per MAC) x MACs."""
-    return 6.0 * alexnet_macs(crop_size)
+    return 3.0 * forward_flops(model, crop_size, NUM_CLASSES)
 
 
 def table_peak(device_kind: str, dtype: str) -> tuple[float, str] | None:

@@ -61,7 +61,7 @@ def measure_jax_matmul_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
 
 
 class JaxBench:
-    """Builds this project's model, optimizer, pipeline and steps as the trainer does."""
+    """Builds the model (--model), optimizer, pipeline and steps as the trainer does."""
 
     def __init__(self, settings: Settings, images: np.ndarray, labels: np.ndarray):
         import jax
@@ -96,7 +96,7 @@ class JaxBench:
         import jax.numpy as jnp
 
         from alexnet_jax import input_pipeline, steps
-        from alexnet_jax.models import AlexNet, init_params
+        from alexnet_jax.models import get_model, get_spec, init_variables
 
         cfg = paper_augment(self.s.crop_size)
         pipeline = input_pipeline.make_pipeline(
@@ -108,14 +108,16 @@ class JaxBench:
             eval_augment=cfg,
             mesh=self.mesh,
         )
-        model = AlexNet(num_classes=NUM_CLASSES, dropout_rate=0.5, dtype=getattr(jnp, dtype))
+        model = get_model(self.s.model, NUM_CLASSES, dtype=getattr(jnp, dtype))  # the registry's defaults
+        batch_norm = get_spec(self.s.model).batch_norm
         optim = tuple(sorted((k, self.config.optim[k]) for k in ("learning_rate", "momentum", "weight_decay")))
-        key = steps.StepKey(model, optim, None, None, False, pipeline.signature, self.mesh, NUM_CLASSES, 1)
+        key = steps.StepKey(model, optim, None, None, batch_norm, pipeline.signature, self.mesh, NUM_CLASSES, 1)
         built = steps.build_steps(key, pipeline)  # the trainer's jitted steps, from its cache
         # The unjitted step, for the scanned / vmapped / non-donating variants built from it.
-        raw_step, _ = steps.make_steps(model, built.tx, pipeline, num_classes=NUM_CLASSES)
-        params = init_params(jax.random.key(self.s.seed), NUM_CLASSES, self.s.crop_size)
-        state = steps.replicate(steps.init_state(params, {}, built.tx, None), self.mesh)
+        raw_step, _ = steps.make_steps(model, built.tx, pipeline, num_classes=NUM_CLASSES, has_batch_stats=batch_norm)
+        variables = init_variables(self.s.model, jax.random.key(self.s.seed), NUM_CLASSES, self.s.crop_size)
+        state = steps.init_state(variables["params"], variables.get("batch_stats", {}), built.tx, None)
+        state = steps.replicate(state, self.mesh)
         return pipeline, built.train, built.eval, state, raw_step
 
     def order(self, length: int, salt: int) -> np.ndarray:
@@ -126,6 +128,7 @@ class JaxBench:
     def base(self, **fields) -> dict:
         defaults = dict(
             framework="jax",
+            model=self.s.model,
             batch_size=self.s.batch_size,
             image_size=self.s.image_size,
             crop_size=self.s.crop_size,

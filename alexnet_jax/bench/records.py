@@ -18,6 +18,7 @@ MEASUREMENT_KEYS = (
     "kind",
     "name",
     "framework",
+    "model",
     "variant",
     "device",
     "device_kind",
@@ -72,7 +73,7 @@ def finish_record(rec: dict, peaks: dict) -> dict:
         if not rec.get("mfu_note"):
             rec["mfu_note"] = "no training rate measured"
         return rec
-    rec["train_flops_per_image"] = train_flops_per_image(rec["crop_size"])
+    rec["train_flops_per_image"] = train_flops_per_image(rec["model"], rec["crop_size"])
     achieved = rec["train_images_per_s"] * rec["train_flops_per_image"] / 1e12
     rec["achieved_tflops"] = round(achieved, 6)
     peak = peaks.get(rec["dtype"])

@@ -83,11 +83,12 @@ def markdown(records: list[dict], header: dict) -> str:
     paper_recipe = next((r for r in measured if r["variant"] == "paper" and not r.get("error")), None)
     s = header["settings"]
     lines = [
-        f"# alexnet_jax benchmark ({header['date']})",
+        f"# alexnet_jax benchmark: {s.model} ({header['date']})",
         "",
         f"- Device: {header['device']}; {header['host']}",
         f"- Versions: {header['versions']}",
-        f"- Settings: batch {s.batch_size}, images {s.image_size} px, crop {s.crop_size} px, {s.steps} timed steps "
+        f"- Settings: model {s.model}, batch {s.batch_size}, images {s.image_size} px, crop {s.crop_size} px, "
+        f"{s.steps} timed steps "
         f"after {s.warmup} warm-up; paper recipe with {s.torch_workers} DataLoader workers",
         f"- Command: `{header['command']}`",
         f"- Peaks for MFU: {header['peaks']}",
@@ -122,7 +123,8 @@ def markdown(records: list[dict], header: dict) -> str:
         f"rates: {STUDY_SIZE}. The paper reports {paper.GPU_MONTHS} GPU-months (V100, about "
         f"{paper.SECONDS_PER_EPOCH:.0f} s per epoch) = {PAPER_GPU_HOURS:,.0f} GPU-hours.",
         "Compute = the step alone on a batch already on the device; input wait = end-to-end step minus that. "
-        "MFU = analytic AlexNet FLOPs (3 x 2 x MACs per training image) x train img/s / peak.",
+        f"MFU = training FLOPs per image (3 x {s.model}'s forward FLOPs from XLA's cost analysis) x train img/s "
+        "/ peak.",
     ]
     notes = [f"- {r['name']}: {'; '.join(r['notes'])}" for r in measured if r.get("notes")]
     if notes:

@@ -16,7 +16,6 @@ from typing import Any
 LEVERS = ("scan", "vmap", "donate", "eval_sync")
 TORCH_MEASUREMENTS = ("paper", "tuned")
 SCAN_MODES = ("rolled", "unrolled")
-MIN_ALEXNET_CROP = 63  # torchvision's AlexNet pools to nothing below this
 
 # --quick: a CPU smoke test (< 2 minutes); every other field keeps its paper-scale default.
 # `Settings.from_flag_values` applies these; `Settings(...)` itself always starts at paper scale.
@@ -50,6 +49,7 @@ class Settings:
     """Everything one benchmark run needs, at paper scale by default; invalid values raise SettingsError."""
 
     quick: bool = False
+    model: str = "alexnet"  # a name of alexnet_jax.models, measured in both frameworks
     batch_size: int = 384  # the paper's
     image_size: int = 256
     crop_size: int = 224
@@ -88,10 +88,19 @@ class Settings:
                 raise SettingsError(f"--levers: unknown lever {lever!r}; use {', '.join(LEVERS)}")
         if self.crop_size > self.image_size:
             raise SettingsError(f"--crop_size={self.crop_size} exceeds --image_size={self.image_size}")
-        if self.crop_size < MIN_ALEXNET_CROP:
+        from alexnet_jax.models import get_spec
+
+        try:
+            spec = get_spec(self.model)
+        except ValueError as error:
+            raise SettingsError(f"--model: {error}") from None
+        if self.crop_size < spec.min_input_size or self.crop_size % spec.input_multiple:
             raise SettingsError(
-                f"--crop_size={self.crop_size}: torchvision's AlexNet needs at least {MIN_ALEXNET_CROP} px"
+                f"--crop_size={self.crop_size}: {self.model} needs at least {spec.min_input_size} px"
+                + (f", a multiple of {spec.input_multiple}" if spec.input_multiple > 1 else "")
             )
+        if self.trainer and self.model != "alexnet":
+            raise SettingsError(f"--trainer runs the trainer's own model (AlexNet), not --model={self.model}")
         if self.trainer_epochs < 2:
             raise SettingsError(f"--trainer_epochs must be at least 2 (the first compiles), got {self.trainer_epochs}")
         for name in ("batch_size", "num_images", "steps", "warmup", "scan_steps", "devices"):

@@ -29,6 +29,7 @@ from alexnet_jax.bench.records import SCHEMA, cpu_device_kind, record
 from alexnet_jax.bench.settings import Settings
 from alexnet_jax.bench.torch_process import TORCH_DTYPES, failed_torch_record
 from alexnet_jax.bench.workload import NUM_CLASSES, paper_augment, synthetic_images
+from alexnet_jax.models import get_spec
 
 
 def torch_device():
@@ -46,6 +47,14 @@ def torch_device_info(device) -> dict:
     return {"device": "cpu:0", "device_kind": cpu_device_kind(), "device_count": 1}
 
 
+def torchvision_model(settings: Settings) -> torch.nn.Module:
+    """torchvision's network of --model with random weights, a NUM_CLASSES head, built for the crop."""
+    spec = get_spec(settings.model)
+    return getattr(torchvision.models, spec.torchvision_builder)(
+        **spec.torchvision_kwargs(NUM_CLASSES, settings.crop_size)
+    )
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -54,6 +63,7 @@ def _sync(device):
 def torch_base(settings: Settings, device, **fields) -> dict:
     return record(
         framework="torch",
+        model=settings.model,
         batch_size=settings.batch_size,
         image_size=settings.image_size,
         crop_size=settings.crop_size,
@@ -98,7 +108,8 @@ def paper_transform(image_size: int, crop_size: int):
 
 
 def torch_paper(settings: Settings) -> dict:
-    """The original recipe: JPEG + PIL/tensor transforms in DataLoader workers, float32, SGD."""
+    """The original recipe (with --model's network): JPEG + PIL/tensor transforms in DataLoader workers,
+    float32, SGD."""
     torch.manual_seed(settings.seed)
     device = torch_device()
     bs, warmup, steps = settings.batch_size, settings.warmup, settings.steps
@@ -122,7 +133,7 @@ def torch_paper(settings: Settings) -> dict:
             dataset, batch_size=bs, shuffle=True, num_workers=workers, persistent_workers=False, drop_last=True
         )
 
-    model = torchvision.models.alexnet(num_classes=NUM_CLASSES).to(device)
+    model = torchvision_model(settings).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = torch.nn.CrossEntropyLoss()
 
@@ -248,7 +259,7 @@ def torch_tuned(settings: Settings) -> dict:
     # NHWC uint8 viewed as NCHW: channels_last memory layout for free.
     data = torch.from_numpy(images).to(device).permute(0, 3, 1, 2)
     targets = torch.from_numpy(labels).to(device)
-    model = torchvision.models.alexnet(num_classes=NUM_CLASSES).to(device, memory_format=torch.channels_last)
+    model = torchvision_model(settings).to(device, memory_format=torch.channels_last)
     try:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, fused=True)
     except (RuntimeError, TypeError) as error:

@@ -107,6 +107,7 @@ def measure_trainer(settings: Settings, info) -> dict:
         kind="trainer",
         name=f"trainer {config.pipeline} {config.model.dtype}",
         framework="jax",
+        model=settings.model,
         variant="trainer",
         dtype=config.model.dtype,
         pipeline=config.pipeline,

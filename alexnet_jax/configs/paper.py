@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.normalize_imagenet = False
 
     config.model = ml_collections.ConfigDict()
+    config.model.name = "alexnet"  # a name of alexnet_jax.models (configs/backbones.py sets the others)
     config.model.num_classes = 4
     config.model.dropout_rate = 0.5
     config.model.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters

@@ -22,14 +22,14 @@ that `classifier.1.weight` only needs a transpose.
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from alexnet_jax.models.layers import at_least_float32, check_images, torch_uniform_init
 
 CONV_LAYERS = (
     # (torchvision index, out channels, kernel, stride, padding)
@@ -44,19 +44,6 @@ LINEAR_LAYERS = ((1, 4096), (4, 4096))  # the head, classifier.6, has num_classe
 HEAD = "classifier_6"  # the layer a new task replaces
 POOLED_SIZE = 6
 MIN_INPUT_SIZE = 63  # the smallest side torchvision's AlexNet accepts.
-
-
-def torch_uniform_init(fan_in: int):
-    """PyTorch's default Conv2d/Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-
-    kaiming_uniform_(a=sqrt(5)) for weights reduces to this bound, and biases use it too.
-    """
-    bound = 1.0 / math.sqrt(fan_in)
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 def adaptive_avg_pool(x: jax.Array, output_size: int = POOLED_SIZE) -> jax.Array:
@@ -86,23 +73,23 @@ class AlexNet(nn.Module):
     """torchvision's AlexNet. Call `apply({'params': p}, images_nhwc, train=...)`.
 
     `dtype` is the compute dtype (e.g. bfloat16); parameters stay float32 and logits are
-    returned as float32. With `train=True`, dropout draws from the 'dropout' rng.
+    returned as float32. With `train=True`, dropout draws from the 'dropout' rng. With
+    `capture`, 'intermediates' receives {block name: its output} under 'blocks' (a block is
+    a layer), and the maps after `features` and `avgpool` under those names. AlexNet has no BatchNorm:
+    `frozen` and `mask` are accepted for the models' common signature and change nothing.
     """
 
     num_classes: int = 1000
     dropout_rate: float = 0.5
     dtype: Any = jnp.float32
+    frozen: tuple[str, ...] = ()
 
     @nn.compact
-    def __call__(self, images: jax.Array, train: bool = False, *, capture: bool = False):
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"AlexNet expects NHWC images with 3 channels, got shape {images.shape}")
-        if min(images.shape[1:3]) < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"AlexNet needs images of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} px, "
-                f"got {images.shape[1]}x{images.shape[2]}"
-            )
+    def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
+        del mask  # no batch statistics
+        check_images(images, "AlexNet", MIN_INPUT_SIZE)
         x = images.astype(self.dtype)
+        blocks = {}
         for index, features, kernel, stride, padding in CONV_LAYERS:
             fan_in = x.shape[-1] * kernel * kernel
             x = nn.Conv(
@@ -119,6 +106,7 @@ class AlexNet(nn.Module):
             x = nn.relu(x)
             if index in POOL_AFTER:
                 x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+            blocks[f"features_{index}"] = x
         if capture:
             self.sow("intermediates", "features", x)
         x = adaptive_avg_pool(x)
@@ -130,8 +118,11 @@ class AlexNet(nn.Module):
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
             x = self._linear(x, features, index)
             x = nn.relu(x)
+            blocks[f"classifier_{index}"] = x
+        if capture:
+            self.sow("intermediates", "blocks", blocks)
         x = self._linear(x, self.num_classes, 6)
-        return x.astype(jnp.float32)
+        return x.astype(at_least_float32(self.dtype))
 
     def _linear(self, x: jax.Array, features: int, index: int) -> jax.Array:
         fan_in = x.shape[-1]
@@ -145,25 +136,6 @@ class AlexNet(nn.Module):
         )(x)
 
 
-@functools.cache
-def param_shapes(num_classes: int) -> dict[tuple[str, str], tuple[int, ...]]:
-    """{(layer, leaf): shape} straight from the module, so converters and loaders cannot drift from it."""
-    tree = jax.eval_shape(lambda: AlexNet(num_classes=num_classes).init(jax.random.key(0), jnp.zeros((1, 224, 224, 3))))
-    return {(layer, leaf): tuple(s.shape) for layer, leaves in tree["params"].items() for leaf, s in leaves.items()}
-
-
-def num_classes_of(params) -> int:
-    """The number of classes a params tree predicts: its head's output size."""
-    return int(np.shape(params[HEAD]["bias"])[0])
-
-
-def init_params(rng: jax.Array, num_classes: int = 1000, image_size: int = 224) -> dict:
-    """Fresh parameters with torchvision's initialisation (the scratch arm's start)."""
-    model = AlexNet(num_classes=num_classes)
-    dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
-    return jax.jit(lambda key: model.init(key, dummy, train=False)["params"])(rng)
-
-
 def init_head(rng: jax.Array, num_classes: int, fan_in: int = 4096) -> dict:
     """A fresh `classifier.6` with torchvision's init: what the paper did to the head."""
     kernel_key, bias_key = jax.random.split(rng)
@@ -172,7 +144,3 @@ def init_head(rng: jax.Array, num_classes: int, fan_in: int = 4096) -> dict:
         "kernel": init(kernel_key, (fan_in, num_classes)),
         "bias": init(bias_key, (num_classes,)),
     }
-
-
-def count_params(params) -> int:
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))

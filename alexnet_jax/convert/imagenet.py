@@ -1,0 +1,129 @@
+"""torchvision's IMAGENET1K_V1 file of each model: where it is looked for, its hash check, its download.
+
+For model M the file (its name and url are in M's ModelSpec) is looked up, in order, at
+$M_IMAGENET_PTH (e.g. $ALEXNET_IMAGENET_PTH, $RESNET50_IMAGENET_PTH), weights/<file> (relative
+to the current directory) and torch's hub cache (`torch.hub.get_dir()/checkpoints/`); if none
+has it, torchvision downloads it the usual way.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+from alexnet_jax import cli
+from alexnet_jax.convert.files import CheckpointError
+from alexnet_jax.models import DEFAULT_MODEL, get_spec
+from alexnet_jax.params_io import WEIGHTS_ROOT
+from alexnet_jax.toolbox import sha256_file
+
+WEIGHTS_DIR = WEIGHTS_ROOT
+EXIT_NOT_AVAILABLE = cli.EXIT_UNAVAILABLE  # `--check_only` when the ImageNet file is not here
+
+
+class ImageNetWeightsUnavailable(RuntimeError):
+    """The ImageNet file is neither on disk nor downloadable; says how to provide it."""
+
+
+def imagenet_env(model: str = DEFAULT_MODEL) -> str:
+    """The environment variable that points at model's ImageNet file: ALEXNET_IMAGENET_PTH, ..."""
+    return f"{model.upper()}_IMAGENET_PTH"
+
+
+IMAGENET_FILENAME = get_spec(DEFAULT_MODEL).imagenet.filename
+IMAGENET_SHA256_PREFIX = get_spec(DEFAULT_MODEL).imagenet.sha256_prefix  # torch.hub's convention
+IMAGENET_ENV = imagenet_env(DEFAULT_MODEL)
+
+
+def _torch_hub_dir() -> Path:
+    try:
+        import torch.hub
+
+        return Path(torch.hub.get_dir())
+    except ImportError:  # same rule as torch.hub, for a JAX-only install
+        cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+        return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
+
+
+def imagenet_candidates(model: str = DEFAULT_MODEL) -> list[tuple[str, Path]]:
+    """Where model's ImageNet file is looked for, in order, as (description, path)."""
+    filename, env = get_spec(model).imagenet.filename, imagenet_env(model)
+    found = []
+    if os.environ.get(env):
+        found.append((f"${env}", Path(os.environ[env]).expanduser()))
+    found.append(("weights directory", WEIGHTS_DIR / filename))
+    found.append(("torch hub cache", _torch_hub_dir() / "checkpoints" / filename))
+    return found
+
+
+def verify_imagenet_file(path: str | os.PathLike, model: str = DEFAULT_MODEL) -> str:
+    """sha256 of the file; raises if it is not torchvision's IMAGENET1K_V1 (e.g. truncated)."""
+    weights = get_spec(model).imagenet
+    digest = sha256_file(path)
+    if not digest.startswith(weights.sha256_prefix):
+        raise CheckpointError(
+            f"{path}: sha256 {digest[:16]}... does not start with {weights.sha256_prefix}, so it is not "
+            f"torchvision's {weights.filename} (or the download was cut short). Delete it and convert again, "
+            "or pass your own file with --torch_checkpoint."
+        )
+    return digest
+
+
+def find_imagenet_checkpoint(verify: bool = False, model: str = DEFAULT_MODEL) -> Path | None:
+    """model's local ImageNet IMAGENET1K_V1 file, or None. Never downloads.
+
+    Order: $<MODEL>_IMAGENET_PTH (must exist if set), weights/<file>, torch.hub.get_dir()/checkpoints/.
+    With `verify`, the sha256 prefix is checked too.
+    """
+    env = imagenet_env(model)
+    for description, path in imagenet_candidates(model):
+        if description.startswith("$") and not path.is_file():
+            raise ImageNetWeightsUnavailable(f"{env}={path} but there is no such file")
+        if path.is_file():
+            if verify:
+                verify_imagenet_file(path, model)
+            return path
+    return None
+
+
+def unavailable_message(reason: str, model: str = DEFAULT_MODEL) -> str:
+    weights = get_spec(model).imagenet
+    local = f"/path/to/{weights.filename}"
+    model_flag = "" if model == DEFAULT_MODEL else f" --model={model}"
+    places = "\n".join(f"    {d}: {p}" for d, p in imagenet_candidates(model))
+    return (
+        f"torchvision's ImageNet {model} weights ({weights.filename}) are not available: {reason}\n"
+        f"  Looked in:\n{places}\n"
+        "  To use a local copy, do one of:\n"
+        f"    python -m alexnet_jax.convert{model_flag} --torch_checkpoint={local}\n"
+        f"    export {imagenet_env(model)}={local}\n"
+        f"    cp {local} {WEIGHTS_DIR / weights.filename}\n"
+        f"  (download it elsewhere from {weights.url})"
+    )
+
+
+def download_imagenet_checkpoint(url: str | None = None, model: str = DEFAULT_MODEL) -> tuple[dict[str, Any], Path]:
+    """Let torchvision fetch model's IMAGENET1K_V1 into torch's hub cache -> (state dict, file path).
+
+    `url` replaces torchvision's address (a mirror); the file name and hash check stay.
+    """
+    import torch.hub
+    import torchvision
+
+    spec = get_spec(model)
+    weights = torchvision.models.get_weight(spec.imagenet.enum)
+    kwargs = dict(progress=True, check_hash=True, map_location="cpu", weights_only=True)
+    try:
+        if url is None or url == weights.url:
+            state_dict = weights.get_state_dict(**kwargs)
+        else:
+            state_dict = torch.hub.load_state_dict_from_url(url, file_name=spec.imagenet.filename, **kwargs)
+    except (urllib.error.URLError, OSError) as error:  # URLError, refused, DNS, timeouts
+        raise ImageNetWeightsUnavailable(
+            unavailable_message(f"download from {url or weights.url} failed ({error})", model)
+        ) from error
+    except RuntimeError as error:  # torch.hub's hash mismatch
+        raise ImageNetWeightsUnavailable(unavailable_message(f"download failed ({error})", model)) from error
+    return state_dict, Path(torch.hub.get_dir()) / "checkpoints" / spec.imagenet.filename

@@ -1,0 +1,186 @@
+"""What the torchvision ports share: PyTorch's initialisers, its BatchNorm and LayerNorm, stochastic depth.
+
+Each piece follows PyTorch's semantics rather than Flax's defaults where the two differ, so
+that converted weights give torchvision's numbers and the scratch arm starts where
+torchvision's would. Images are NHWC throughout, so "LayerNorm2d" is a LayerNorm over the
+last axis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# --------------------------------------------------------------------------- initialisers
+# Flax kernels are HWIO (conv) or (in, out) (dense); torch's fans are computed on OIHW / (out, in).
+
+
+def torch_uniform_init(fan_in: int):
+    """PyTorch's default Conv2d/Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    kaiming_uniform_(a=sqrt(5)) for weights reduces to this bound, and biases use it too.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def kaiming_normal_fan_out(key, shape, dtype=jnp.float32):
+    """`kaiming_normal_(mode="fan_out", nonlinearity="relu")` for an HWIO kernel: N(0, 2 / (kh * kw * out))."""
+    fan_out = int(np.prod(shape[:-2])) * shape[-1]
+    return jax.random.normal(key, shape, dtype) * math.sqrt(2.0 / fan_out)
+
+
+def trunc_normal_init(std: float, lower: float = -2.0, upper: float = 2.0):
+    """`torch.nn.init.trunc_normal_(std=std)`: its bounds a=-2, b=2 are absolute values, not multiples of std."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.truncated_normal(key, lower / std, upper / std, shape, dtype) * std
+
+    return init
+
+
+def xavier_uniform_init(fan_in: int, fan_out: int):
+    """`xavier_uniform_`: U(-b, b), b = sqrt(6 / (fan_in + fan_out)). The fans are explicit because a
+    torch matrix that Flax stores in pieces (the packed q/k/v projection) keeps the whole matrix's fans."""
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def normal_init(std: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.normal(key, shape, dtype) * std
+
+    return init
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def at_least_float32(dtype) -> jnp.dtype:
+    """The dtype of logits and of normalisation statistics: float32 for float32 and bfloat16 compute,
+    float64 for float64 (with jax_enable_x64, for precision checks)."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def check_images(images: jax.Array, model: str, min_size: int) -> None:
+    """Refuse what torchvision would refuse (or silently misread): not NHWC RGB, or too small."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"{model} expects NHWC images with 3 channels, got shape {images.shape}")
+    if min(images.shape[1:3]) < min_size:
+        raise ValueError(
+            f"{model} needs images of at least {min_size}x{min_size} px, got {images.shape[1]}x{images.shape[2]}"
+        )
+
+
+def conv(
+    features: int,
+    kernel: int,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    groups: int = 1,
+    bias: bool = True,
+    kernel_init,
+    bias_init=nn.initializers.zeros,
+    dtype: Any,
+    name: str,
+) -> nn.Conv:
+    """`torch.nn.Conv2d(..., kernel, stride, padding, groups, bias)` on NHWC, float32 parameters."""
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding=((padding, padding), (padding, padding)),
+        feature_group_count=groups,
+        use_bias=bias,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        name=name,
+    )
+
+
+def layer_norm(epsilon: float, dtype: Any, name: str) -> nn.LayerNorm:
+    """`torch.nn.LayerNorm` (and torchvision's LayerNorm2d on NHWC): statistics in float32 by the
+    two-pass variance, as torch computes them, not Flax's default E[x^2] - E[x]^2."""
+    return nn.LayerNorm(epsilon=epsilon, use_fast_variance=False, dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+def stochastic_depth(rate: float) -> nn.Dropout:
+    """torchvision's `StochasticDepth(rate, "row")` for NHWC or (N, L, C) inputs: each example's whole
+    residual branch is zeroed with probability `rate`, the survivors scaled by 1 / (1 - rate).
+    That is Flax's Dropout with a mask broadcast over every axis but the batch; it draws from the
+    'dropout' rng and is the identity when deterministic."""
+    return nn.Dropout(rate, broadcast_dims=(1, 2, 3))
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+    """`AdaptiveAvgPool2d(1)` on NHWC, keeping the 1x1 spatial axes as torch does."""
+    return jnp.mean(x, axis=(1, 2), keepdims=True)
+
+
+class BatchNorm(nn.Module):
+    """`torch.nn.BatchNorm2d` (eps 1e-5, momentum 0.1) on NHWC, written out because Flax's differs.
+
+    With `use_running_average`, it normalises with the running statistics and leaves them alone.
+    Otherwise it normalises with the batch's mean and biased variance and, like PyTorch, moves
+    the running variance towards the *unbiased* one (n / (n - 1) times the biased), where Flax
+    stores the biased one. Under one `jax.jit` over a device mesh with the batch sharded, the
+    statistics are those of the global batch (SyncBatchNorm's, not plain DDP's per-device ones).
+    `mask` (N,) excludes padded examples from the statistics. Statistics are two-pass, in float32
+    or wider.
+    """
+
+    momentum: float = 0.1  # PyTorch's convention: running = (1 - momentum) * running + momentum * batch
+    epsilon: float = 1e-5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, use_running_average: bool, mask: jax.Array | None = None) -> jax.Array:
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        compute = at_least_float32(self.dtype)
+        xc = x.astype(compute)
+        if use_running_average:
+            mean, var = running_mean.value, running_var.value
+        else:
+            axes = tuple(range(x.ndim - 1))
+            per_example = int(np.prod(x.shape[1:-1]))
+            if mask is None:
+                count = x.shape[0] * per_example
+                if count < 2:
+                    raise ValueError(
+                        f"BatchNorm in train mode needs more than 1 value per channel, got input shape {x.shape} "
+                        "(as torch, which refuses it too)"
+                    )
+                mean = jnp.mean(xc, axes)
+                var = jnp.mean(jnp.square(xc - mean), axes)
+            else:
+                weights = mask.astype(compute).reshape((-1,) + (1,) * (x.ndim - 1))
+                count = jnp.sum(mask.astype(compute)) * per_example
+                mean = jnp.sum(xc * weights, axes) / count
+                var = jnp.sum(jnp.square(xc - mean) * weights, axes) / count
+            if not self.is_initializing():
+                unbiased = var * (count / jnp.maximum(count - 1, 1))
+                running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
+                running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
+        multiplier = scale * jax.lax.rsqrt(var + self.epsilon)
+        y = (xc - mean) * multiplier + bias
+        return y.astype(self.dtype)

@@ -1,0 +1,477 @@
+"""ResNet-18/50, ConvNeXt-Tiny and ViT-B/16 against torchvision and timm, through the real converter.
+
+Random torchvision (and timm) models stand in for trained ones; every tensor that torchvision
+initialises to a constant (norm weights and biases, running statistics, layer scale, biases,
+ViT's class token and zero head) is randomised first, so that every parameter shows in the
+outputs. Each state dict is saved to a file and put through `python -m alexnet_jax.convert`.
+Then, float32 on CPU: the eval logits and every block's output at 224 px and another size
+(the converter's own report, and here against timm's forward), and one SGD step in train mode
+(loss, gradients, updated BatchNorm statistics) against torch's.
+"""
+
+import copy
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import timm
+import torch
+import torchvision
+
+from alexnet_jax import convert, models, params_io
+from alexnet_jax.convert.parity import jax_outputs, relative_difference
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_convert import _assert_trees_equal, _closed_port_url, _quiet, _run_cli  # noqa: E402
+
+BACKBONES = ("resnet18", "resnet50", "convnext_tiny", "vit_b_16")
+TOLERANCE = 1e-5  # max |jax - torch| / max |torch|: logits, block outputs, BatchNorm statistics
+GRAD_TOLERANCE = 1e-4  # per gradient tensor, relative to its max |torch| (see gradient_errors)
+GRAD_FLOOR = 1e-3  # gradients below this fraction of the largest are compared to that, not to themselves
+LOSS_TOLERANCE = 1e-6  # |jax - torch| / torch, the mean cross-entropy of the batch
+# timm's modules whose outputs end the registry's blocks (its ResNets use torchvision's names).
+TIMM_TAPS = {
+    "convnext_tiny": {
+        "stem": "stem",
+        "stage1": "stages.0",
+        "stage2": "stages.1",
+        "stage3": "stages.2",
+        "stage4": "stages.3",
+        "final_norm": "head.norm",
+    },
+}
+SLOW = {"resnet50", "vit_b_16"}  # each has one test marked slow: its train step
+
+
+def randomize_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Give every constant-initialised float tensor random values of a plausible size: c + U(-1/2, 1/2) *
+    max(|c|, 0.1) (so variances and norm weights stay positive); layer scales U(0.5, 1.5)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, value in module.state_dict().items():
+            if not value.is_floating_point() or not torch.all(value == value.flatten()[0]):
+                continue
+            noise = torch.rand(value.shape, generator=generator) - 0.5
+            if key.endswith(("layer_scale", "gamma")):
+                value.copy_(1.0 + noise)
+            else:
+                constant = float(value.flatten()[0])
+                value.copy_(constant + noise * max(abs(constant), 0.1))
+    return module
+
+
+def torchvision_model(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return randomize_(getattr(torchvision.models, name)(weights=None, **kwargs), seed)
+
+
+def timm_model(name: str, seed: int = 1) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return randomize_(timm.create_model(name, pretrained=False), seed)
+
+
+def hooked_outputs(module: torch.nn.Module, taps: dict[str, str], images_nchw: np.ndarray) -> dict[str, np.ndarray]:
+    """The logits and the outputs of `taps` ({name: module path}) of a torch model in eval mode, NHWC."""
+    captured = {}
+    handles = [
+        module.get_submodule(path).register_forward_hook(
+            lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach().clone())
+        )
+        for name, path in taps.items()
+    ]
+    with torch.no_grad():
+        captured["logits"] = module.eval()(torch.from_numpy(images_nchw))
+    for handle in handles:
+        handle.remove()
+    return {k: v.numpy().transpose(0, 2, 3, 1) if v.ndim == 4 else v.numpy() for k, v in captured.items()}
+
+
+def max_relative(ours: dict, theirs: dict) -> dict[str, float]:
+    return {name: relative_difference(ours[name], theirs[name])["rel"] for name in theirs}
+
+
+# --------------------------------------------------------------------------- the converter, for real
+
+
+class Converted:
+    """One random model saved to a file and converted by the CLI, with what it printed."""
+
+    def __init__(self, workdir: Path, model: str, source: str):
+        self.model, self.source = model, source
+        self.torch = timm_model(model) if source == "timm" else torchvision_model(model)
+        self.file = workdir / f"{model}_{source}.pth"
+        torch.save(self.torch.state_dict(), self.file)
+        self.output = workdir / f"{model}_{source}_out"
+        self.proc = _run_cli(
+            [f"--model={model}", f"--torch_checkpoint={self.file}", f"--output={self.output}"], workdir
+        )
+        assert self.proc.returncode == 0, self.proc.stderr[-3000:]
+        self.variables = params_io.load_variables(self.output)
+        self.metadata = params_io.load_metadata(self.output)
+
+
+@pytest.fixture(scope="module")
+def converted(module_tmp):
+    cache = {}
+
+    def get(model: str, source: str = "torchvision") -> Converted:
+        if (model, source) not in cache:
+            cache[model, source] = Converted(module_tmp, model, source)
+        return cache[model, source]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    "model, source",
+    [(m, "torchvision") for m in BACKBONES] + [(m, "timm") for m in ("resnet18", "resnet50", "convnext_tiny")],
+)
+def test_cli_conversion_matches_torchvision_and_timm(converted, model, source):
+    result = converted(model, source)
+    spec = models.get_spec(model)
+    metadata = result.metadata
+    assert metadata["model"] == model and metadata["format"] == params_io.FORMAT
+    assert metadata["num_classes"] == metadata["checkpoint_num_classes"] == 1000 and metadata["head"] == "checkpoint"
+    assert metadata["naming"] == ("timm" if source == "timm" and model == "convnext_tiny" else "torchvision")
+    assert metadata["param_count"] == sum(p.numel() for p in result.torch.parameters())
+    assert set(result.variables) == ({"params", "batch_stats"} if spec.batch_norm else {"params"})
+    if source == "torchvision":  # the converter's own report: logits and every block, 224 px and another size
+        report = metadata["parity"]
+        assert [(r["height"], r["width"]) for r in report["sizes"]] == list(spec.parity_sizes)
+        assert spec.parity_sizes[0] == (224, 224) and len(spec.parity_sizes) >= 2
+        for row in report["sizes"]:
+            assert set(row) - {"height", "width", "batch"} == {"logits", *spec.block_names}
+            for name in ("logits", *spec.block_names):
+                assert row[name]["scale"] > 0 and row[name]["rel"] <= TOLERANCE, (row["height"], name, row[name])
+        assert spec.block_names[-1] in result.proc.stdout  # the printed table
+    else:  # against timm's own forward, the same sizes and blocks
+        assert metadata["parity"] is None
+        taps = TIMM_TAPS.get(model) or dict(spec.taps)
+        rng = np.random.default_rng(5)
+        for height, width in spec.parity_sizes:
+            images = rng.standard_normal((2, 3, height, width)).astype(np.float32)
+            theirs = hooked_outputs(result.torch, taps, images)
+            ours = jax_outputs(model, result.variables, images.transpose(0, 2, 3, 1))
+            rel = max_relative(ours, theirs)
+            assert set(rel) == {"logits", *spec.block_names}
+            assert max(rel.values()) <= TOLERANCE, (height, rel)
+            blocks = max(rel[name] for name in spec.block_names)
+            print(f"measured {model} timm {height}x{width}: logits {rel['logits']:.1e}, blocks max {blocks:.1e}")
+
+
+def test_timm_and_torchvision_names_give_identical_parameters(converted):
+    """The same ConvNeXt under both namings. The correspondence here is the state dicts' order
+    (both list the same tensors in the same order), independent of the converter's table."""
+    timm_side = converted("convnext_tiny", "timm")
+    timm_state = timm_side.torch.state_dict()
+    reference = torchvision.models.convnext_tiny(weights=None)
+    tv_keys = list(reference.state_dict())
+    assert len(tv_keys) == len(timm_state)
+    renamed = {}
+    for tv_key, (timm_key, value) in zip(tv_keys, timm_state.items(), strict=True):
+        target_shape = reference.state_dict()[tv_key].shape
+        assert value.numel() == target_shape.numel(), (tv_key, timm_key)
+        renamed[tv_key] = value.reshape(target_shape)  # timm's gamma is (C,), torchvision's layer_scale (C, 1, 1)
+    ours = convert.convert_state_dict(renamed, "convnext_tiny", naming="torchvision")
+    _assert_trees_equal(ours, timm_side.variables)
+    assert convert.detect_naming(renamed, "convnext_tiny") == "torchvision"
+    assert convert.detect_naming(timm_state, "convnext_tiny") == "timm"
+    # timm's ResNets share torchvision's names: the same tensors under the same keys.
+    resnet = converted("resnet18", "timm")
+    assert list(resnet.torch.state_dict()) == list(torchvision.models.resnet18().state_dict())
+    _assert_trees_equal(
+        convert.convert_state_dict(resnet.torch.state_dict(), "resnet18", naming="timm"), resnet.variables
+    )
+
+
+# --------------------------------------------------------------------------- one SGD step in train mode
+
+
+def _flat(tree) -> dict[str, np.ndarray]:
+    return {jax.tree_util.keystr(p): np.asarray(v, np.float64) for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def gradient_errors(ours: dict, theirs: dict) -> dict[str, float]:
+    """Per tensor, max |ours - theirs| / max(max |theirs|, GRAD_FLOOR x the largest gradient anywhere):
+    relative, except for tensors whose gradient is ~0 (ViT's key biases: softmax ignores a constant
+    added to all of a query's logits, so theirs is exactly zero in exact arithmetic)."""
+    largest = max(np.max(np.abs(v)) for v in theirs.values())
+    return {
+        k: float(np.max(np.abs(ours[k] - theirs[k])) / max(np.max(np.abs(theirs[k])), GRAD_FLOOR * largest))
+        for k in theirs
+    }
+
+
+def _torch_train_step(module, model, images, labels, learning_rate, dtype):
+    """One SGD step of a copy of `module` in `dtype`: (loss, grads, state after the step), in Flax layout."""
+    module = copy.deepcopy(module).to(dtype).train()
+    optimizer = torch.optim.SGD(module.parameters(), lr=learning_rate)
+    loss = torch.nn.functional.cross_entropy(module(torch.from_numpy(images).to(dtype)), torch.from_numpy(labels))
+    loss.backward()
+    grads = {k: p.grad for k, p in module.named_parameters()} | dict(module.named_buffers())
+    grads = convert.convert_state_dict(grads, model, naming="torchvision")["params"]
+    optimizer.step()
+    return loss.item(), _flat(grads), convert.convert_state_dict(module.state_dict(), model, naming="torchvision")
+
+
+def _jax_train_step(model, variables, images, labels, dtype):
+    """(loss, grads, updated batch_stats or None) of the Flax model in train mode, compute dtype `dtype`."""
+    spec = models.get_spec(model)
+    flax_model = models.get_model(
+        model, 1000, dtype=dtype, **({"drop_path_rate": 0.0} if model == "convnext_tiny" else {})
+    )
+    variables = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), variables)
+    nhwc = jnp.asarray(images.transpose(0, 2, 3, 1), dtype)
+
+    def loss_fn(params):
+        inputs = {"params": params} | ({"batch_stats": variables["batch_stats"]} if spec.batch_norm else {})
+        rngs = {"dropout": jax.random.key(0)}
+        if spec.batch_norm:
+            logits, updates = flax_model.apply(inputs, nhwc, train=True, rngs=rngs, mutable=["batch_stats"])
+        else:
+            logits, updates = flax_model.apply(inputs, nhwc, train=True, rngs=rngs), {}
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), updates
+
+    with jax.default_matmul_precision("highest"):
+        (loss, updates), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
+    return float(loss), _flat(grads), (_flat(updates["batch_stats"]) if spec.batch_norm else None)
+
+
+@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in BACKBONES])
+def test_train_step_matches_torch(converted, model):
+    """Same weights, same batch, dropout and stochastic depth off, float32: the loss, the gradients,
+    BatchNorm's updated running statistics and the SGD-updated parameters of both frameworks agree.
+
+    ResNet-50's float32 train step at random init is ill-conditioned: torch's own gradients differ
+    from its float64 ones by ~2e-2 per tensor (at every batch and image size tried), JAX's likewise,
+    and its deepest running statistics by ~1e-5. Past the loss, it is therefore compared in float64
+    (JAX with x64 against torch in double), where the same mathematics must agree far inside the
+    tolerances. The other models are compared in float32 throughout.
+    """
+    spec = models.get_spec(model)
+    result = converted(model, "torchvision")
+    size = 224 if model == "vit_b_16" else 128  # ViT's gradients are comparable only on its stored grid
+    images = np.random.default_rng(7).standard_normal((3, 3, size, size)).astype(np.float32)
+    labels = np.array([3, 141, 999])
+    learning_rate = 0.1
+    tv_options = {"stochastic_depth_prob": 0.0} if model == "convnext_tiny" else {}
+    reference = getattr(torchvision.models, model)(weights=None, **tv_options)
+    reference.load_state_dict(result.torch.state_dict())
+
+    torch_loss, torch_grads, torch_after = _torch_train_step(
+        reference, model, images, labels, learning_rate, torch.float32
+    )
+    jax_loss, jax_grads, jax_stats = _jax_train_step(model, result.variables, images, labels, jnp.float32)
+    assert abs(jax_loss - torch_loss) <= LOSS_TOLERANCE * torch_loss, (jax_loss, torch_loss)
+    assert set(jax_grads) == set(torch_grads)
+    if model == "resnet50":
+        _, torch_grads, torch_after = _torch_train_step(reference, model, images, labels, learning_rate, torch.float64)
+        with jax.enable_x64(True):
+            _, jax_grads, jax_stats = _jax_train_step(model, result.variables, images, labels, jnp.float64)
+    errors = gradient_errors(jax_grads, torch_grads)
+    assert max(errors.values()) <= GRAD_TOLERANCE, sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+    precision = "float64" if model == "resnet50" else "float32"
+    print(
+        f"measured {model} train step: loss {abs(jax_loss - torch_loss) / torch_loss:.1e} (float32), "
+        f"grads max {max(errors.values()):.1e} ({precision})"
+    )
+
+    params = _flat(result.variables["params"])
+    updated = {k: params[k] - learning_rate * jax_grads[k] for k in params}
+    after = {k: relative_difference(updated[k], v)["rel"] for k, v in _flat(torch_after["params"]).items()}
+    assert max(after.values()) <= TOLERANCE, max(after.items(), key=lambda kv: kv[1])
+    if spec.batch_norm:
+        before, theirs = _flat(result.variables["batch_stats"]), _flat(torch_after["batch_stats"])
+        stats = {k: relative_difference(jax_stats[k], theirs[k])["rel"] for k in theirs}
+        assert max(stats.values()) <= TOLERANCE, max(stats.items(), key=lambda kv: kv[1])
+        print(f"measured {model} train step: BatchNorm running statistics max {max(stats.values()):.1e} ({precision})")
+        assert all(np.max(np.abs(jax_stats[k] - before[k])) > 0 for k in before)  # every running statistic moved
+
+
+# --------------------------------------------------------------------------- refusals and the other sources
+
+
+def test_wrong_architecture_is_refused_naming_key_and_shapes(converted, tmp_path):
+    resnet50 = converted("resnet50").torch.state_dict()
+    with pytest.raises(convert.ConversionError) as info:
+        convert.convert_state_dict(resnet50, "resnet18")
+    message = str(info.value)
+    assert "key 'layer1.0.conv1.weight': expected shape (64, 64, 3, 3), found (64, 64, 1, 1)" in message
+    assert "unexpected key 'layer1.0.conv3.weight' (shape (256, 64, 1, 1))" in message
+    assert "and " in message and "more" in message  # a long list is cut short
+    assert "look like torchvision's resnet50: pass --model=resnet50" in message
+    timm_convnext = converted("convnext_tiny", "timm").torch.state_dict()
+    with pytest.raises(convert.ConversionError, match="look like torchvision's convnext_tiny"):
+        convert.convert_state_dict(timm_convnext, "resnet50")
+    with pytest.raises(convert.ConversionError, match="timm naming is read for resnet18, resnet50, convnext_tiny"):
+        convert.convert_state_dict(timm_convnext, "vit_b_16", naming="timm")
+    bad = dict(timm_convnext, **{"stages.2.blocks.4.mlp.fc1.weight": torch.zeros(3, 3)})
+    with pytest.raises(
+        convert.ConversionError,
+        match=r"key 'features\.5\.4\.block\.3\.weight' \(timm: 'stages\.2\.blocks\.4\.mlp\.fc1\.weight'\): "
+        r"expected shape \(1536, 384\), found \(3, 3\)",
+    ):
+        convert.convert_state_dict(bad, "convnext_tiny")
+    # Through the command: exit 2, one error line naming the file and the key, no traceback.
+    proc = _run_cli(["--model=resnet18", f"--torch_checkpoint={converted('resnet50').file}", "--output=out"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(converted("resnet50").file) in proc.stderr and "'layer1.0.conv1.weight'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_encoder_from_the_hub_gets_a_fresh_head(monkeypatch, module_tmp, tmp_path):
+    """A timm encoder (num_classes=0: no fc) as a Hub repository would hold it. The download itself is
+    huggingface_hub's; here it returns the file, and everything after it runs for real."""
+    import huggingface_hub
+
+    torch.manual_seed(2)
+    encoder = randomize_(timm.create_model("resnet18", pretrained=False, num_classes=0), 2)
+    path = module_tmp / "pytorch_model.bin"
+    torch.save(encoder.state_dict(), path)
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: asked.append(kw) or str(path))
+    with pytest.raises(convert.ConversionError, match=r"'fc\.weight' \(the head\).*missing.*needs num_classes"):
+        convert.run_conversion(model="resnet18", hf_repo="someone/encoder", output=tmp_path / "no_head", log=_quiet)
+    metadata = convert.run_conversion(
+        model="resnet18", hf_repo="someone/encoder", num_classes=4, output=tmp_path / "out", log=_quiet
+    )
+    assert asked[-1] == {"repo_id": "someone/encoder", "filename": "pytorch_model.bin", "revision": None}
+    assert metadata["source"]["kind"] == "huggingface" and metadata["source"]["repo"] == "someone/encoder"
+    assert metadata["checkpoint_num_classes"] is None and metadata["head"].startswith("fresh")
+    assert metadata["parity"]["head"].startswith("fresh") and metadata["parity"]["max_rel"] <= TOLERANCE
+    variables = params_io.load_variables(tmp_path / "out")
+    assert variables["params"]["fc"]["kernel"].shape == (512, 4)
+    encoder_features = encoder.eval()(torch.zeros(1, 3, 64, 64))  # timm's pooled features: fc is Identity
+    assert encoder_features.shape == (1, 512)
+
+
+def test_hub_offline_says_which_file_to_fetch(tmp_path, monkeypatch):
+    proc = _run_cli(
+        [
+            "--model=convnext_tiny",
+            "--hf_repo=mwalmsley/zoobot-encoder-convnext_tiny",
+            "--num_classes=4",
+            "--output=out",
+        ],
+        tmp_path,
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf_home"),
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for hint in (
+        "mwalmsley/zoobot-encoder-convnext_tiny/pytorch_model.bin",
+        "https://huggingface.co/mwalmsley/zoobot-encoder-convnext_tiny/resolve/main/pytorch_model.bin",
+        "--torch_checkpoint=/path/to/pytorch_model.bin",
+        "offline mode is enabled",
+    ):
+        assert hint in proc.stderr, hint
+    assert not (tmp_path / "out").exists()
+
+    # An endpoint nobody listens on (huggingface_hub retries with back-off: its sleeps are skipped here).
+    import huggingface_hub.utils._http as hub_http
+    from huggingface_hub import constants
+
+    endpoint = _closed_port_url().rsplit("/", 1)[0]
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # what HF_ENDPOINT sets when huggingface_hub is imported
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    monkeypatch.setattr(hub_http.time, "sleep", lambda seconds: None)
+    with pytest.raises(convert.HubFileUnavailable) as info:
+        convert.download_hub_file("mwalmsley/zoobot-encoder-resnet18")
+    message = str(info.value)
+    assert f"{endpoint}/mwalmsley/zoobot-encoder-resnet18/resolve/main/pytorch_model.bin" in message
+    assert "Connection refused" in message and "--torch_checkpoint" in message
+
+
+def test_imagenet_files_of_other_models_offline(tmp_path, monkeypatch):
+    proc = _run_cli(["--model=resnet18", "--check_only"], tmp_path, TORCH_HOME=str(tmp_path / "torch_home"))
+    assert proc.returncode == convert.EXIT_NOT_AVAILABLE
+    assert "resnet18-f37072fd.pth" in proc.stderr and "RESNET18_IMAGENET_PTH" in proc.stderr
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv("VIT_B_16_IMAGENET_PTH", raising=False)
+    with pytest.raises(convert.ImageNetWeightsUnavailable) as info:
+        convert.run_conversion(model="vit_b_16", download_url=_closed_port_url(), log=_quiet)
+    message = str(info.value)
+    for hint in (
+        "--model=vit_b_16 --torch_checkpoint=/path/to/vit_b_16-c867db91.pth",
+        "VIT_B_16_IMAGENET_PTH",
+        "weights/vit_b_16-c867db91.pth",
+        "https://download.pytorch.org/models/vit_b_16-c867db91.pth",
+        "Connection refused",
+    ):
+        assert hint in message, hint
+    assert not (tmp_path / "weights").exists() and not list((tmp_path / "torch_home").rglob("*.pth"))
+    assert params_io.default_weights_dir("vit_b_16") == Path("weights") / "vit_b_16_imagenet1k_v1"
+    assert params_io.default_weights_dir("alexnet") == params_io.DEFAULT_IMAGENET_DIR == Path("weights/imagenet1k_v1")
+
+
+def test_safetensors_and_params_directories(converted, tmp_path):
+    from safetensors.torch import save_file
+
+    result = converted("resnet18")
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in result.torch.state_dict().items()}, str(path))
+    convert.run_conversion(path, output=tmp_path / "st", parity=False, model="resnet18", log=_quiet)
+    _assert_trees_equal(params_io.load_variables(tmp_path / "st"), result.variables)
+
+    with pytest.raises(
+        params_io.ParamsDirError, match="has BatchNorm statistics; read it with params_io.load_variables"
+    ):
+        params_io.load_params(result.output)
+    # A format-1 directory (before the registry) is AlexNet's.
+    old = tmp_path / "format1"
+    (old / "params").mkdir(parents=True)
+    (old / "metadata.json").write_text('{"format": "alexnet_jax.params/1", "num_classes": 4}')
+    assert params_io.is_params_dir(old) and params_io.model_of(params_io.load_metadata(old)) == "alexnet"
+
+
+def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
+    """`python -m alexnet_jax.predict` on converted ResNet-18 weights: the model and its BatchNorm
+    statistics come from the directory; the probabilities are the eval-mode model's on the centre crop."""
+    import csv
+    import subprocess
+
+    from PIL import Image
+
+    from alexnet_jax import augment, predict
+
+    result = converted("resnet18")
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    images = np.random.default_rng(9).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"galaxy_{i}.png")
+    out = tmp_path / "preds.csv"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexnet_jax.predict",
+            f"--checkpoint={result.output}",
+            f"--images={folder}",
+            f"--output={out}",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    probs = np.array([[float(row[f"p_class_{c}"]) for c in range(1000)] for row in rows])
+    view = augment.eval_transform(images, augment.center_crop(224))
+    logits = models.get_model("resnet18").apply(result.variables, augment.normalize(view, False))
+    expected = np.asarray(jax.nn.softmax(logits, -1))
+    np.testing.assert_allclose(probs, expected, atol=2e-6)  # the CSV keeps 6 decimals
+    same = predict.predict_probabilities(
+        result.variables["params"], images, {}, model="resnet18", batch_stats=result.variables["batch_stats"]
+    )
+    np.testing.assert_allclose(same, expected, rtol=1e-5, atol=1e-7)
