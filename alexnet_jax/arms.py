@@ -19,24 +19,23 @@ optimizer state; `lr_decay:F` multiplies the learning rate by F per block below 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from alexnet_jax import params_io, seeds
-from alexnet_jax.models import CONV_LAYERS, HEAD, LINEAR_LAYERS, init_head, init_params
+from alexnet_jax import models, params_io, seeds
 from alexnet_jax.rundir import TrainingError
 
 PAPER_ARM_IDS = {"pretrained": 0, "scratch": 1}
 ARM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 INITS = ("scratch", "imagenet", "checkpoint:PATH")
 FINETUNES = ("full", "linear_probe", "last_blocks:K", "lr_decay:F")
-OPTIM_FIELDS = ("learning_rate", "momentum", "weight_decay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +71,11 @@ def arm_specs(config) -> dict[str, ArmSpec]:
             raise TrainingError(f"{where}.init={init!r}: use one of {', '.join(INITS)}")
         parse_finetune(finetune, where + ".finetune")
         overrides = arm.get("optim") or {}
-        unknown = sorted(set(overrides) - set(OPTIM_FIELDS))
+        unknown = sorted(set(overrides) - set(config.optim))
         if unknown:
-            raise TrainingError(f"{where}.optim: unknown field(s) {unknown}; use {', '.join(OPTIM_FIELDS)}")
-        optim = {f: (overrides.get(f) if overrides.get(f) is not None else config.optim[f]) for f in OPTIM_FIELDS}
+            known = ", ".join(config.optim)
+            raise TrainingError(f"{where}.optim: unknown field(s) {unknown}; config.optim has {known}")
+        optim = {f: (overrides.get(f) if overrides.get(f) is not None else config.optim[f]) for f in config.optim}
         specs[name] = ArmSpec(name, init, finetune, int(config.epochs[name]), tuple(sorted(optim.items())))
     return specs
 
@@ -110,62 +110,51 @@ def parse_finetune(text: str, where: str = "finetune") -> tuple[str, float]:
 class FinetunePlan:
     trainable: frozenset[str] | None  # top-level layers that train; None: all of them
     lr_scales: tuple[tuple[str, float], ...] | None  # per top-level layer, for lr_decay
-    frozen_blocks: tuple[str, ...]  # blocks whose BatchNorm statistics must stay as they are
+    frozen_blocks: tuple[str, ...]  # names of the blocks that do not train (their BatchNorm statistics stay)
 
 
-def finetune_plan(finetune: str, layers: list[str], blocks: tuple[tuple[str, ...], ...], head: str) -> FinetunePlan:
-    """Which layers train, and at which learning rate, for a model with these `blocks` (input
-    to head, each a group of top-level layer names) under one finetuning strategy."""
+def finetune_plan(finetune: str, layers: list[str], blocks: Sequence[models.Block], head: str) -> FinetunePlan:
+    """Which layers train, and at which learning rate, for a model with these `blocks` (input to
+    head, `models.ModelSpec.blocks`) under one finetuning strategy."""
     kind, value = parse_finetune(finetune)
-    covered = {name for block in blocks for name in block} | {head}
+    covered = {name for block in blocks for name in block.params} | {head}
     if covered != set(layers):
-        raise TrainingError(f"the model's blocks {blocks} and head {head!r} do not cover its layers {layers}")
+        raise TrainingError(f"the model's blocks and head {head!r} do not cover its layers {sorted(layers)}")
     if kind == "full":
         return FinetunePlan(None, None, ())
     if kind == "lr_decay":
         scales = {head: 1.0}
         for depth, block in enumerate(reversed(blocks), start=1):
-            scales.update({name: value**depth for name in block})
+            scales.update({name: value**depth for name in block.params})
         return FinetunePlan(None, tuple(sorted(scales.items())), ())
     keep = 0 if kind == "linear_probe" else int(value)
     if keep > len(blocks):
         raise TrainingError(f"finetune={finetune!r}: the model has only {len(blocks)} blocks below its head")
-    trainable = {head} | {name for block in blocks[len(blocks) - keep :] for name in block}
-    frozen = tuple(name for block in blocks[: len(blocks) - keep] for name in block)
-    return FinetunePlan(frozenset(trainable), None, frozen)
+    trainable = {head} | {name for block in blocks[len(blocks) - keep :] for name in block.params}
+    return FinetunePlan(frozenset(trainable), None, tuple(block.name for block in blocks[: len(blocks) - keep]))
 
 
-def alexnet_blocks() -> tuple[tuple[str, ...], ...]:
-    """AlexNet's layers below its head, input first: each layer is a block."""
-    return tuple((f"features_{c[0]}",) for c in CONV_LAYERS) + tuple((f"classifier_{i}",) for i, _ in LINEAR_LAYERS)
-
-
-@functools.cache
-def _initializer(num_classes: int, image_size: int):
-    """torchvision's initialisation as one compiled function per shape, reused by every run."""
-    return jax.jit(functools.partial(init_params, num_classes=num_classes, image_size=image_size))
-
-
-def _weights_dir(spec: ArmSpec, pretrained_weights: Path) -> Path:
+def _weights_dir(spec: ArmSpec, pretrained_weights: Path | None, model: str) -> Path:
     if spec.init == "imagenet":
-        return Path(pretrained_weights)
+        return Path(pretrained_weights) if pretrained_weights else params_io.default_weights_dir(model)
     path = Path(spec.init.removeprefix("checkpoint:")).expanduser()
     return path / "best" if (path / "best" / params_io.METADATA_FILENAME).is_file() else path
 
 
-def check_available(spec: ArmSpec, pretrained_weights: Path) -> None:
+def check_available(spec: ArmSpec, pretrained_weights: Path | None, model: str) -> None:
     """Refuses, before any training, an arm whose starting weights are not on disk."""
     if spec.init == "scratch":
         return
-    directory = _weights_dir(spec, pretrained_weights)
+    directory = _weights_dir(spec, pretrained_weights, model)
     if (directory / params_io.METADATA_FILENAME).is_file():
         return
     if spec.init == "imagenet":
+        file = models.get_spec(model).imagenet.filename
+        convert = "python -m alexnet_jax.convert" + ("" if model == models.DEFAULT_MODEL else f" --model={model}")
         raise TrainingError(
-            f"The {spec.name} arm starts from converted ImageNet weights, and {directory} has none.\n"
-            "  Fix: run `python -m alexnet_jax.convert` once with internet access (torchvision downloads "
-            "alexnet-owt-7be5be79.pth),\n"
-            "       or `python -m alexnet_jax.convert --torch_checkpoint=/path/to/alexnet-owt-7be5be79.pth`,\n"
+            f"The {spec.name} arm starts from converted ImageNet weights of {model}, and {directory} has none.\n"
+            f"  Fix: run `{convert}` once with internet access (torchvision downloads {file}),\n"
+            f"       or `{convert} --torch_checkpoint=/path/to/{file}`,\n"
             f"       or pass --pretrained_weights=DIR, or leave the arm out (--arms=...). The pretrained arm "
             "needs converted ImageNet weights: it never trains a random network under that name."
         )
@@ -176,30 +165,38 @@ def check_available(spec: ArmSpec, pretrained_weights: Path) -> None:
     )
 
 
-def initial_params(spec: ArmSpec, config, key: jax.Array, pretrained_weights: Path) -> tuple[dict, dict]:
-    """The arm's starting params and a provenance record for results.json."""
-    num_classes = config.model.num_classes
+def initial_variables(spec: ArmSpec, config, key: jax.Array, pretrained_weights: Path | None) -> tuple[dict, dict]:
+    """The arm's starting variables ({'params'}, plus 'batch_stats' for BatchNorm models) and a
+    provenance record for results.json."""
+    model, num_classes = config.model.get("name", models.DEFAULT_MODEL), config.model.num_classes
     init_key = seeds.step_key(key, seeds.INIT, 0, 0)
     if spec.init == "scratch":
-        params = _initializer(num_classes, int(config.augment.crop_size))(init_key)
-        return params, {"kind": "torchvision_default_init"}
-    check_available(spec, pretrained_weights)
-    directory = _weights_dir(spec, pretrained_weights)
+        variables = models.init_variables(model, init_key, num_classes, int(config.augment.crop_size))
+        return variables, {"kind": "torchvision_default_init"}
+    check_available(spec, pretrained_weights, model)
+    directory = _weights_dir(spec, pretrained_weights, model)
     try:
-        loaded = params_io.load_params(directory)
+        metadata = params_io.load_metadata(directory)
+        if params_io.model_of(metadata) != model:
+            raise params_io.ParamsDirError(
+                f"it holds {params_io.model_of(metadata)} weights, and this config trains {model} "
+                f"(config.model.name); convert {model}'s weights or train {params_io.model_of(metadata)}"
+            )
+        loaded = params_io.load_variables(directory)
     except params_io.ParamsDirError as error:
         raise TrainingError(f"the {spec.name} arm cannot start from {directory}: {error}") from None
-    params = jax.tree_util.tree_map(jnp.asarray, loaded)
-    metadata = params_io.load_metadata(directory)
-    head = params[HEAD]["kernel"]
-    if head.shape[-1] != num_classes:
-        params = dict(params)
-        params[HEAD] = init_head(init_key, num_classes, fan_in=head.shape[0])
+    variables = jax.tree_util.tree_map(jnp.asarray, loaded)
+    head = models.get_spec(model).head
+    found = int(np.shape(variables["params"][head]["bias"])[0])
+    if found != num_classes:
+        params = dict(variables["params"])
+        params[head] = models.get_spec(model).init_head(init_key, num_classes)
+        variables = {**variables, "params": params}
     provenance = {
         "kind": "converted_torch_weights" if spec.init == "imagenet" else "checkpoint",
         "weights_dir": str(directory),
         "source": metadata.get("source"),
         "source_sha256": metadata.get("source_sha256") or metadata.get("sha256"),
-        "head_replaced": head.shape[-1] != num_classes,
+        "head_replaced": found != num_classes,
     }
-    return params, provenance
+    return variables, provenance

@@ -209,6 +209,7 @@ class Member:
         return {
             "run_index": self.run.index,
             "arm": self.spec.name,
+            "model": self.config.model.get("name", "alexnet"),
             "epoch": self.best["epoch"],
             "selection": self.selection,
             "test_acc": h["test_acc"][self.best["epoch"]],

@@ -272,13 +272,17 @@ class Checkpoints:
             )
         return None
 
-    def save_best(self, params, metadata: dict) -> None:
-        """Queue `best/`: the best epoch's params, loadable by predict. `params` must not be donated."""
+    def save_best(self, variables: dict, metadata: dict, model: str) -> None:
+        """Queue `best/`: the best epoch's variables, loadable by predict. They must not be donated."""
         from alexnet_jax import params_io
 
-        for leaf in jax.tree.leaves(params):
+        for leaf in jax.tree.leaves(variables):
             leaf.copy_to_host_async()
-        self.writer.submit(lambda: params_io.save_params(self.arm_dir / "best", jax.device_get(params), metadata))
+
+        def write():
+            params_io.save_variables(self.arm_dir / "best", jax.device_get(variables), metadata, model=model)
+
+        self.writer.submit(write)
 
     def close(self):
         self.manager.close()

@@ -59,12 +59,26 @@ def scale_by_layer(scales: Mapping[str, float]) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 def make_optimizer(optim: Mapping[str, Any], lr_scales: Mapping[str, float] | None = None):
-    """PyTorch's SGD: weight decay is added to the gradient before momentum."""
+    """PyTorch's optimizers. `sgd` (the paper's): weight decay is added to the gradient before
+    momentum. `adamw`: decoupled weight decay and torchvision's betas (0.9, 0.999), eps 1e-8.
+    `clip_grad_norm` clips the global gradient norm first (torch.nn.utils.clip_grad_norm_)."""
+    name = optim.get("name") or "sgd"
+    lr, decay = float(optim["learning_rate"]), float(optim.get("weight_decay") or 0.0)
     parts = []
-    if optim.get("weight_decay"):
-        parts.append(optax.add_decayed_weights(float(optim["weight_decay"])))
-    parts.append(optax.sgd(float(optim["learning_rate"]), momentum=float(optim["momentum"]) or None))
+    if optim.get("clip_grad_norm"):
+        parts.append(optax.clip_by_global_norm(float(optim["clip_grad_norm"])))
+    if name == "sgd":
+        if decay:
+            parts.append(optax.add_decayed_weights(decay))
+        parts.append(optax.sgd(lr, momentum=float(optim.get("momentum") or 0.0) or None))
+    elif name == "adamw":
+        parts.append(optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=decay))
+    else:
+        raise ValueError(f"--config.optim.name={name!r}: use one of {', '.join(OPTIMIZERS)}")
     if lr_scales:
         parts.append(scale_by_layer(lr_scales))
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
@@ -93,8 +107,11 @@ def zero_eval_totals(num_classes: int) -> dict:
     return {"loss_sum": zero(), "correct": zero(), "count": zero(), "confusion": jnp.zeros((num_classes, num_classes))}
 
 
-def _masked_cross_entropy(logits, labels, mask):
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels) * mask
+def _masked_cross_entropy(logits, labels, mask, label_smoothing: float = 0.0):
+    if not label_smoothing:  # the paper's loss, exactly
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels) * mask
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets) * mask
 
 
 def _add(totals: dict, metrics: dict) -> dict:
@@ -109,19 +126,22 @@ def make_steps(
     num_classes: int,
     trainable: frozenset[str] | None = None,
     has_batch_stats: bool = False,
+    label_smoothing: float = 0.0,
 ) -> tuple[Callable, Callable]:
     """Plain (unjitted) `train_step(state, resident, batch, rng, totals, step) -> (state, totals)`
     and `eval_step(state, resident, batch, rng, totals) -> (totals, predictions)`.
 
     The last, padded batch is masked: the loss is the mean over the real examples, the same
-    gradient as PyTorch's smaller last batch. `step` (the step's index in its epoch) is what
-    `first_bad_step` records when the loss stops being finite.
+    gradient as PyTorch's smaller last batch, and for BatchNorm models the padded examples stay
+    out of the batch statistics. `step` (the step's index in its epoch) is what
+    `first_bad_step` records when the loss stops being finite. `label_smoothing` applies to the
+    training loss (torch.nn.CrossEntropyLoss's); evaluation reports the plain cross-entropy.
     """
 
-    def apply(variables, images, train: bool, rng=None):
+    def apply(variables, images, train: bool, rng=None, mask=None):
         kwargs = {"rngs": {"dropout": rng}} if train else {}
         if has_batch_stats and train:
-            logits, updated = model.apply(variables, images, train=True, mutable=["batch_stats"], **kwargs)
+            logits, updated = model.apply(variables, images, train=True, mask=mask, mutable=["batch_stats"], **kwargs)
             return logits, updated["batch_stats"]
         return model.apply(variables, images, train=train, **kwargs), variables.get("batch_stats", {})
 
@@ -137,8 +157,8 @@ def make_steps(
 
         def loss_fn(train_part):
             variables = variables_of({**train_part, **frozen_part}, state.batch_stats)
-            logits, batch_stats = apply(variables, images, True, dropout_rng)
-            losses = _masked_cross_entropy(logits, labels, mask)
+            logits, batch_stats = apply(variables, images, True, dropout_rng, mask)
+            losses = _masked_cross_entropy(logits, labels, mask, label_smoothing)
             return losses.sum() / count, (logits, losses, batch_stats)
 
         (loss, (logits, losses, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(train_part)
@@ -218,6 +238,7 @@ def build_steps(key: StepKey, pipeline) -> Steps:
             num_classes=key.num_classes,
             trainable=key.trainable,
             has_batch_stats=key.has_batch_stats,
+            label_smoothing=float(dict(key.optim).get("label_smoothing") or 0.0),
         )
         if key.pack > 1:  # members stacked on a leading axis; the resident data set is shared
             train_step = jax.vmap(train_step, in_axes=(0, None, 0, 0, 0, None))

@@ -31,13 +31,11 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from alexnet_jax import cli, configs
+from alexnet_jax import cli, configs, models
 from alexnet_jax import results as results_lib
-from alexnet_jax.arms import alexnet_blocks, arm_specs, check_available, finetune_plan, initial_params
+from alexnet_jax.arms import arm_specs, check_available, finetune_plan, initial_variables
 from alexnet_jax.arms import select as select_arms
 from alexnet_jax.member import Member, RunRecord
-from alexnet_jax.models import HEAD, AlexNet
-from alexnet_jax.params_io import DEFAULT_IMAGENET_DIR
 from alexnet_jax.rundata import load_run_data, shared_pipeline
 from alexnet_jax.rundir import (
     Checkpoints,
@@ -56,11 +54,23 @@ from alexnet_jax.trainer import ArmTrainer
 TIMING_KEYS = ("wall_time_s", "images_per_s", "epoch_seconds", "time")
 
 
-def build_model(config):
+def model_name(config) -> str:
+    return config.model.get("name", models.DEFAULT_MODEL)
+
+
+def build_model(config, frozen_blocks: tuple[str, ...] = ()):
+    """The config's model (alexnet_jax.models), with its own options from config.model."""
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(config.model.dtype)
     if dtype is None:
         raise TrainingError(f"--config.model.dtype={config.model.dtype!r}: use 'float32' or 'bfloat16'")
-    return AlexNet(num_classes=config.model.num_classes, dropout_rate=config.model.dropout_rate, dtype=dtype)
+    try:
+        spec = models.get_spec(model_name(config))
+    except ValueError as error:
+        raise TrainingError(f"--config.model.name: {error}") from None
+    options = {name: config.model[name] for name in spec.options if name in config.model}
+    if spec.batch_norm:  # the blocks a partial finetune freezes keep their running statistics
+        options["frozen"] = frozen_blocks
+    return models.get_model(spec.name, config.model.num_classes, dtype=dtype, **options)
 
 
 class _NeverStop:
@@ -77,13 +87,13 @@ class Session:
                  log: Callable[[str], None] = print, stop=None, config_file: str | None = None):  # fmt: skip
         self.config = config
         self.workdir = Path(workdir)
-        self.pretrained_weights = Path(pretrained_weights or DEFAULT_IMAGENET_DIR)
+        self.pretrained_weights = Path(pretrained_weights) if pretrained_weights else None  # None: the model's
         self.mesh = make_mesh(devices)
         self.log = log
         self.stop = stop if stop is not None else _NeverStop()
         self.config_file = config_file
         self.specs = arm_specs(config)
-        self.model = build_model(config)
+        build_model(config)  # a bad model name or option is refused here, before any data is read
         CompileClock.install()
 
     def train(self, runs: list[int], arms: list[str]) -> list[dict]:
@@ -92,7 +102,7 @@ class Session:
         if runs:
             load_run_data(self.config, runs[0])
         for name in arms:
-            check_available(self.specs[name], self.pretrained_weights)
+            check_available(self.specs[name], self.pretrained_weights, model_name(self.config))
         pack = int(self.config.get("pack_runs", 1) or 1)
         if pack < 1:
             raise TrainingError(f"--config.pack_runs={pack}: use 1 (each run alone) or more")
@@ -172,14 +182,14 @@ class Session:
         if not pending:
             return
         members = [Member(record, spec, self.config) for record in pending]
-        initial = [initial_params(spec, self.config, m.key, self.pretrained_weights) for m in members]
-        layers = list(initial[0][0])
-        plan = finetune_plan(spec.finetune, layers, alexnet_blocks(), HEAD)
+        initial = [initial_variables(spec, self.config, m.key, self.pretrained_weights) for m in members]
+        model_spec = models.get_spec(model_name(self.config))
+        plan = finetune_plan(spec.finetune, list(initial[0][0]["params"]), model_spec.blocks, model_spec.head)
         ArmTrainer(
             self.config,
             spec,
             members,
-            model=self.model,
+            model=build_model(self.config, plan.frozen_blocks),
             plan=plan,
             pipeline=shared_pipeline(self.config, pending[0].data, self.mesh),
             mesh=self.mesh,
@@ -242,7 +252,10 @@ def define_flags():
     flags.DEFINE_string("arms", None, "Arms to train, by name (default: every arm the config declares).")
     flags.DEFINE_string("data_dir", None, "A prepared data set (overrides config.data.dir).")
     flags.DEFINE_string(
-        "pretrained_weights", str(DEFAULT_IMAGENET_DIR), "Converted ImageNet weights (python -m alexnet_jax.convert)."
+        "pretrained_weights",
+        None,
+        "Converted ImageNet weights of the config's model, for every arm that starts from `imagenet` "
+        "(default: where `python -m alexnet_jax.convert --model=NAME` puts them, weights/imagenet1k_v1 for AlexNet).",
     )
     flags.DEFINE_bool("keep_every_epoch", False, "Keep a checkpoint of every epoch, not only the latest.")
     flags.DEFINE_string(
@@ -272,8 +285,8 @@ def main(argv) -> int:
             raise ValueError("--run_index must be >= 0")
         arms = parse_arms(FLAGS.arms, config)
         with stop_on_signals() as stop:
-            train_runs(config, FLAGS.workdir, runs, arms, pretrained_weights=Path(FLAGS.pretrained_weights),
-                       stop=stop, config_file=FLAGS["config"].config_filename)  # fmt: skip
+            train_runs(config, FLAGS.workdir, runs, arms, pretrained_weights=FLAGS.pretrained_weights, stop=stop,
+                       config_file=FLAGS["config"].config_filename)  # fmt: skip
     except Interrupted as error:
         return cli.report_error(error, cli.EXIT_INTERRUPTED)
     except RunLockedError as error:

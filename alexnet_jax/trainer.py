@@ -16,10 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alexnet_jax import seeds
+from alexnet_jax import models, seeds
 from alexnet_jax.arms import ArmSpec, FinetunePlan
 from alexnet_jax.member import Member, append_metrics, tensorboard_writer
-from alexnet_jax.models import count_params
 from alexnet_jax.rundir import (
     CheckpointPolicy,
     Checkpoints,
@@ -56,7 +55,7 @@ def steps_for(config, spec: ArmSpec, model, plan: FinetunePlan, pipeline, mesh, 
         optim=spec.optim,
         lr_scales=plan.lr_scales,
         trainable=plan.trainable,
-        has_batch_stats=False,
+        has_batch_stats=models.get_spec(config.model.get("name", models.DEFAULT_MODEL)).batch_norm,
         pipeline=pipeline.signature,
         mesh=mesh,
         num_classes=config.model.num_classes,
@@ -70,7 +69,7 @@ class ArmTrainer:
 
     def __init__(self, config, spec: ArmSpec, members: list[Member], *, model, plan: FinetunePlan, pipeline, mesh,
                  initial, writer, stop, log, started: float):  # fmt: skip
-        """`initial`: each member's (params, provenance) to start from; `started`: when the caller
+        """`initial`: each member's (variables, provenance) to start from; `started`: when the caller
         began preparing this arm (perf_counter), so its wall time includes the set-up."""
         self.started, self.compile_start = started, CompileClock.install().seconds
         self.config, self.spec, self.members = config, spec, members
@@ -79,11 +78,14 @@ class ArmTrainer:
         self.policy = CheckpointPolicy.from_config(config)
         self.steps = steps_for(config, spec, model, plan, pipeline, mesh, pack=len(members))
         self.num_classes = config.model.num_classes
+        self.model_name = config.model.get("name", models.DEFAULT_MODEL)
+        self.has_batch_stats = models.get_spec(self.model_name).batch_norm
         self.checkpoints: list[Checkpoints] = []
         states = []
-        for member, (params, provenance) in zip(members, initial, strict=True):
+        for member, (variables, provenance) in zip(members, initial, strict=True):
             member.provenance = provenance
-            state = init_state(params, {}, self.steps.tx, plan.trainable)
+            params = variables["params"]
+            state = init_state(params, variables.get("batch_stats", {}), self.steps.tx, plan.trainable)
             if jax.process_index() == 0 and not member.arm_dir.joinpath("checkpoints").exists():
                 check_free_space(member.arm_dir, state, member.label)
             checkpoints = Checkpoints(member.arm_dir, config.keep_every_epoch, writer)
@@ -98,8 +100,8 @@ class ArmTrainer:
             member.extra = {
                 "pipeline": pipeline.name,
                 "devices": [str(d) for d in mesh.devices.flat],
-                "total_params": count_params(params),
-                "trainable_params": count_params(
+                "total_params": models.count_params(params),
+                "trainable_params": models.count_params(
                     params if plan.trainable is None else {k: params[k] for k in plan.trainable}
                 ),
                 **({"packed_with": len(members)} if self.packed else {}),
@@ -223,8 +225,11 @@ class ArmTrainer:
             n = len(member.run.data.test_idx)  # only the last batch is padded, at its end
             preds = np.concatenate([np.asarray(pick(p)) for p in jax.device_get(predictions)])[:n]
             member.best["predictions"] = preds.astype(int).tolist()
-            params = _member_slice(self.state.params, k, self.packed)
-            self.best[k] = params if self.packed else jax.tree.map(jnp.copy, params)  # outlives donation
+            variables = {"params": self.state.params}
+            if self.has_batch_stats:
+                variables["batch_stats"] = self.state.batch_stats
+            variables = _member_slice(variables, k, self.packed)
+            self.best[k] = variables if self.packed else jax.tree.map(jnp.copy, variables)  # outlives donation
 
     # ---- saving
     def _maybe_checkpoint(self, epochs_done: int) -> None:
@@ -247,7 +252,7 @@ class ArmTrainer:
 
     def _save_best(self, k: int) -> None:
         if self.best[k] is not None and jax.process_index() == 0:
-            self.checkpoints[k].save_best(self.best[k], self.members[k].best_metadata())
+            self.checkpoints[k].save_best(self.best[k], self.members[k].best_metadata(), self.model_name)
         self.best[k] = None
 
     def _interrupt(self, epoch: int, step: int, totals) -> None:

@@ -11,11 +11,12 @@ import pytest
 from test_train import REPO, tiny_config
 
 from alexnet_jax import arms, params_io, steps, train
-from alexnet_jax.arms import alexnet_blocks, finetune_plan
-from alexnet_jax.models import HEAD, init_params
+from alexnet_jax.arms import finetune_plan
+from alexnet_jax.models import HEAD, get_spec, init_params
 from alexnet_jax.rundir import TrainingError
 
 LAYERS = [f"features_{i}" for i in (0, 3, 6, 8, 10)] + [f"classifier_{i}" for i in (1, 4, 6)]
+ALEXNET = get_spec("alexnet")
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def weights(module_tmp):
 
 
 def test_finetuning_plans_for_alexnet():
-    blocks = alexnet_blocks()
-    assert [b[0] for b in blocks] == LAYERS[:-1]
+    blocks = ALEXNET.blocks
+    assert [b.params for b in blocks] == [(layer,) for layer in LAYERS[:-1]]
     assert finetune_plan("full", LAYERS, blocks, HEAD) == arms.FinetunePlan(None, None, ())
     probe = finetune_plan("linear_probe", LAYERS, blocks, HEAD)
     assert probe.trainable == {HEAD} and probe.frozen_blocks == tuple(LAYERS[:-1])
@@ -81,7 +82,7 @@ def _one_step(finetune: str, params):
     pipe = input_pipeline.make_pipeline(
         "on_device", images, labels, image_size=72, train_augment=cfg, eval_augment=cfg, mesh=mesh
     )
-    plan = finetune_plan(finetune, list(params), alexnet_blocks(), HEAD)
+    plan = finetune_plan(finetune, list(params), ALEXNET.blocks, HEAD)
     optim = (("learning_rate", 0.01), ("momentum", 0.9), ("weight_decay", 0.0))
     key = steps.StepKey(AlexNet(4), optim, plan.lr_scales, plan.trainable, False, pipe.signature, mesh, 4, 1)
     built = steps.build_steps(key, pipe)
@@ -116,7 +117,7 @@ def test_frozen_layers_get_no_update_no_optimizer_state_and_no_gradient_work():
 def test_layerwise_decay_scales_each_layers_step():
     params = jax.device_get(init_params(jax.random.key(2), 4, 64))
     grads = jax.tree.map(lambda x: np.random.default_rng(x.size).standard_normal(x.shape).astype(np.float32), params)
-    scales = dict(finetune_plan("lr_decay:0.5", LAYERS, alexnet_blocks(), HEAD).lr_scales)
+    scales = dict(finetune_plan("lr_decay:0.5", LAYERS, ALEXNET.blocks, HEAD).lr_scales)
     optim = {"learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
     updates = {}
     for name, lr_scales in (("full", None), ("decayed", scales)):

@@ -47,9 +47,8 @@ def pure_epoch_seconds(config, run_index: int = 0) -> float:
     """One epoch of the arm's compiled train and eval steps, dispatched back to back (median of repeats)."""
     import jax
 
-    from alexnet_jax import seeds, train
-    from alexnet_jax.arms import alexnet_blocks, arm_specs, finetune_plan, initial_params
-    from alexnet_jax.models import HEAD
+    from alexnet_jax import models, seeds, train
+    from alexnet_jax.arms import arm_specs, finetune_plan, initial_variables
     from alexnet_jax.rundata import load_run_data, shared_pipeline
     from alexnet_jax.steps import init_state, make_mesh, replicate, zero_eval_totals, zero_train_totals
     from alexnet_jax.trainer import steps_for
@@ -59,10 +58,12 @@ def pure_epoch_seconds(config, run_index: int = 0) -> float:
     data = load_run_data(config, run_index)
     pipeline = shared_pipeline(config, data, mesh)
     key = seeds.arm_key(config.seed, run_index, spec.id)
-    params, _ = initial_params(spec, config, key, Path("unused"))
-    plan = finetune_plan(spec.finetune, list(params), alexnet_blocks(), HEAD)
-    steps = steps_for(config, spec, train.build_model(config), plan, pipeline, mesh)
-    state = replicate(init_state(params, {}, steps.tx, plan.trainable), mesh)
+    variables, _ = initial_variables(spec, config, key, None)
+    model_spec = models.get_spec(train.model_name(config))
+    plan = finetune_plan(spec.finetune, list(variables["params"]), model_spec.blocks, model_spec.head)
+    steps = steps_for(config, spec, train.build_model(config, plan.frozen_blocks), plan, pipeline, mesh)
+    state = init_state(variables["params"], variables.get("batch_stats", {}), steps.tx, plan.trainable)
+    state = replicate(state, mesh)
     order = seeds.epoch_order(data.train_idx, config, run_index, spec.id, 0)
     times = []
     for repeat in range(PURE_REPEATS + 1):
