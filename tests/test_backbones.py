@@ -25,6 +25,11 @@ SIGMAS = 5.0  # sampling-error allowance for the initialisation statistics
 KS_P_VALUE = 1e-6  # two-sample Kolmogorov-Smirnov: a sample of ours against one of torch's
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """`python -c code` in a fresh interpreter at the repository root."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 def _shapes(model, size, batch=1):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((batch, size, size, 3))))
 
@@ -306,7 +311,7 @@ def test_importing_models_params_io_and_the_converter_needs_no_torch():
         "bad = sorted(m for m in heavy if m in sys.modules); "
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = _python(code)
     assert done.returncode == 0, f"imported: {done.stdout.strip()} {done.stderr[-2000:]}"
 
 
@@ -339,6 +344,6 @@ def test_backbones_config_through_the_config_flag():
         "flags.FLAGS(['x', '--config=alexnet_jax/configs/backbones.py:vit_b_16']); "
         "c = flags.FLAGS.config; print(c.model.name, c.optim.name, c.optim.clip_grad_norm, c.model.dropout_rate)"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = _python(code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["vit_b_16", "adamw", "1.0", "0.0"]

@@ -96,6 +96,8 @@ class ImageNetWeights:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
+    """What the converter, the trainer and the benchmark need to know of one model (get_spec(name))."""
+
     name: str
     module: type[nn.Module]
     torch_head: str  # torchvision path of the layer a new task replaces
@@ -179,6 +181,25 @@ def _vit_blocks() -> tuple[Block, ...]:
 _CNN_PARITY_SIZES = ((224, 224), (100, 130))  # odd, non-square: exercises padding, pooling and flooring
 _TORCHVISION = "https://download.pytorch.org/models/"
 
+
+def _resnet_spec(name: str, module: type[nn.Module], features: int, weights_file: str) -> ModelSpec:
+    """ResNet-18 and -50 differ only in their blocks, their width before fc and their weights file."""
+    return ModelSpec(
+        name=name,
+        module=module,
+        torch_head="fc",
+        blocks=_resnet_blocks(),
+        batch_norm=True,
+        min_input_size=resnet.MIN_INPUT_SIZE,
+        torchvision_builder=name,
+        imagenet=ImageNetWeights(f"{module.__name__}_Weights.IMAGENET1K_V1", _TORCHVISION + weights_file),
+        options=(),
+        init_head=_dense_head(features, torch_uniform_init(features), torch_uniform_init(features)),
+        parity_sizes=_CNN_PARITY_SIZES,
+        timm_architecture=name,
+    )
+
+
 SPECS: Mapping[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -203,34 +224,8 @@ SPECS: Mapping[str, ModelSpec] = {
             parity_sizes=((224, 224), (100, 100), (257, 300)),
             extra_taps=(("features", "features"), ("avgpool", "avgpool")),
         ),
-        ModelSpec(
-            name="resnet18",
-            module=ResNet18,
-            torch_head="fc",
-            blocks=_resnet_blocks(),
-            batch_norm=True,
-            min_input_size=resnet.MIN_INPUT_SIZE,
-            torchvision_builder="resnet18",
-            imagenet=ImageNetWeights("ResNet18_Weights.IMAGENET1K_V1", _TORCHVISION + "resnet18-f37072fd.pth"),
-            options=(),
-            init_head=_dense_head(512, torch_uniform_init(512), torch_uniform_init(512)),
-            parity_sizes=_CNN_PARITY_SIZES,
-            timm_architecture="resnet18",
-        ),
-        ModelSpec(
-            name="resnet50",
-            module=ResNet50,
-            torch_head="fc",
-            blocks=_resnet_blocks(),
-            batch_norm=True,
-            min_input_size=resnet.MIN_INPUT_SIZE,
-            torchvision_builder="resnet50",
-            imagenet=ImageNetWeights("ResNet50_Weights.IMAGENET1K_V1", _TORCHVISION + "resnet50-0676ba61.pth"),
-            options=(),
-            init_head=_dense_head(2048, torch_uniform_init(2048), torch_uniform_init(2048)),
-            parity_sizes=_CNN_PARITY_SIZES,
-            timm_architecture="resnet50",
-        ),
+        _resnet_spec("resnet18", ResNet18, 512, "resnet18-f37072fd.pth"),
+        _resnet_spec("resnet50", ResNet50, 2048, "resnet50-0676ba61.pth"),
         ModelSpec(
             name="convnext_tiny",
             module=ConvNeXtTiny,
