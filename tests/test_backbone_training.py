@@ -1,0 +1,71 @@
+"""Every backbone trains through the one Trainer, from scratch and from its converted weights,
+and a run stopped in the middle of an epoch resumes to the numbers of one never stopped.
+
+The configs are configs/backbones.py's (each model's torchvision recipe: SGD or AdamW, label
+smoothing, stochastic depth) on tiny images, so what is checked is the machinery: BatchNorm
+statistics in the train state, checkpoints and best/, AdamW's state, the pretrained arm.
+"""
+
+import jax
+import numpy as np
+import pytest
+from test_resume import StopAfter
+from test_train import strip_timing
+
+from alexnet_jax import models, params_io, train
+from alexnet_jax.configs import backbones
+from alexnet_jax.rundir import TrainingError
+
+BACKBONES = [
+    "resnet18",
+    pytest.param("resnet50", marks=pytest.mark.slow),
+    "convnext_tiny",
+    pytest.param("vit_b_16", marks=pytest.mark.slow),
+]
+
+
+def tiny_backbone_config(name: str, data_dir):
+    config = backbones.get_config(name)
+    config.data.dir = str(data_dir)
+    config.data.image_size = 40
+    config.augment.crop_size = 32  # every backbone's minimum input; ViT-B/16 sees a 2x2 grid of patches
+    config.batch_size = config.eval_batch_size = 8
+    config.epochs.scratch = config.epochs.pretrained = 2
+    config.pipeline = "on_device"
+    config.checkpoint_every_seconds = 0.0
+    return config
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_backbone_trains_resumes_and_starts_from_its_weights(tmp_path, tiny_data, name):
+    config = tiny_backbone_config(name, tiny_data)
+    one = jax.devices()[:1]
+    whole = train.Trainer(config, tmp_path / "whole", 0, devices=one, log=lambda s: None).run(["scratch"])
+    record = whole["arms"]["scratch"]
+    assert record["complete"] and record["spec"]["model"] == name and len(record["test_acc"]) == 2
+    assert all(np.isfinite(record["train_loss"]))
+    best = params_io.load_variables(tmp_path / "whole" / "run_000" / "scratch" / "best")
+    assert ("batch_stats" in best) == models.get_spec(name).batch_norm
+
+    # 38 training images: 5 steps an epoch; the arm's question and 7 steps later is epoch 2's third.
+    with pytest.raises(train.Interrupted, match=r"at epoch 2/2, step 2"):
+        train.Trainer(config, tmp_path / "cut", 0, devices=one, log=lambda s: None, stop=StopAfter(8)).run(["scratch"])
+    resumed = train.Trainer(config, tmp_path / "cut", 0, devices=one, log=lambda s: None).run(["scratch"])
+    assert strip_timing(resumed) == strip_timing(whole)
+
+    # The pretrained arm starts from converted weights of this model, with a fresh 4-class head.
+    weights = tmp_path / "weights"
+    variables = jax.device_get(models.init_variables(name, jax.random.key(5), 1000, 32))
+    params_io.save_variables(weights, variables, {"source": "test: random torchvision-style init"}, model=name)
+    (pretrained,) = train.train_runs(config, tmp_path / "pre", [0], ["pretrained"], pretrained_weights=weights,
+                                     devices=one, log=lambda s: None)  # fmt: skip
+    init = pretrained["arms"]["pretrained"]["init"]
+    assert init["kind"] == "converted_torch_weights" and init["head_replaced"] is True
+
+
+def test_another_models_weights_are_refused_naming_both(tmp_path, tiny_data):
+    weights = tmp_path / "alexnet_weights"
+    params_io.save_params(weights, jax.device_get(models.init_params(jax.random.key(0), 4, 64)), {"source": "test"})
+    config = tiny_backbone_config("resnet18", tiny_data)
+    with pytest.raises(TrainingError, match=r"holds alexnet weights, and this config trains resnet18"):
+        train.train_runs(config, tmp_path / "runs", [0], ["pretrained"], pretrained_weights=weights)
