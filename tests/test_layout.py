@@ -40,7 +40,14 @@ LAYERS = (
     ("alexnet_jax.arms", "alexnet_jax.rundata"),
     ("alexnet_jax.member", "alexnet_jax.trainer"),
     ("alexnet_jax.train",),
-    ("alexnet_jax.predict", "alexnet_jax.study", "alexnet_jax.analysis.*", "alexnet_jax.bench", "alexnet_jax.analyze"),
+    (
+        "alexnet_jax.predict",
+        "alexnet_jax.study",
+        "alexnet_jax.multihost",
+        "alexnet_jax.analysis.*",
+        "alexnet_jax.bench",
+        "alexnet_jax.analyze",
+    ),
 )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_jax.data import synthetic
+from alexnet_jax.data import galaxy_render, synthetic
 from alexnet_jax.data.labels import CLASS_NAMES, PAPER_CLASS_TOTALS, ttype_to_class
 from alexnet_jax.data.prepared import METADATA_COLUMNS
 
@@ -126,9 +126,9 @@ def test_sersic_normalisation():
     re, q = 10.0, 0.6
     radius = np.geomspace(1e-6, 1e4, 400001)
     for n in (0.5, 1.0, 4.0, 6.0):
-        profile = np.exp(-synthetic.sersic_b(n) * ((radius / re) ** (1 / n) - 1))
+        profile = np.exp(-galaxy_render.sersic_b(n) * ((radius / re) ** (1 / n) - 1))
         total = np.trapezoid(2 * np.pi * q * radius * profile, radius)
-        assert total == pytest.approx(synthetic.sersic_total(n, re, q), rel=1e-4)
+        assert total == pytest.approx(galaxy_render.sersic_total(n, re, q), rel=1e-4)
         # b_n puts half the light inside R_e.
         inside = radius <= re
         half = np.trapezoid(2 * np.pi * q * radius[inside] * profile[inside], radius[inside])
