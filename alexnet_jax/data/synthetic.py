@@ -20,20 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alexnet_jax.data.galaxy_params import (
-    BANDS,
-    DISPLAY_SCALES,
-    ELECTRONS_PER_NMGY,
-    NATIVE_MAX,
-    NATIVE_MIN,
-    PIXEL_ARCSEC,
-    SATURATION_NMGY,
-    SEEING_RELATIVE,
-    SKY_NMGY,
-    STRETCH_Q,
-    STRETCH_SOFTENING,
-    TTYPE_CHOICES,
-)
+from alexnet_jax.data import galaxy_params
 from alexnet_jax.data.galaxy_render import render_example
 from alexnet_jax.data.labels import CLASS_NAMES, PAPER_CLASS_TOTALS, PAPER_NUM_EXAMPLES, ttype_to_class
 from alexnet_jax.data.prepared import default_metadata
@@ -176,21 +163,21 @@ def generator_params() -> dict[str, Any]:
         "class_fractions": list(CLASS_FRACTIONS),
         "class_totals_for_rounding": list(PAPER_CLASS_TOTALS),
         "ttype_choices": {
-            CLASS_NAMES[k]: {"ttypes": list(v), "weights": list(w)} for k, (v, w) in TTYPE_CHOICES.items()
+            CLASS_NAMES[k]: {"ttypes": list(v), "weights": list(w)} for k, (v, w) in galaxy_params.TTYPE_CHOICES.items()
         },
-        "bands": list(BANDS),
-        "pixel_arcsec": PIXEL_ARCSEC,
-        "native_px_range": [NATIVE_MIN, NATIVE_MAX],
+        "bands": list(galaxy_params.BANDS),
+        "pixel_arcsec": galaxy_params.PIXEL_ARCSEC,
+        "native_px_range": [galaxy_params.NATIVE_MIN, galaxy_params.NATIVE_MAX],
         "seeing_arcsec_range": [1.0, 1.6],
-        "psf": "Moffat, beta 2.5-4.5, FWHM scaled per band " + str(SEEING_RELATIVE.tolist()),
-        "electrons_per_nmgy": ELECTRONS_PER_NMGY.tolist(),
-        "sky_nmgy_per_px": SKY_NMGY.tolist(),
-        "saturation_nmgy_per_px": SATURATION_NMGY,
+        "psf": "Moffat, beta 2.5-4.5, FWHM scaled per band " + str(galaxy_params.SEEING_RELATIVE.tolist()),
+        "electrons_per_nmgy": galaxy_params.ELECTRONS_PER_NMGY.tolist(),
+        "sky_nmgy_per_px": galaxy_params.SKY_NMGY.tolist(),
+        "saturation_nmgy_per_px": galaxy_params.SATURATION_NMGY,
         "display": {
             "channels": "RGB = (i, r, g)",
-            "scales": DISPLAY_SCALES.tolist(),
-            "asinh_Q": STRETCH_Q,
-            "softening_nmgy": STRETCH_SOFTENING,
+            "scales": galaxy_params.DISPLAY_SCALES.tolist(),
+            "asinh_Q": galaxy_params.STRETCH_Q,
+            "softening_nmgy": galaxy_params.STRETCH_SOFTENING,
         },
         "jpeg_quality_range": [75, 95],
         "resize": "PIL bilinear from the native cut-out",
