@@ -288,12 +288,17 @@ class Checkpoints:
         self.manager.close()
 
 
+def keeps_final_state(config) -> bool:
+    """Whether a finished arm keeps its resume state (`keep_final_state`, or every epoch kept)."""
+    return bool(config.get("keep_final_state", False) or config.keep_every_epoch)
+
+
 def drop_resume_state(config, arm_dir: Path) -> None:
     """Deletes the latest-state checkpoints of a finished arm, unless the config keeps them.
     They only serve to resume, and at 2x the parameters (params + momentum) they would make a
     100-run study of the full model ~90 GB larger; `best/` and results.json hold everything
     the analysis and predict need."""
-    if config.get("keep_final_state", False) or config.keep_every_epoch:
+    if keeps_final_state(config):
         return
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils

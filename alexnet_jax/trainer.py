@@ -26,6 +26,7 @@ from alexnet_jax.rundir import (
     TrainingError,
     check_free_space,
     drop_resume_state,
+    keeps_final_state,
 )
 from alexnet_jax.steps import (
     CompileClock,
@@ -89,7 +90,7 @@ class ArmTrainer:
             if jax.process_index() == 0 and not member.arm_dir.joinpath("checkpoints").exists():
                 check_free_space(member.arm_dir, state, member.label)
             checkpoints = Checkpoints(member.arm_dir, config.keep_every_epoch, writer)
-            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype), state)
+            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
             restored = checkpoints.restore(abstract)
             if restored is not None:
                 state, meta = restored
@@ -269,7 +270,7 @@ class ArmTrainer:
         )
 
     def _finish(self) -> None:
-        if self.config.get("keep_final_state", False) or self.config.keep_every_epoch:
+        if keeps_final_state(self.config):
             self._save(position=(self.spec.epochs, 0), partial=None)
         self._update_clocks()
         for k, member in enumerate(self.members):
