@@ -115,21 +115,21 @@ class Session:
                 for arm in arms:
                     for group in self._groups(runs, arm, pack):
                         self._train_group(arm, group, writer)
-                out = [self._records([run], writer)[0].results for run in runs]
+                out = [self._records([run])[0].results for run in runs]
         finally:
             writer.close()
         compiled, wall = CompileClock.seconds - compiled, time.perf_counter() - started
         self.log(f"compilation: {compiled:.1f} s of this process's {wall:.1f} s ({100 * compiled / wall:.0f}%)")
         return out
 
-    def _records(self, runs: list[int], writer) -> list[RunRecord]:
+    def _records(self, runs: list[int]) -> list[RunRecord]:
         return [RunRecord(self.config, self.workdir, r, load_run_data(self.config, r), self.config_file) for r in runs]
 
     def _train_run(self, run: int, arms: list[str], writer) -> dict:
-        directory = self.workdir / f"run_{run:03d}"
+        directory = results_lib.run_dir(self.workdir, run)
         lock = run_lock(directory) if jax.process_index() == 0 else contextlib.nullcontext()
         with lock:
-            (record,) = self._records([run], writer)
+            (record,) = self._records([run])
             if all(record.complete(a) for a in arms):
                 self.log(f"run {run:03d} is already complete ({', '.join(arms)}); nothing to do")
                 for arm in arms:  # in case a kill came between finishing an arm and deleting its state
@@ -150,21 +150,21 @@ class Session:
         """The runs whose `arm` is unfinished, in packs of runs that stand at the same point."""
         by_position: dict[tuple, list[int]] = {}
         for run in runs:
-            arm_dir = self.workdir / f"run_{run:03d}" / arm
+            arm_dir = results_lib.run_dir(self.workdir, run) / arm
             position = (0, 0)
             if (arm_dir / "checkpoints").is_dir():
                 meta = Checkpoints(arm_dir, False, writer=None).latest_meta()
                 position = (meta["position"]["epoch"], meta["position"]["step"]) if meta else position
             by_position.setdefault(position, []).append(run)
-        groups = [runs[i : i + pack] for runs in by_position.values() for i in range(0, len(runs), pack)]
+        groups = [same[i : i + pack] for same in by_position.values() for i in range(0, len(same), pack)]
         return sorted(groups)
 
     def _train_group(self, arm: str, runs: list[int], writer) -> None:
         with contextlib.ExitStack() as locks:
             if jax.process_index() == 0:
                 for run in runs:
-                    locks.enter_context(run_lock(self.workdir / f"run_{run:03d}"))
-            self._train_members(arm, self._records(runs, writer), writer)
+                    locks.enter_context(run_lock(results_lib.run_dir(self.workdir, run)))
+            self._train_members(arm, self._records(runs), writer)
 
     def _train_members(self, arm: str, records: list[RunRecord], writer) -> None:
         """Train `arm` of each record's run together (one member per run)."""
