@@ -23,7 +23,7 @@ from alexnet_jax import cli
 from alexnet_jax.analysis.demo import DEMO_ARMS, DEMO_EPOCHS, make_demo_study
 from alexnet_jax.analysis.pipeline import analyze
 from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES
-from alexnet_jax.analysis.study import StudyError
+from alexnet_jax.errors import StudyError
 
 
 def main(argv: Sequence[str]) -> int:

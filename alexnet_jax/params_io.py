@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from alexnet_jax.errors import ParamsDirError
 from alexnet_jax.models import DEFAULT_MODEL, count_params, get_spec, num_classes_of, variable_shapes
 from alexnet_jax.toolbox import atomic_directory, write_json_atomic
 
@@ -41,10 +42,6 @@ def default_weights_dir(model: str = DEFAULT_MODEL) -> Path:
 
 
 DEFAULT_IMAGENET_DIR = default_weights_dir()
-
-
-class ParamsDirError(ValueError):
-    """A directory that is not a converted-weights directory; the message names it."""
 
 
 def is_params_dir(directory: str | os.PathLike) -> bool:

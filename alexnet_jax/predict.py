@@ -24,16 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from alexnet_jax import augment, cli, params_io
+from alexnet_jax import cli, errors, params_io
 from alexnet_jax.data.labels import CLASS_NAMES
+from alexnet_jax.errors import PredictError
+from alexnet_jax.inputs import augment
 from alexnet_jax.models import DEFAULT_MODEL, get_model, num_classes_of
 from alexnet_jax.toolbox import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
-
-
-class PredictError(ValueError):
-    pass
 
 
 def resolve_params_dir(checkpoint: str | os.PathLike) -> Path:
@@ -65,7 +63,7 @@ def load_images(source: str | os.PathLike) -> tuple[list[str], np.ndarray, np.nd
     for path in files:
         try:
             images.append(folder.load_image(path, size=prepared.IMAGE_SIZE))
-        except folder.BadImageError as error:
+        except errors.BadImageError as error:
             problems.append(f"{path.name}: {error}")
     if problems:
         raise PredictError(
@@ -166,7 +164,7 @@ def main(argv) -> int:
         if len(class_names) != probabilities.shape[1]:
             class_names = [f"class_{i}" for i in range(probabilities.shape[1])]
         write_predictions(FLAGS.output, names, probabilities, class_names, labels)
-    except (PredictError, params_io.ParamsDirError, ValueError) as error:
+    except (PredictError, errors.ParamsDirError, ValueError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
     print(

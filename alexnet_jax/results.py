@@ -55,6 +55,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from alexnet_jax.errors import ResultsError
+
 SCHEMA = "alexnet_jax.run/2"  # what training writes
 SCHEMA_V1 = "alexnet_jax.run/1"
 SCHEMAS = (SCHEMA_V1, SCHEMA)  # what is read
@@ -71,10 +73,6 @@ RESULTS_FILENAME = "results.json"
 RUN_DIR_PATTERN = re.compile(r"^run_(\d{3,})$")
 PER_EPOCH_KEYS = ("train_acc", "test_acc", "train_loss", "test_loss")
 REQUIRED_ARM_KEYS = PER_EPOCH_KEYS + ("epochs", "best_epoch", "best_test_acc", "confusion_matrix", "wall_time_s")
-
-
-class ResultsError(ValueError):
-    """A results.json that does not follow the schema; the message names file and key."""
 
 
 def run_dir(workdir: str | os.PathLike, run_index: int) -> Path:

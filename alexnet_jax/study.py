@@ -42,9 +42,10 @@ from pathlib import Path
 
 from absl import app, flags
 
-from alexnet_jax import cli, configs, multihost, rundir
+from alexnet_jax import cli, configs, errors, multihost
 from alexnet_jax import results as results_lib
 from alexnet_jax.toolbox import format_duration
+from alexnet_jax.training import rundir
 
 DEFAULT_CONFIG = configs.path("paper")
 ALL_DONE, FAILED, LOCKED, INTERRUPTED = cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_LOCKED, cli.EXIT_INTERRUPTED
@@ -132,7 +133,7 @@ def read_results(workdir: Path, run_index: int) -> dict | None:
         return None
     try:
         return results_lib.load_results(path)
-    except results_lib.ResultsError:
+    except errors.ResultsError:
         return None
 
 

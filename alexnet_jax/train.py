@@ -13,9 +13,9 @@ SIGINT stops the run (exit code 5). A run killed at any moment resumes from its 
 checkpoint, replays what came after it, and ends with the numbers of an uninterrupted run,
 bit for bit on CPU: all randomness derives from (seed, run, arm, epoch, step).
 
-The steps are one `jax.jit` over a device mesh (`alexnet_jax.steps`), compiled once per
+The steps are one `jax.jit` over a device mesh (`alexnet_jax.training.steps`), compiled once per
 process for every run and arm of the same shapes; `config.pack_runs=K` trains K runs of an
-arm in one vmapped step (`alexnet_jax.trainer`). Every epoch's seconds are split into
+arm in one vmapped step (`alexnet_jax.training.trainer`). Every epoch's seconds are split into
 train, eval, checkpoint, compile and the rest, in metrics.jsonl and results.json.
 """
 
@@ -31,24 +31,17 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from alexnet_jax import cli, configs, models
+from alexnet_jax import cli, configs, errors, models
 from alexnet_jax import results as results_lib
-from alexnet_jax.arms import arm_specs, check_available, finetune_plan, initial_variables
-from alexnet_jax.arms import select as select_arms
-from alexnet_jax.member import Member, RunRecord
-from alexnet_jax.rundata import load_run_data, shared_pipeline
-from alexnet_jax.rundir import (
-    Checkpoints,
-    Interrupted,
-    RunLockedError,
-    TrainingError,
-    drop_resume_state,
-    run_lock,
-    stop_on_signals,
-)
-from alexnet_jax.steps import CompileClock, make_mesh
+from alexnet_jax.errors import Interrupted, RunLockedError, TrainingError
 from alexnet_jax.toolbox import BackgroundWriter, format_duration
-from alexnet_jax.trainer import ArmTrainer
+from alexnet_jax.training.arms import arm_specs, check_available, finetune_plan, initial_variables
+from alexnet_jax.training.arms import select as select_arms
+from alexnet_jax.training.member import Member, RunRecord
+from alexnet_jax.training.rundata import load_run_data, shared_pipeline
+from alexnet_jax.training.rundir import Checkpoints, drop_resume_state, run_lock, stop_on_signals
+from alexnet_jax.training.steps import CompileClock, make_mesh
+from alexnet_jax.training.trainer import ArmTrainer
 
 # Keys that measure the machine rather than the training; they differ between any two runs.
 TIMING_KEYS = ("wall_time_s", "images_per_s", "epoch_seconds", "time")
@@ -81,7 +74,7 @@ class _NeverStop:
 class Session:
     """What the runs of one process share: the config and its arms, the mesh, the model, the
     background writer and the stop signal. Compiled steps and the resident data set are shared
-    through their own caches (alexnet_jax.steps, alexnet_jax.rundata)."""
+    through their own caches (alexnet_jax.training.steps, alexnet_jax.training.rundata)."""
 
     def __init__(self, config, workdir: Path, *, pretrained_weights: Path | None = None, devices=None,
                  log: Callable[[str], None] = print, stop=None, config_file: str | None = None):  # fmt: skip
@@ -291,7 +284,7 @@ def main(argv) -> int:
         return cli.report_error(error, cli.EXIT_INTERRUPTED)
     except RunLockedError as error:
         return cli.report_error(error, cli.EXIT_LOCKED)
-    except (TrainingError, ValueError, results_lib.ResultsError) as error:
+    except (TrainingError, ValueError, errors.ResultsError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     return cli.EXIT_OK
 

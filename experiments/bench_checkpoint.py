@@ -33,8 +33,8 @@ def main(argv):
     import optax
 
     from alexnet_jax import models, toolbox
-    from alexnet_jax.rundir import Checkpoints
-    from alexnet_jax.steps import init_state
+    from alexnet_jax.training.rundir import Checkpoints
+    from alexnet_jax.training.steps import init_state
 
     f = flags.FLAGS
     variables = models.init_variables(f.model, jax.random.key(0), num_classes=f.num_classes)

@@ -12,7 +12,7 @@ import time
 
 from absl import app, flags
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.data import synthetic
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from alexnet_jax import cli
+from alexnet_jax import cli, errors
 from alexnet_jax import results as results_lib
 
 
@@ -108,7 +108,7 @@ def main(argv):
     f = flags.FLAGS
     try:
         report = compare(load_curves(f.baseline, f.arm), load_curves(f.candidate, f.arm))
-    except (ValueError, results_lib.ResultsError) as error:
+    except (ValueError, errors.ResultsError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     print(to_markdown(report, f.arm))
     return cli.EXIT_OK

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from alexnet_jax.analysis import arm_figures, demo, figures, pipeline, stats, study
+from alexnet_jax import errors
+from alexnet_jax.analysis import arm_figures, demo, figures, pipeline, stats
 from alexnet_jax.analysis.tables import make_tables
 from alexnet_jax.results import validate_results
 from alexnet_jax.toolbox import write_json_atomic
@@ -410,16 +411,16 @@ def test_broken_partial_and_unequal_runs(tmp_path, capsys):
 
 
 def test_empty_and_unusable_workdirs(tmp_path):
-    with pytest.raises(study.StudyError, match="no run directories"):
+    with pytest.raises(errors.StudyError, match="no run directories"):
         pipeline.analyze(tmp_path, log=lambda m: None)
-    with pytest.raises(study.StudyError, match="does not exist"):
+    with pytest.raises(errors.StudyError, match="does not exist"):
         pipeline.analyze(tmp_path / "nope", log=lambda m: None)
     (tmp_path / "run_000").mkdir()
     (tmp_path / "run_000" / "results.json").write_text("{")
-    with pytest.raises(study.StudyError, match="every run was skipped:\n.*run_000"):
+    with pytest.raises(errors.StudyError, match="every run was skipped:\n.*run_000"):
         pipeline.analyze(tmp_path, log=lambda m: None)
     write_study(tmp_path, {1: results(1, {"pretrained": arm([0.5, 0.6])})})
-    with pytest.raises(study.StudyError, match="--example_run=9"):
+    with pytest.raises(errors.StudyError, match="--example_run=9"):
         pipeline.analyze(tmp_path, example_run=9, log=lambda m: None)
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from test_train import REPO, tiny_config
 
-from alexnet_jax import arms, params_io, steps, train
-from alexnet_jax.arms import finetune_plan
+from alexnet_jax import params_io, train
+from alexnet_jax.errors import TrainingError
 from alexnet_jax.models import HEAD, get_spec, init_params
-from alexnet_jax.rundir import TrainingError
+from alexnet_jax.training import arms, steps
+from alexnet_jax.training.arms import finetune_plan
 
 LAYERS = [f"features_{i}" for i in (0, 3, 6, 8, 10)] + [f"classifier_{i}" for i in (1, 4, 6)]
 ALEXNET = get_spec("alexnet")
@@ -71,8 +72,8 @@ def test_declared_arms_are_checked_naming_the_field():
 
 def _one_step(finetune: str, params):
     """One train step of the tiny model from `params` under a strategy: (state before, state after)."""
-    from alexnet_jax import input_pipeline
-    from alexnet_jax.augment import AugmentConfig
+    from alexnet_jax.inputs import pipeline as input_pipeline
+    from alexnet_jax.inputs.augment import AugmentConfig
     from alexnet_jax.models import AlexNet
 
     mesh = steps.make_mesh(jax.devices()[:1])

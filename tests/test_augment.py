@@ -12,8 +12,8 @@ import torchvision.transforms.functional as TF
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alexnet_jax import augment as aug
-from alexnet_jax.augment import AugmentConfig
+from alexnet_jax.inputs import augment as aug
+from alexnet_jax.inputs.augment import AugmentConfig
 
 SIZE, CROP = 40, 32
 NO_ROT = AugmentConfig(crop_size=CROP, rotation_degrees=0.0)

@@ -12,9 +12,9 @@ import pytest
 from test_resume import StopAfter
 from test_train import strip_timing
 
-from alexnet_jax import models, params_io, train
+from alexnet_jax import errors, models, params_io, train
 from alexnet_jax.configs import backbones
-from alexnet_jax.rundir import TrainingError
+from alexnet_jax.errors import TrainingError
 
 BACKBONES = [
     "resnet18",
@@ -48,7 +48,7 @@ def test_backbone_trains_resumes_and_starts_from_its_weights(tmp_path, tiny_data
     assert ("batch_stats" in best) == models.get_spec(name).batch_norm
 
     # 38 training images: 5 steps an epoch; the arm's question and 7 steps later is epoch 2's third.
-    with pytest.raises(train.Interrupted, match=r"at epoch 2/2, step 2"):
+    with pytest.raises(errors.Interrupted, match=r"at epoch 2/2, step 2"):
         train.Trainer(config, tmp_path / "cut", 0, devices=one, log=lambda s: None, stop=StopAfter(8)).run(["scratch"])
     resumed = train.Trainer(config, tmp_path / "cut", 0, devices=one, log=lambda s: None).run(["scratch"])
     assert strip_timing(resumed) == strip_timing(whole)

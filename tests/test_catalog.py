@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from alexnet_jax.data import catalog as cat
-from alexnet_jax.data.catalog import CatalogError, check_catalog, fetch_catalog, load_catalog
-from alexnet_jax.data.labels import LabelError
+from alexnet_jax.data.catalog import check_catalog, fetch_catalog, load_catalog
+from alexnet_jax.errors import CatalogError, LabelError
 from alexnet_jax.toolbox import sha256_file
 
 TTYPES = [-5, -3, 0, 1, 4, 9, 10, 99]

@@ -21,16 +21,14 @@ import pytest
 import torch
 import torchvision
 
-from alexnet_jax import convert, params_io
+from alexnet_jax import convert, errors, params_io
 from alexnet_jax.convert import (
-    CheckpointError,
-    ConversionError,
-    ImageNetWeightsUnavailable,
     convert_torch_state_dict,
     find_imagenet_checkpoint,
     load_torch_checkpoint,
     run_conversion,
 )
+from alexnet_jax.errors import CheckpointError, ConversionError, ImageNetWeightsUnavailable
 from alexnet_jax.models import AlexNet, count_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -502,7 +500,7 @@ def test_params_io_roundtrip_overwrite_and_checks(workdir, reference_params):
 
     metadata["num_classes"] = 1000  # metadata that lies about the head
     (target / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(params_io.ParamsDirError, match=r"classifier_6/bias: expected \(1000,\), found \(4,\)"):
+    with pytest.raises(errors.ParamsDirError, match=r"classifier_6/bias: expected \(1000,\), found \(4,\)"):
         params_io.load_params(target)
 
 
@@ -510,15 +508,15 @@ def test_params_io_refuses_foreign_directories(tmp_path, reference_params, pth_p
     foreign = tmp_path / "data"
     foreign.mkdir()
     (foreign / "precious.txt").write_text("keep me")
-    with pytest.raises(params_io.ParamsDirError, match="refusing to overwrite"):
+    with pytest.raises(errors.ParamsDirError, match="refusing to overwrite"):
         params_io.save_params(foreign, reference_params, {})
-    with pytest.raises(params_io.ParamsDirError, match=str(foreign)):  # before any conversion work
+    with pytest.raises(errors.ParamsDirError, match=str(foreign)):  # before any conversion work
         run_conversion(pth_path, output=foreign, log=_quiet)
     assert (foreign / "precious.txt").read_text() == "keep me"
-    with pytest.raises(params_io.ParamsDirError, match=str(foreign)):
+    with pytest.raises(errors.ParamsDirError, match=str(foreign)):
         params_io.load_params(foreign)
-    with pytest.raises(params_io.ParamsDirError, match="no metadata.json"):
+    with pytest.raises(errors.ParamsDirError, match="no metadata.json"):
         params_io.load_metadata(tmp_path / "nowhere")
     (foreign / "metadata.json").write_text(json.dumps({"format": "something/else"}))
-    with pytest.raises(params_io.ParamsDirError, match="format is 'something/else'"):
+    with pytest.raises(errors.ParamsDirError, match="format is 'something/else'"):
         params_io.load_params(foreign)

@@ -28,6 +28,8 @@ from alexnet_jax.convert.parity import jax_outputs, relative_difference
 sys.path.insert(0, str(Path(__file__).parent))
 from test_convert import _assert_trees_equal, _closed_port_url, _quiet, _run_cli  # noqa: E402
 
+from alexnet_jax import errors
+
 BACKBONES = ("resnet18", "resnet50", "convnext_tiny", "vit_b_16")
 TOLERANCE = 1e-5  # max |jax - torch| / max |torch|: logits, block outputs, BatchNorm statistics
 GRAD_TOLERANCE = 1e-4  # per gradient tensor, relative to its max |torch| (see gradient_errors)
@@ -297,7 +299,7 @@ def test_train_step_matches_torch(converted, model):
 
 def test_wrong_architecture_is_refused_naming_key_and_shapes(converted, tmp_path):
     resnet50 = converted("resnet50").torch.state_dict()
-    with pytest.raises(convert.ConversionError) as info:
+    with pytest.raises(errors.ConversionError) as info:
         convert.convert_state_dict(resnet50, "resnet18")
     message = str(info.value)
     assert "key 'layer1.0.conv1.weight': expected shape (64, 64, 3, 3), found (64, 64, 1, 1)" in message
@@ -305,13 +307,13 @@ def test_wrong_architecture_is_refused_naming_key_and_shapes(converted, tmp_path
     assert "and " in message and "more" in message  # a long list is cut short
     assert "look like torchvision's resnet50: pass --model=resnet50" in message
     timm_convnext = converted("convnext_tiny", "timm").torch.state_dict()
-    with pytest.raises(convert.ConversionError, match="look like torchvision's convnext_tiny"):
+    with pytest.raises(errors.ConversionError, match="look like torchvision's convnext_tiny"):
         convert.convert_state_dict(timm_convnext, "resnet50")
-    with pytest.raises(convert.ConversionError, match="timm naming is read for resnet18, resnet50, convnext_tiny"):
+    with pytest.raises(errors.ConversionError, match="timm naming is read for resnet18, resnet50, convnext_tiny"):
         convert.convert_state_dict(timm_convnext, "vit_b_16", naming="timm")
     bad = dict(timm_convnext, **{"stages.2.blocks.4.mlp.fc1.weight": torch.zeros(3, 3)})
     with pytest.raises(
-        convert.ConversionError,
+        errors.ConversionError,
         match=r"key 'features\.5\.4\.block\.3\.weight' \(timm: 'stages\.2\.blocks\.4\.mlp\.fc1\.weight'\): "
         r"expected shape \(1536, 384\), found \(3, 3\)",
     ):
@@ -334,7 +336,7 @@ def test_encoder_from_the_hub_gets_a_fresh_head(monkeypatch, module_tmp, tmp_pat
     torch.save(encoder.state_dict(), path)
     asked = []
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: asked.append(kw) or str(path))
-    with pytest.raises(convert.ConversionError, match=r"'fc\.weight' \(the head\).*missing.*needs num_classes"):
+    with pytest.raises(errors.ConversionError, match=r"'fc\.weight' \(the head\).*missing.*needs num_classes"):
         convert.run_conversion(model="resnet18", hf_repo="someone/encoder", output=tmp_path / "no_head", log=_quiet)
     metadata = convert.run_conversion(
         model="resnet18", hf_repo="someone/encoder", num_classes=4, output=tmp_path / "out", log=_quiet
@@ -381,7 +383,7 @@ def test_hub_offline_says_which_file_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
     monkeypatch.setattr(hub_http.time, "sleep", lambda seconds: None)
-    with pytest.raises(convert.HubFileUnavailable) as info:
+    with pytest.raises(errors.HubFileUnavailable) as info:
         convert.download_hub_file("mwalmsley/zoobot-encoder-resnet18")
     message = str(info.value)
     assert f"{endpoint}/mwalmsley/zoobot-encoder-resnet18/resolve/main/pytorch_model.bin" in message
@@ -400,15 +402,15 @@ def test_imagenet_files_of_other_models_offline(tmp_path, monkeypatch):
     local.parent.mkdir()
     local.write_bytes(b"not the real file")
     assert convert.find_imagenet_checkpoint(model="resnet18") == local
-    with pytest.raises(convert.CheckpointError, match="does not start with f37072fd"):
+    with pytest.raises(errors.CheckpointError, match="does not start with f37072fd"):
         convert.find_imagenet_checkpoint(verify=True, model="resnet18")
     monkeypatch.setenv("RESNET18_IMAGENET_PTH", str(tmp_path / "absent.pth"))
-    with pytest.raises(convert.ImageNetWeightsUnavailable, match="RESNET18_IMAGENET_PTH=.*absent.pth"):
+    with pytest.raises(errors.ImageNetWeightsUnavailable, match="RESNET18_IMAGENET_PTH=.*absent.pth"):
         convert.find_imagenet_checkpoint(model="resnet18")
     local.unlink()
     local.parent.rmdir()
 
-    with pytest.raises(convert.ImageNetWeightsUnavailable) as info:
+    with pytest.raises(errors.ImageNetWeightsUnavailable) as info:
         convert.run_conversion(model="vit_b_16", download_url=_closed_port_url(), log=_quiet)
     message = str(info.value)
     for hint in (
@@ -433,9 +435,7 @@ def test_safetensors_and_params_directories(converted, tmp_path):
     convert.run_conversion(path, output=tmp_path / "st", parity=False, model="resnet18", log=_quiet)
     _assert_trees_equal(params_io.load_variables(tmp_path / "st"), result.variables)
 
-    with pytest.raises(
-        params_io.ParamsDirError, match="has BatchNorm statistics; read it with params_io.load_variables"
-    ):
+    with pytest.raises(errors.ParamsDirError, match="has BatchNorm statistics; read it with params_io.load_variables"):
         params_io.load_params(result.output)
     # A format-1 directory (before the registry) is AlexNet's.
     old = tmp_path / "format1"
@@ -452,7 +452,8 @@ def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
 
     from PIL import Image
 
-    from alexnet_jax import augment, predict
+    from alexnet_jax import predict
+    from alexnet_jax.inputs import augment
 
     result = converted("resnet18")
     folder = tmp_path / "cutouts"

@@ -7,16 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alexnet_jax.data.folder import (
-    BadImageError,
-    FolderError,
-    ingest_folder,
-    load_image,
-    prepare_folder,
-    staged_output,
-    to_rgb,
-)
+from alexnet_jax.data.folder import ingest_folder, load_image, prepare_folder, staged_output, to_rgb
 from alexnet_jax.data.prepared import load_prepared
+from alexnet_jax.errors import BadImageError, FolderError
 
 TTYPES = [-5, 0, 3, 10, 5, -2]
 LABELS = [0, 1, 2, 3, 2, 1]

@@ -10,9 +10,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from scipy import stats
 
-from alexnet_jax import augment as aug
-from alexnet_jax import input_pipeline as ip
-from alexnet_jax.augment import AugmentConfig
+from alexnet_jax.inputs import augment as aug
+from alexnet_jax.inputs import pipeline as ip
+from alexnet_jax.inputs.augment import AugmentConfig
 
 SIZE, CROP, N = 40, 32, 22
 TRAIN = AugmentConfig(crop_size=CROP)

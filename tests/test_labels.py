@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from alexnet_jax.data import CLASS_NAMES, ttype_to_class
-from alexnet_jax.data.labels import (
-    NUM_CLASSES,
-    PAPER_CLASS_TOTALS,
-    PAPER_NUM_EXAMPLES,
-    PAPER_TRAIN_SIZE,
-    LabelError,
-)
+from alexnet_jax.data.labels import NUM_CLASSES, PAPER_CLASS_TOTALS, PAPER_NUM_EXAMPLES, PAPER_TRAIN_SIZE
+from alexnet_jax.errors import LabelError
 
 
 def test_rule_covers_every_ttype_of_the_scheme():

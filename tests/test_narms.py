@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_analyze import arm, curve, results, run_analysis, write_study  # the hand-built records
 
+from alexnet_jax import errors
 from alexnet_jax import results as results_lib
 from alexnet_jax.analysis import arm_figures, cost, demo, figures, pairs, pipeline, study
 
@@ -62,13 +63,13 @@ def test_schema_v2_validates_and_names_file_and_key():
             record["arms"] = value
         else:
             record["arms"]["x"][key] = value
-        with pytest.raises(results_lib.ResultsError, match=f"run_007/results.json: .*{message}"):
+        with pytest.raises(errors.ResultsError, match=f"run_007/results.json: .*{message}"):
             results_lib.validate_results(record, "run_007/results.json")
     assert results_lib.SPEC_INIT.match("checkpoint:/w/galaxy.msgpack")
     assert results_lib.SPEC_FINETUNE.match("lr_decay:0.5") and not results_lib.SPEC_FINETUNE.match("lr_decay:")
     record = copy.deepcopy(good)
     record["config"]["arms"] = {"ok": {}, "no good": {}}
-    with pytest.raises(results_lib.ResultsError, match="config.arms.no good"):
+    with pytest.raises(errors.ResultsError, match="config.arms.no good"):
         results_lib.validate_results(record)
 
 
@@ -79,7 +80,7 @@ def test_version_1_still_read_with_the_paper_specs(tmp_path):
     assert results_lib.declared_arms(v1) == ["pretrained", "scratch"]
     unknown = copy.deepcopy(v1)
     unknown["arms"]["imagenet"] = arm([0.5])
-    with pytest.raises(results_lib.ResultsError, match="version 1 knows only"):
+    with pytest.raises(errors.ResultsError, match="version 1 knows only"):
         results_lib.validate_results(unknown)
     s = run_analysis(write_study(tmp_path, {0: v1}))
     assert s["arm_names"] == ["pretrained", "scratch"]
@@ -235,7 +236,7 @@ def test_reference_arm(tmp_path):
     root = three_arm_study(tmp_path)
     s = run_analysis(root, reference_arm="probe")
     assert s["reference_arm"]["name"] == "probe" and all(p["b"] == "probe" for p in s["pairs"][1:])
-    with pytest.raises(study.StudyError, match="--reference_arm=galaxy: no such arm"):
+    with pytest.raises(errors.StudyError, match="--reference_arm=galaxy: no such arm"):
         run_analysis(root, reference_arm="galaxy")
     runs = {0: v2(0, {"rand": {**arm([0.5, 0.6]), "spec": {"init": "scratch", "finetune": "full"}}, "im": arm([0.7])})}
     s = run_analysis(write_study(tmp_path / "no_scratch", runs))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_jax import predict, train
+from alexnet_jax import errors, predict, train
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +67,8 @@ def test_predict_cli_on_a_folder(trained_run, tmp_path):
 
 
 def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
-    from alexnet_jax import augment, params_io
+    from alexnet_jax import params_io
+    from alexnet_jax.inputs import augment
     from alexnet_jax.models import AlexNet
 
     params_dir = predict.resolve_params_dir(trained_run / "runs/run_000/scratch")
@@ -89,14 +90,14 @@ def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
 
 
 def test_clear_errors(trained_run, tmp_path):
-    with pytest.raises(predict.PredictError, match="no trained params there"):
+    with pytest.raises(errors.PredictError, match="no trained params there"):
         predict.resolve_params_dir(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    with pytest.raises(predict.PredictError, match="broken.jpg"):
+    with pytest.raises(errors.PredictError, match="broken.jpg"):
         predict.load_images(bad)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(predict.PredictError, match="no image files"):
+    with pytest.raises(errors.PredictError, match="no image files"):
         predict.load_images(empty)

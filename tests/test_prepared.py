@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alexnet_jax.data import CLASS_NAMES, PreparedDataError, load_prepared, read_manifest, write_prepared
+from alexnet_jax.data import CLASS_NAMES, load_prepared, read_manifest, write_prepared
 from alexnet_jax.data.prepared import METADATA_COLUMNS, SCHEMA
+from alexnet_jax.errors import PreparedDataError
 
 
 def tiny(n=8, seed=0):

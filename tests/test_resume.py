@@ -15,8 +15,9 @@ import jax
 import pytest
 from test_train import REPO, _env, _train_command, strip_timing, tiny_config
 
-from alexnet_jax import cli, train
-from alexnet_jax.rundir import TrainingError, config_fingerprint
+from alexnet_jax import cli, errors, train
+from alexnet_jax.errors import TrainingError
+from alexnet_jax.training.rundir import config_fingerprint
 
 EPOCHS = 5
 
@@ -142,7 +143,7 @@ def test_a_stop_in_the_middle_of_an_epoch_resumes_at_that_step(tmp_path, tiny_da
     whole = train.Trainer(config, tmp_path / "whole", 2, devices=one, log=lambda s: None).run(["scratch"])
     # 38 training images in batches of 8: 5 steps an epoch; the arm's question and 6 steps later
     # comes epoch 2's second step.
-    with pytest.raises(train.Interrupted, match=r"at epoch 2/3, step 1"):
+    with pytest.raises(errors.Interrupted, match=r"at epoch 2/3, step 1"):
         train.Trainer(config, tmp_path / "cut", 2, devices=one, log=lambda s: None, stop=StopAfter(7)).run(["scratch"])
     said = []
     resumed = train.Trainer(config, tmp_path / "cut", 2, devices=one, log=said.append).run(["scratch"])
@@ -155,7 +156,7 @@ def test_a_damaged_checkpoint_is_named_or_an_older_one_is_used(tmp_path, tiny_da
     config.data.dir = str(tiny_data)
     one = jax.devices()[:1]
     whole = train.Trainer(config, tmp_path / "whole", 2, devices=one, log=lambda s: None).run(["scratch"])
-    with pytest.raises(train.Interrupted):  # after 2 epochs: checkpoints after epochs 1 and 2
+    with pytest.raises(errors.Interrupted):  # after 2 epochs: checkpoints after epochs 1 and 2
         train.Trainer(config, tmp_path / "cut", 2, devices=one, log=lambda s: None, stop=StopAfter(11)).run(["scratch"])
     checkpoints = tmp_path / "cut" / "run_002" / "scratch" / "checkpoints"
     steps = sorted((p for p in checkpoints.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
@@ -168,7 +169,7 @@ def test_a_damaged_checkpoint_is_named_or_an_older_one_is_used(tmp_path, tiny_da
 
     cut = tiny_config(**{"epochs.scratch": 3})
     cut.data.dir = str(tiny_data)
-    with pytest.raises(train.Interrupted):
+    with pytest.raises(errors.Interrupted):
         train.Trainer(cut, tmp_path / "lost", 2, devices=one, log=lambda s: None, stop=StopAfter(11)).run(["scratch"])
     (only,) = (p for p in (tmp_path / "lost" / "run_002" / "scratch" / "checkpoints").iterdir() if p.name.isdigit())
     for path in (only / "state").rglob("*"):

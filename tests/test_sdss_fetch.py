@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from alexnet_jax.data import sdss
-from alexnet_jax.data.sdss import CutoutRequest, FetchError, check_jpeg, cutout_scale, fetch_cutouts
+from alexnet_jax.data.sdss import CutoutRequest, check_jpeg, cutout_scale, fetch_cutouts
+from alexnet_jax.errors import FetchError
 
 
 def jpeg_bytes(width: int, height: int, seed: int = 0) -> bytes:

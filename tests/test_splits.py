@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from alexnet_jax.data.splits import (
-    SplitError,
     carve_validation,
     class_counts,
     default_train_size,
@@ -14,6 +13,7 @@ from alexnet_jax.data.splits import (
     stratified_split,
     verify_paper_counts,
 )
+from alexnet_jax.errors import SplitError
 
 
 def original_procedure(run_index: int, n: int = 14034, train: int = 12000):

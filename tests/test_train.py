@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import cli, train
+from alexnet_jax import cli, errors, train
 from alexnet_jax import results as results_lib
 from alexnet_jax.models import init_params
 
@@ -140,7 +140,7 @@ def test_pretrained_arm_refuses_without_weights(tmp_path, tiny_data):
     config = tiny_config()
     config.data.dir = str(tiny_data)
     trainer = train.Trainer(config, tmp_path, 0, pretrained_weights=tmp_path / "missing", log=lambda s: None)
-    with pytest.raises(train.TrainingError, match="needs converted ImageNet weights"):
+    with pytest.raises(errors.TrainingError, match="needs converted ImageNet weights"):
         trainer.run(["pretrained"])
     assert (
         not (tmp_path / "run_000" / "results.json").exists()
@@ -174,7 +174,7 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, tiny_data):
     config = tiny_config(**{"optim.learning_rate": 1e30, "epochs.scratch": 3})
     config.data.dir = str(tiny_data)
     trainer = train.Trainer(config, tmp_path, 0, log=lambda s: None)
-    with pytest.raises(train.TrainingError, match=r"non-finite at epoch \d+ \(0-based\), step \d+"):
+    with pytest.raises(errors.TrainingError, match=r"non-finite at epoch \d+ \(0-based\), step \d+"):
         trainer.run(["scratch"])
 
 
@@ -191,7 +191,7 @@ def test_resume_refuses_a_different_config(tmp_path, tiny_data):
     assert any("already complete" in line for line in said)
     other = tiny_config(**{"epochs.scratch": 1, "optim.learning_rate": 0.5})
     other.data.dir = str(tiny_data)
-    with pytest.raises(train.TrainingError, match="another config.*learning_rate"):
+    with pytest.raises(errors.TrainingError, match="another config.*learning_rate"):
         train.Trainer(other, tmp_path, 0, log=lambda s: None).run(["scratch"])
 
 
@@ -206,7 +206,7 @@ def test_full_disk_is_refused_before_the_arm_starts(tmp_path, tiny_data, monkeyp
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
     # 57M parameters: 2 x (params + momentum) + 2 x params = 6 x 228 MB
     with pytest.raises(
-        train.TrainingError,
+        errors.TrainingError,
         match=r"run 000 \[scratch\]: its checkpoints need about 1\.37 GB "
         r"free in .*run_000/scratch, but only 0\.00 GB",
     ):

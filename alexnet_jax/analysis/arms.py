@@ -17,7 +17,8 @@ from alexnet_jax.analysis.cost import summarize_cost
 from alexnet_jax.analysis.formatting import format_ranges
 from alexnet_jax.analysis.pairs import compare_all
 from alexnet_jax.analysis.stats import bootstrap_mean_ci, difference_block, mean_std, summarize_arm
-from alexnet_jax.analysis.study import Study, StudyError
+from alexnet_jax.analysis.study import Study
+from alexnet_jax.errors import StudyError
 
 REFERENCE_NAME = "scratch"
 SELECTION_STREAM = 3  # bootstrap streams (SELECTION_STREAM, arm, quantity)

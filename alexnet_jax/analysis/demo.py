@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.results import ARMS, PAPER_SPECS, RESULTS_FILENAME, SCHEMA, find_run_dirs, run_dir
 from alexnet_jax.toolbox import write_json_atomic
 

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.analysis.formatting import class_label, format_percent
 from alexnet_jax.analysis.stats import BUDGET_EPOCHS, class_metrics
 from alexnet_jax.results import ARMS

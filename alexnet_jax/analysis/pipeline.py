@@ -20,8 +20,9 @@ from alexnet_jax.analysis.cost import cost_curves
 from alexnet_jax.analysis.formatting import format_ranges
 from alexnet_jax.analysis.report import render_report
 from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES, paired_values, summarize
-from alexnet_jax.analysis.study import StudyError, load_study
+from alexnet_jax.analysis.study import load_study
 from alexnet_jax.analysis.tables import make_tables, paired_table
+from alexnet_jax.errors import StudyError
 from alexnet_jax.results import ARMS
 from alexnet_jax.toolbox import write_json_atomic, write_text_atomic
 

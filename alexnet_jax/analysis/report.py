@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.analysis.formatting import (
     format_number,
     format_p,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.analysis.study import ACC_TIE_TOLERANCE, ArmRun, Study, describe_data
 from alexnet_jax.results import ARMS
 

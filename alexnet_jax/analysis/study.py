@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from alexnet_jax.errors import ResultsError, StudyError
 from alexnet_jax.results import (
     ARMS,
     RESULTS_FILENAME,
-    ResultsError,
     arm_spec,
     declared_arms,
     find_run_dirs,
@@ -27,10 +27,6 @@ from alexnet_jax.results import (
 )
 
 ACC_TIE_TOLERANCE = 1e-9  # accuracies are counts / test size (steps of ~5e-4); closer is a tie
-
-
-class StudyError(RuntimeError):
-    """No usable study: the message says where we looked and what to do."""
 
 
 @dataclass

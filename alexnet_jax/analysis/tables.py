@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.analysis.formatting import class_label, format_number, format_percent, format_ranges, scaled
 from alexnet_jax.analysis.stats import BUDGET_EPOCHS, STANDARD_EPOCHS, WITHIN_EPOCHS
 

@@ -7,7 +7,7 @@
 
 Measured side by side for `--model` (default alexnet; any name of alexnet_jax.models, the same
 torchvision network on the PyTorch side), on the same machine and the same synthetic uint8 images:
-  * jax/<pipeline>/<dtype>: the trainer's steps (`alexnet_jax.steps`) with each input pipeline
+  * jax/<pipeline>/<dtype>: the trainer's steps (`alexnet_jax.training.steps`) with each input pipeline
     (on_device, and tf_data where TensorFlow imports), float32 and bfloat16;
   * torch/paper: the torchvision model, a DataLoader decoding JPEGs with the paper's transforms
     (ToTensor, Resize, RandomCrop, flips, RandomRotation(180)) in --torch_workers processes,
@@ -51,7 +51,8 @@ import sys
 from absl import app, flags
 
 from alexnet_jax import cli
-from alexnet_jax.bench.settings import QUICK, TORCH_MEASUREMENTS, TRAINER, Settings, SettingsError
+from alexnet_jax.bench.settings import QUICK, TORCH_MEASUREMENTS, TRAINER, Settings
+from alexnet_jax.errors import SettingsError
 
 PAPER_SCALE = Settings()
 

@@ -1,6 +1,6 @@
 """The JAX measurements: this project's training step as the trainer builds it, and its speed levers.
 
-Every measurement times the trainer's own steps (`alexnet_jax.steps.build_steps`) on the same
+Every measurement times the trainer's own steps (`alexnet_jax.training.steps.build_steps`) on the same
 resident synthetic images: end to end with an input pipeline, compute only on a batch already
 in place, evaluation, and the levers (steps per dispatch with lax.scan, K models per step with
 jax.vmap, donated state, a host sync per evaluation batch). JAX and its backends are imported
@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from alexnet_jax.bench.records import cpu_device_kind, record
-from alexnet_jax.bench.settings import Settings, SettingsError
+from alexnet_jax.bench.settings import Settings
 from alexnet_jax.bench.workload import NUM_CLASSES, paper_augment
+from alexnet_jax.errors import SettingsError
 
 
 def _block(tree):
@@ -66,7 +67,8 @@ class JaxBench:
     def __init__(self, settings: Settings, images: np.ndarray, labels: np.ndarray):
         import jax
 
-        from alexnet_jax import input_pipeline, steps
+        from alexnet_jax.inputs import pipeline as input_pipeline
+        from alexnet_jax.training import steps
 
         self.s = settings
         self.images, self.labels = images, labels
@@ -95,8 +97,9 @@ class JaxBench:
         import jax
         import jax.numpy as jnp
 
-        from alexnet_jax import input_pipeline, steps
+        from alexnet_jax.inputs import pipeline as input_pipeline
         from alexnet_jax.models import get_model, get_spec, init_variables
+        from alexnet_jax.training import steps
 
         cfg = paper_augment(self.s.crop_size)
         pipeline = input_pipeline.make_pipeline(
@@ -144,7 +147,7 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.steps import zero_train_totals
+        from alexnet_jax.training.steps import zero_train_totals
 
         s = self.s
         bs, warmup, steps = s.batch_size, s.warmup, s.steps
@@ -209,7 +212,7 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.steps import zero_eval_totals
+        from alexnet_jax.training.steps import zero_eval_totals
 
         s = self.s
         bs, warm, n_batches = s.batch_size, max(1, s.warmup), max(2, s.steps)
@@ -239,7 +242,7 @@ class JaxBench:
         return jax.tree_util.tree_map(lambda x: x.copy(), tree)
 
     def _index_batches(self, pipeline, count: int, salt: int) -> list[dict]:
-        from alexnet_jax import input_pipeline
+        from alexnet_jax.inputs import pipeline as input_pipeline
 
         bs = self.s.batch_size
         pairs = input_pipeline.epoch_batches(self.order(count * bs, salt), bs)
@@ -275,7 +278,7 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.steps import zero_train_totals
+        from alexnet_jax.training.steps import zero_train_totals
 
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
@@ -319,7 +322,7 @@ class JaxBench:
         import jax.numpy as jnp
 
         from alexnet_jax import seeds
-        from alexnet_jax.steps import zero_train_totals
+        from alexnet_jax.training.steps import zero_train_totals
 
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
@@ -356,7 +359,7 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.steps import zero_train_totals
+        from alexnet_jax.training.steps import zero_train_totals
 
         pipeline, train_step, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())

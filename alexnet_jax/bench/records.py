@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.bench.flops import train_flops_per_image
 
 SCHEMA = "alexnet_jax.bench/1"

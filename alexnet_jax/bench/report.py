@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import platform
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.bench.records import SCHEMA, SECONDS_PER_MONTH
 from alexnet_jax.bench.settings import Settings
 from alexnet_jax.toolbox import package_versions

@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from alexnet_jax.errors import SettingsError
+
 LEVERS = ("scan", "vmap", "donate", "eval_sync")
 TORCH_MEASUREMENTS = ("paper", "tuned")
 SCAN_MODES = ("rolled", "unrolled")
@@ -34,10 +36,6 @@ QUICK = {
 
 # --trainer: the quick config's images, a few hundred of them (bench.trainer_side); flags still win.
 TRAINER = {"image_size": 72, "crop_size": 64, "batch_size": 64, "num_images": 512}
-
-
-class SettingsError(ValueError):
-    """A flag value the benchmark cannot run with; the message names the flag."""
 
 
 def _run_option(default):

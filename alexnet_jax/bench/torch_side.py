@@ -24,11 +24,11 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
-from alexnet_jax.augment import AugmentConfig, center_offset
 from alexnet_jax.bench.records import SCHEMA, cpu_device_kind, record
 from alexnet_jax.bench.settings import Settings
 from alexnet_jax.bench.torch_process import TORCH_DTYPES, failed_torch_record
 from alexnet_jax.bench.workload import NUM_CLASSES, paper_augment, synthetic_images
+from alexnet_jax.inputs.augment import AugmentConfig, center_offset
 from alexnet_jax.models import get_spec
 
 

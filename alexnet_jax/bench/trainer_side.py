@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.bench.records import record
 from alexnet_jax.bench.settings import Settings
 
@@ -48,10 +48,10 @@ def pure_epoch_seconds(config, run_index: int = 0) -> float:
     import jax
 
     from alexnet_jax import models, seeds, train
-    from alexnet_jax.arms import arm_specs, finetune_plan, initial_variables
-    from alexnet_jax.rundata import load_run_data, shared_pipeline
-    from alexnet_jax.steps import init_state, make_mesh, replicate, zero_eval_totals, zero_train_totals
-    from alexnet_jax.trainer import steps_for
+    from alexnet_jax.training.arms import arm_specs, finetune_plan, initial_variables
+    from alexnet_jax.training.rundata import load_run_data, shared_pipeline
+    from alexnet_jax.training.steps import init_state, make_mesh, replicate, zero_eval_totals, zero_train_totals
+    from alexnet_jax.training.trainer import steps_for
 
     mesh = make_mesh()
     spec = arm_specs(config)["scratch"]
@@ -86,7 +86,7 @@ def measure_trainer(settings: Settings, info) -> dict:
     from alexnet_jax.bench.jax_side import jax_device_info
     from alexnet_jax.bench.workload import synthetic_images
     from alexnet_jax.data.prepared import write_prepared
-    from alexnet_jax.steps import make_mesh
+    from alexnet_jax.training.steps import make_mesh
 
     with tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_trainer_") as tmp:
         root = Path(tmp)

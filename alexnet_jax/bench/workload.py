@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 
 NUM_CLASSES = len(paper.CLASS_NAMES)
 

@@ -18,7 +18,7 @@ def path(name: str) -> str:
 
 
 def arm(init: str, finetune: str = "full") -> ml_collections.ConfigDict:
-    """One arm of a study (alexnet_jax.arms): its start, what it trains, and optimizer overrides
+    """One arm of a study (alexnet_jax.training.arms): its start, what it trains, and optimizer overrides
     (None keeps the study's config.optim value; each can be set from the command line)."""
     optim = ml_collections.ConfigDict(
         {

@@ -9,7 +9,7 @@ The quick variant, on the CPU in minutes (the synthetic galaxies; ImageNet weigh
         --data_dir=data/synthetic_quick --workdir=runs/initialisations_quick --runs=0-2
     python -m alexnet_jax.analyze --workdir=runs/initialisations_quick
 
-The arms (alexnet_jax.arms), each with the epochs a user would start from:
+The arms (alexnet_jax.training.arms), each with the epochs a user would start from:
     scratch       torchvision's initialisation, every layer trains (the paper's scratch arm)
     imagenet      the converted ImageNet weights, every layer trains (the paper's pretrained arm)
     linear_probe  the ImageNet backbone frozen, only the new head trains: no backbone gradients,

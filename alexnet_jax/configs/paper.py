@@ -56,7 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.batch_size = 384
     config.eval_batch_size = 384
 
-    # The study's two arms (alexnet_jax.arms): the same split, ImageNet weights or torchvision's init.
+    # The study's two arms (alexnet_jax.training.arms): the same split, ImageNet weights or torchvision's init.
     config.arms = ml_collections.ConfigDict()
     config.arms.pretrained = configs.arm("imagenet")
     config.arms.scratch = configs.arm("scratch")

@@ -38,19 +38,17 @@ from alexnet_jax.convert.conversion import DEFAULT_OUTPUT, VERSIONED_PACKAGES, r
 from alexnet_jax.convert.files import (
     DDP_PREFIX,
     STATE_DICT_KEYS,
-    CheckpointError,
     extract_state_dict,
     load_torch_checkpoint,
     strip_ddp_prefix,
 )
-from alexnet_jax.convert.hub import HubFileNotFound, HubFileUnavailable, download_hub_file
+from alexnet_jax.convert.hub import download_hub_file
 from alexnet_jax.convert.imagenet import (
     EXIT_NOT_AVAILABLE,
     IMAGENET_ENV,
     IMAGENET_FILENAME,
     IMAGENET_SHA256_PREFIX,
     WEIGHTS_DIR,
-    ImageNetWeightsUnavailable,
     download_imagenet_checkpoint,
     find_imagenet_checkpoint,
     imagenet_candidates,
@@ -59,19 +57,20 @@ from alexnet_jax.convert.imagenet import (
     verify_imagenet_file,
 )
 from alexnet_jax.convert.naming import (
-    ConversionError,
     convert_state_dict,
     convert_torch_state_dict,
     detect_naming,
     expected_torch_shapes,
     to_torchvision_names,
 )
-from alexnet_jax.convert.parity import (
-    PARITY_SIZES,
-    PARITY_TOLERANCE,
+from alexnet_jax.convert.parity import PARITY_SIZES, PARITY_TOLERANCE, format_parity_table, parity_report
+from alexnet_jax.errors import (
+    CheckpointError,
+    ConversionError,
+    HubFileNotFound,
+    HubFileUnavailable,
+    ImageNetWeightsUnavailable,
     ParityError,
-    format_parity_table,
-    parity_report,
 )
 
 __all__ = [

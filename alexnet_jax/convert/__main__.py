@@ -6,16 +6,18 @@ import sys
 
 from alexnet_jax import cli
 from alexnet_jax.convert.conversion import run_conversion
-from alexnet_jax.convert.files import CheckpointError
-from alexnet_jax.convert.hub import DEFAULT_FILENAME, HubFileNotFound, HubFileUnavailable
-from alexnet_jax.convert.imagenet import (
-    EXIT_NOT_AVAILABLE,
+from alexnet_jax.convert.hub import DEFAULT_FILENAME
+from alexnet_jax.convert.imagenet import EXIT_NOT_AVAILABLE, find_imagenet_checkpoint, unavailable_message
+from alexnet_jax.convert.naming import NAMINGS
+from alexnet_jax.convert.parity import PARITY_TOLERANCE
+from alexnet_jax.errors import (
+    CheckpointError,
+    ConversionError,
+    HubFileNotFound,
+    HubFileUnavailable,
     ImageNetWeightsUnavailable,
-    find_imagenet_checkpoint,
-    unavailable_message,
+    ParityError,
 )
-from alexnet_jax.convert.naming import NAMINGS, ConversionError
-from alexnet_jax.convert.parity import PARITY_TOLERANCE, ParityError
 from alexnet_jax.models import DEFAULT_MODEL, MODEL_NAMES
 
 
@@ -74,7 +76,7 @@ def define_flags():
 def main(argv) -> int:
     from absl import flags
 
-    from alexnet_jax.params_io import ParamsDirError
+    from alexnet_jax.errors import ParamsDirError
 
     cli.quiet_library_logs()
     if len(argv) > 1:

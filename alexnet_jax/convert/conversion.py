@@ -10,8 +10,9 @@ import jax
 from alexnet_jax.convert.files import load_torch_checkpoint, strip_ddp_prefix
 from alexnet_jax.convert.hub import DEFAULT_FILENAME, download_hub_file
 from alexnet_jax.convert.imagenet import download_imagenet_checkpoint, find_imagenet_checkpoint, verify_imagenet_file
-from alexnet_jax.convert.naming import ConversionError, checkpoint_num_classes, convert_state_dict, to_torchvision_names
-from alexnet_jax.convert.parity import PARITY_TOLERANCE, ParityError, format_parity_table, parity_report
+from alexnet_jax.convert.naming import checkpoint_num_classes, convert_state_dict, to_torchvision_names
+from alexnet_jax.convert.parity import PARITY_TOLERANCE, format_parity_table, parity_report
+from alexnet_jax.errors import ConversionError, ParityError
 from alexnet_jax.models import DEFAULT_MODEL, get_spec, num_classes_of
 from alexnet_jax.params_io import default_weights_dir
 from alexnet_jax.toolbox import package_versions, sha256_file

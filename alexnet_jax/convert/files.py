@@ -14,12 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from alexnet_jax.errors import CheckpointError
+
 STATE_DICT_KEYS = ("model_state_dict", "state_dict")  # where training checkpoints keep the weights
 DDP_PREFIX = "module."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read safely; the message names the file."""
 
 
 def strip_ddp_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:

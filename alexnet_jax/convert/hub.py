@@ -10,15 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alexnet_jax.errors import HubFileNotFound, HubFileUnavailable
+
 DEFAULT_FILENAME = "pytorch_model.bin"  # what Zoobot's encoder repositories and timm's push_to_hub hold
-
-
-class HubFileUnavailable(RuntimeError):
-    """The file cannot be fetched from here (offline, no network, no huggingface_hub); says how to supply it."""
-
-
-class HubFileNotFound(ValueError):
-    """The repository, revision or file does not exist (or is private): the flags are wrong."""
 
 
 def _manual_steps(repo: str, filename: str, url: str) -> str:

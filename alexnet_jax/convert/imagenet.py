@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from alexnet_jax import cli
-from alexnet_jax.convert.files import CheckpointError
+from alexnet_jax.errors import CheckpointError, ImageNetWeightsUnavailable
 from alexnet_jax.models import DEFAULT_MODEL, get_spec
 from alexnet_jax.params_io import WEIGHTS_ROOT
 from alexnet_jax.toolbox import sha256_file
 
 WEIGHTS_DIR = WEIGHTS_ROOT
 EXIT_NOT_AVAILABLE = cli.EXIT_UNAVAILABLE  # `--check_only` when the ImageNet file is not here
-
-
-class ImageNetWeightsUnavailable(RuntimeError):
-    """The ImageNet file is neither on disk nor downloadable; says how to provide it."""
 
 
 def imagenet_env(model: str = DEFAULT_MODEL) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from alexnet_jax.errors import ConversionError
 from alexnet_jax.models import MODEL_NAMES, flax_name, get_spec, variable_shapes
 
 LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "mean": "running_mean", "var": "running_var"}
@@ -31,10 +32,6 @@ PACKED_QKV = ("query", "key", "value")  # row blocks 0, 1, 2 of torch's in_proj_
 IGNORED_SUFFIX = ".num_batches_tracked"  # BatchNorm's step counter: unused with PyTorch's momentum=0.1
 NAMINGS = ("auto", "torchvision", "timm")
 MAX_LISTED_PROBLEMS = 25
-
-
-class ConversionError(ValueError):
-    """A state dict that does not fit the model; the message names every bad key with both shapes."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,10 +23,6 @@ PARITY_TOLERANCE = 1e-4  # max |jax - torch| / max |torch|, per output, float32
 PARITY_SIZES = get_spec("alexnet").parity_sizes
 
 
-class ParityError(RuntimeError):
-    """Converted weights disagree with torchvision beyond the tolerance."""
-
-
 def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, Any], image_size: int = 224):
     """torchvision's `model` holding `state_dict` (torchvision-named), in eval mode; a head of another
     size than the state dict's is taken from `params`. Returns (module, whether the head is the checkpoint's)."""

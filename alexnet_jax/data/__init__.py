@@ -5,11 +5,10 @@ first use, and TensorFlow, torch and astroquery only inside the functions that n
 See docs/data.md and `python -m alexnet_jax.data --help`.
 """
 
-from alexnet_jax.data.labels import CLASS_NAMES, NUM_CLASSES, PAPER_CLASS_TOTALS, LabelError, ttype_to_class
-from alexnet_jax.data.prepared import PreparedDataError, PreparedDataset, load_prepared, read_manifest, write_prepared
+from alexnet_jax.data.labels import CLASS_NAMES, NUM_CLASSES, PAPER_CLASS_TOTALS, ttype_to_class
+from alexnet_jax.data.prepared import PreparedDataset, load_prepared, read_manifest, write_prepared
 from alexnet_jax.data.splits import (
     PAPER_RUN_TEST_COUNTS,
-    SplitError,
     carve_validation,
     class_counts,
     default_train_size,
@@ -17,6 +16,7 @@ from alexnet_jax.data.splits import (
     stratified_split,
     verify_paper_counts,
 )
+from alexnet_jax.errors import LabelError, PreparedDataError, SplitError
 
 _LAZY = {
     # catalogue

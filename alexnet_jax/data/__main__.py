@@ -25,17 +25,13 @@ from pathlib import Path
 
 from absl import app, flags
 
-from alexnet_jax import cli
-from alexnet_jax.analysis import paper
+from alexnet_jax import cli, paper
 from alexnet_jax.data import sdss  # stdlib + numpy only: the cut-out rule's defaults
+from alexnet_jax.errors import CliError
 
 COMMANDS = ("prepare", "verify_paper", "fetch_catalog", "check_catalog", "fetch_images", "build_tfds", "info")
 
 FLAGS = flags.FLAGS
-
-
-class CliError(ValueError):
-    """A command given the wrong flags."""
 
 
 def define_flags() -> None:
@@ -351,11 +347,7 @@ def main(argv: list[str]) -> int:
             f"give one command: {', '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'}); see --help",
             cli.EXIT_BAD_INPUT,
         )
-    from alexnet_jax.data.catalog import CatalogError
-    from alexnet_jax.data.folder import FolderError
-    from alexnet_jax.data.labels import LabelError
-    from alexnet_jax.data.prepared import PreparedDataError
-    from alexnet_jax.data.splits import SplitError
+    from alexnet_jax.errors import CatalogError, FolderError, LabelError, PreparedDataError, SplitError
 
     try:
         return globals()[f"cmd_{argv[1]}"]()

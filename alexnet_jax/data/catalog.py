@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alexnet_jax.data.labels import CLASS_NAMES, PAPER_CLASS_TOTALS, PAPER_NUM_EXAMPLES, ttype_to_class
+from alexnet_jax.errors import CatalogError
 from alexnet_jax.toolbox import atomic_path, sha256_file, write_text_atomic
 
 VIZIER_CATALOG = "J/ApJS/186/427"
@@ -55,10 +56,6 @@ RADIUS_ALIASES: tuple[tuple[str, float], ...] = (
     ("R50", 2.5),
 )
 ARCSEC_UNITS = {"arcsec", "arcseconds", "arcsecond", '"', "asec"}
-
-
-class CatalogError(ValueError):
-    """A catalogue that cannot be read or does not meet the paper's description."""
 
 
 @dataclasses.dataclass

@@ -34,17 +34,10 @@ import pandas as pd
 
 from alexnet_jax.data.labels import CLASS_NAMES, ttype_to_class
 from alexnet_jax.data.prepared import IMAGE_SIZE
+from alexnet_jax.errors import BadImageError, FolderError
 from alexnet_jax.toolbox import atomic_directory, sha256_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-
-
-class FolderError(ValueError):
-    """The folder and catalogue cannot be paired, or images are bad with on_bad_image='fail'."""
-
-
-class BadImageError(ValueError):
-    """One image that cannot be turned into a sound 256x256 RGB array."""
 
 
 def to_rgb(image):

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
+from alexnet_jax.errors import LabelError
 
 CLASS_NAMES = paper.CLASS_NAMES
 NUM_CLASSES = len(CLASS_NAMES)
-# The 14,034-galaxy catalogue's class totals and the paper's train size (alexnet_jax.analysis.paper).
+# The 14,034-galaxy catalogue's class totals and the paper's train size (alexnet_jax.paper).
 PAPER_CLASS_TOTALS = paper.CLASS_TOTALS
 PAPER_NUM_EXAMPLES = paper.NUM_EXAMPLES
 PAPER_TRAIN_SIZE = paper.TRAIN_SIZE
 
 TTYPE_TO_CLASS = {-5: 0, -3: 1, -2: 1, -1: 1, 0: 1, **{t: 2 for t in range(1, 10)}, 10: 3, 99: 3}
-
-
-class LabelError(ValueError):
-    """A TType that the paper's rule does not cover."""
 
 
 def _describe_rows(rows: np.ndarray, limit: int = 10) -> str:

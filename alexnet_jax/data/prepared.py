@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alexnet_jax.data.labels import CLASS_NAMES
+from alexnet_jax.errors import PreparedDataError
 from alexnet_jax.toolbox import atomic_path, sha256_file, write_json_atomic
 
 SCHEMA = "alexnet_jax.prepared/1"
@@ -35,10 +36,6 @@ class PreparedDataset(NamedTuple):
     images: np.ndarray  # (N, 256, 256, 3) uint8, memory-mapped
     labels: np.ndarray  # (N,) int64
     metadata: pd.DataFrame
-
-
-class PreparedDataError(ValueError):
-    pass
 
 
 def write_prepared(

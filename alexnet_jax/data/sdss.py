@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
+from alexnet_jax.errors import FetchError
 from alexnet_jax.toolbox import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 
 DEFAULT_SDSS_URL = "https://skyserver.sdss.org/dr18/SkyServerWS/ImgCutout/getjpeg"
@@ -48,16 +49,6 @@ INDEX_NAME = "cutouts.json"
 FAILURES_NAME = "failures.json"
 USER_AGENT = "alexnet_jax/0.1 (research; SDSS cut-out fetcher)"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
-class FetchError(RuntimeError):
-    """One cut-out could not be fetched; `reason` says why, `retry` whether trying again may help."""
-
-    def __init__(self, reason: str, retry: bool = True, wait: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry = retry
-        self.wait = wait
 
 
 def cutout_scale(
@@ -448,8 +439,9 @@ def prepare_nair_abraham(
     the paper's splits then no longer index the same galaxies).
     """
     from alexnet_jax.data.catalog import check_catalog, default_cache_dir, load_or_fetch_catalog
-    from alexnet_jax.data.folder import FolderError, ingest_folder, staged_output
+    from alexnet_jax.data.folder import ingest_folder, staged_output
     from alexnet_jax.data.prepared import write_prepared
+    from alexnet_jax.errors import FolderError
 
     with staged_output(output, overwrite=overwrite) as staging:
         cat = load_or_fetch_catalog(

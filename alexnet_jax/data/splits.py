@@ -16,12 +16,9 @@ import numbers
 
 import numpy as np
 
-from alexnet_jax.analysis import paper
+from alexnet_jax import paper
 from alexnet_jax.data.labels import PAPER_NUM_EXAMPLES, PAPER_TRAIN_SIZE
-
-
-class SplitError(ValueError):
-    """Arguments that cannot describe a split."""
+from alexnet_jax.errors import SplitError
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alexnet_jax.models import alexnet, convnext, resnet, vit
+from alexnet_jax.models import alexnet, convnext, resnet, tiny, vit
 from alexnet_jax.models.alexnet import (
     CONV_LAYERS,
     HEAD,
@@ -50,6 +50,7 @@ from alexnet_jax.models.alexnet import (
 from alexnet_jax.models.convnext import ConvNeXtTiny
 from alexnet_jax.models.layers import torch_uniform_init
 from alexnet_jax.models.resnet import ResNet18, ResNet50
+from alexnet_jax.models.tiny import TinyNet
 from alexnet_jax.models.vit import ViTB16
 
 DEFAULT_MODEL = "alexnet"
@@ -104,8 +105,8 @@ class ModelSpec:
     blocks: tuple[Block, ...]
     batch_norm: bool
     min_input_size: int
-    torchvision_builder: str  # torchvision.models.<builder>
-    imagenet: ImageNetWeights
+    torchvision_builder: str | None  # torchvision.models.<builder>; None: no torch twin (the test model)
+    imagenet: ImageNetWeights | None  # None: no ImageNet weights exist
     options: tuple[str, ...]  # module fields beyond num_classes and COMMON_OPTIONS
     init_head: Callable[[jax.Array, int], dict]  # a fresh head, torchvision's init: (rng, num_classes)
     parity_sizes: tuple[tuple[int, int], ...]  # (height, width) the converter checks against torchvision
@@ -257,6 +258,22 @@ SPECS: Mapping[str, ModelSpec] = {
             torchvision_size_argument="image_size",
             input_multiple=vit.PATCH_SIZE,
         ),
+        ModelSpec(  # for tests only: the trainer's code paths at a few thousand parameters
+            name="tiny",
+            module=TinyNet,
+            torch_head="fc",
+            blocks=(Block("block1", ("conv1", "bn1"), "bn1"), Block("block2", ("conv2", "bn2"), "bn2")),
+            batch_norm=True,
+            min_input_size=tiny.MIN_INPUT_SIZE,
+            torchvision_builder=None,
+            imagenet=None,
+            options=("dropout_rate",),
+            init_head=_dense_head(
+                tiny.WIDTHS[-1], torch_uniform_init(tiny.WIDTHS[-1]), torch_uniform_init(tiny.WIDTHS[-1])
+            ),
+            parity_sizes=(),
+            default_input_size=32,
+        ),
     )
 }
 MODEL_NAMES = tuple(SPECS)
@@ -364,6 +381,7 @@ __all__ = [
     "ModelSpec",
     "ResNet18",
     "ResNet50",
+    "TinyNet",
     "ViTB16",
     "adaptive_avg_pool",
     "count_params",

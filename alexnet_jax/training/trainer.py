@@ -17,18 +17,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from alexnet_jax import models, seeds
-from alexnet_jax.arms import ArmSpec, FinetunePlan
-from alexnet_jax.member import Member, append_metrics, tensorboard_writer
-from alexnet_jax.rundir import (
+from alexnet_jax.errors import Interrupted, TrainingError
+from alexnet_jax.training.arms import ArmSpec, FinetunePlan
+from alexnet_jax.training.member import Member, append_metrics, tensorboard_writer
+from alexnet_jax.training.rundir import (
     CheckpointPolicy,
     Checkpoints,
-    Interrupted,
-    TrainingError,
     check_free_space,
     drop_resume_state,
     keeps_final_state,
 )
-from alexnet_jax.steps import (
+from alexnet_jax.training.steps import (
     CompileClock,
     StepKey,
     build_steps,

@@ -33,8 +33,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alexnet_jax import augment as aug
-from alexnet_jax.augment import AugmentConfig
+from alexnet_jax.inputs import augment as aug
+from alexnet_jax.inputs.augment import AugmentConfig
 
 PIPELINES = ("on_device", "tf_data")
 DATA_AXIS = "data"

@@ -15,11 +15,12 @@ import numpy as np
 
 from alexnet_jax import results as results_lib
 from alexnet_jax import seeds
-from alexnet_jax.arms import ArmSpec
 from alexnet_jax.data.labels import CLASS_NAMES
-from alexnet_jax.rundata import RunData
-from alexnet_jax.rundir import TrainingError, config_fingerprint, fingerprint_differences
+from alexnet_jax.errors import TrainingError
 from alexnet_jax.toolbox import format_duration, write_json_atomic
+from alexnet_jax.training.arms import ArmSpec
+from alexnet_jax.training.rundata import RunData
+from alexnet_jax.training.rundir import config_fingerprint, fingerprint_differences
 
 HISTORY_KEYS = ("train_acc", "train_loss", "test_acc", "test_loss", "val_acc", "val_loss", "epoch_seconds")
 TIME_KEYS = ("wall_s", "compile_s", "train_s", "eval_s", "checkpoint_s", "other_s")

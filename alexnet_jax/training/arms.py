@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alexnet_jax import models, params_io, seeds
-from alexnet_jax.rundir import TrainingError
+from alexnet_jax import errors, models, params_io, seeds
+from alexnet_jax.errors import TrainingError
 
 PAPER_ARM_IDS = {"pretrained": 0, "scratch": 1}
 ARM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -178,12 +178,12 @@ def initial_variables(spec: ArmSpec, config, key: jax.Array, pretrained_weights:
     try:
         metadata = params_io.load_metadata(directory)
         if params_io.model_of(metadata) != model:
-            raise params_io.ParamsDirError(
+            raise errors.ParamsDirError(
                 f"it holds {params_io.model_of(metadata)} weights, and this config trains {model} "
                 f"(config.model.name); convert {model}'s weights or train {params_io.model_of(metadata)}"
             )
         loaded = params_io.load_variables(directory)
-    except params_io.ParamsDirError as error:
+    except errors.ParamsDirError as error:
         raise TrainingError(f"the {spec.name} arm cannot start from {directory}: {error}") from None
     variables = jax.tree_util.tree_map(jnp.asarray, loaded)
     head = models.get_spec(model).head

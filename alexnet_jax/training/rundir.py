@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from alexnet_jax.errors import RunLockedError, TrainingError
+
 LOCK_FILENAME = ".lock"
 # Config keys that say what to keep on disk, when to save it and how to schedule the work,
 # never what the numbers are (packed runs equal lone runs within float32 rounding).
@@ -49,14 +51,6 @@ def _added_defaults() -> dict:
 
     arms = {"pretrained": configs.arm("imagenet"), "scratch": configs.arm("scratch")}
     return {"arms": {name: json.loads(arm.to_json()) for name, arm in arms.items()}, "model.name": "alexnet"}
-
-
-class TrainingError(RuntimeError):
-    """A failure the user must act on; the message says what happened and what to do."""
-
-
-class RunLockedError(TrainingError):
-    """Another process holds the run's lock."""
 
 
 @contextlib.contextmanager
@@ -133,10 +127,6 @@ def fingerprint_differences(ours, theirs, prefix: str = "") -> list[str]:
             out += fingerprint_differences(ours.get(key), theirs.get(key), f"{prefix}{key}.")
         return out
     return [] if ours == theirs else [f"{prefix[:-1]}: {theirs!r} -> {ours!r}"]
-
-
-class Interrupted(TrainingError):
-    """SIGTERM or SIGINT stopped training cleanly; the message says where and how to resume."""
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_jax import seeds
-from alexnet_jax.rundir import TrainingError
+from alexnet_jax.errors import TrainingError
 
 _DATASETS: dict[str, tuple] = {}
 _PIPELINES: dict[tuple, object] = {}
@@ -71,7 +71,8 @@ def choose_pipeline(config) -> str:
 
 def shared_pipeline(config, data: RunData, mesh):
     """The input pipeline over `data`'s images for this config's transforms and mesh."""
-    from alexnet_jax import augment, input_pipeline
+    from alexnet_jax.inputs import augment
+    from alexnet_jax.inputs import pipeline as input_pipeline
 
     try:
         train_augment, eval_augment = augment.configs_from(config)
