@@ -14,7 +14,7 @@ from test_analyze import arm, curve, results, run_analysis, write_study  # the h
 
 from alexnet_jax import errors
 from alexnet_jax import results as results_lib
-from alexnet_jax.analysis import arm_figures, cost, demo, figures, pairs, pipeline, study
+from alexnet_jax.analysis import arm_figures, cost, demo, engine, figures, pipeline, stats, study
 
 V2_EXTRAS = {
     "spec": {"init": "imagenet", "finetune": "last_blocks:2", "model": "alexnet"},
@@ -91,11 +91,11 @@ def test_version_1_still_read_with_the_paper_specs(tmp_path):
 
 
 def test_holm_known_answers():
-    assert pairs.holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert pairs.holm_adjust([None, 0.2, 0.5]) == [None, pytest.approx(0.4), 0.5]  # None is not in the family
-    assert pairs.holm_adjust([0.6, 0.7]) == [1.0, 1.0]
-    assert pairs.holm_adjust([]) == [] and pairs.holm_adjust([None]) == [None]
-    assert pairs.arm_pairs(["scratch", "imagenet", "probe"], "scratch") == [
+    assert stats.holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm_adjust([None, 0.2, 0.5]) == [None, pytest.approx(0.4), 0.5]  # None is not in the family
+    assert stats.holm_adjust([0.6, 0.7]) == [1.0, 1.0]
+    assert stats.holm_adjust([]) == [] and stats.holm_adjust([None]) == [None]
+    assert engine.arm_pairs(["scratch", "imagenet", "probe"], "scratch") == [
         ("imagenet", "probe"),
         ("imagenet", "scratch"),
         ("probe", "scratch"),

@@ -1,8 +1,8 @@
 """Figures 12-16 for any number of arms: one colour per arm, in the study's arm order, with legends.
 
-The paper's two arms keep their colours of Figs 3-11; the others take a fixed palette in order.
-Like analysis.figures, every figure has its own Agg canvas (no pyplot), and its file name does
-not depend on the data, so reruns leave no stale files.
+Drawn on the plotting base (analysis.plots), as Figs 3-11 are: the paper's two arms keep their
+colours, the others take a fixed palette in order. A figure's file name does not depend on the
+data, so reruns leave no stale files.
 """
 
 from __future__ import annotations
@@ -11,16 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_jax.analysis.figures import COLOR, _empty, _figure, _save
 from alexnet_jax.analysis.formatting import class_label, format_p
-
-PALETTE = ("#2a9d3f", "#8e5bb5", "#c0392b", "#17a2b8", "#8c564b", "#d6589f", "#5f6b73", "#b5a91f")
-
-
-def arm_colors(arms: list[str]) -> dict[str, str]:
-    """The paper's arms keep their colours; every other arm takes the next palette colour, in arm order."""
-    others = iter(PALETTE * (1 + len(arms) // len(PALETTE)))
-    return {arm: COLOR[arm] if arm in COLOR else next(others) for arm in arms}
+from alexnet_jax.analysis.plots import arm_colors, empty_panel, new_figure, save_figure
 
 
 def _label(summary: dict, arm: str) -> str:
@@ -37,7 +29,7 @@ def _time_axis(curves: dict) -> tuple[float, str]:
 
 def fig12(path, study, summary, curves) -> str:
     arms, colors = summary["arm_names"], arm_colors(summary["arm_names"])
-    fig, axes = _figure(1, 3, (16, 4.8))
+    fig, axes = new_figure(1, 3, (16, 4.8))
     scale, unit = _time_axis(curves)
     target = summary["cost"]["targets"]["reference_peak"]
     panels = (
@@ -58,7 +50,7 @@ def fig12(path, study, summary, curves) -> str:
             band = keep & np.isfinite(c["low"])
             ax.fill_between(x[band], 100 * c["low"][band], 100 * c["high"][band], color=colors[arm], alpha=0.22)
         if not drawn:
-            _empty(ax, "no run records this" if key != "seconds" else "no run records its wall time")
+            empty_panel(ax, "no run records this" if key != "seconds" else "no run records its wall time")
         elif target is not None:
             reference = summary["reference_arm"]["name"]
             ax.axhline(100 * target, color="0.3", linestyle="--", linewidth=1.0, label=f"{reference} mean peak")
@@ -68,7 +60,7 @@ def fig12(path, study, summary, curves) -> str:
         ax.grid(alpha=0.25)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), frameon=False, fontsize=9.5)
-    _save(fig, path)
+    save_figure(fig, path)
     band = summary["cost"]["band"]
     return (
         "Mean test accuracy over runs of each arm, with a 95% bootstrap band (runs resampled, "
@@ -79,14 +71,14 @@ def fig12(path, study, summary, curves) -> str:
 
 def fig13(path, study, summary, curves) -> str:
     pairs = summary["pairs"]
-    fig, axes = _figure(1, 2, (16, 1.8 + 0.55 * max(len(pairs), 1)))
+    fig, axes = new_figure(1, 2, (16, 1.8 + 0.55 * max(len(pairs), 1)))
     specs = (
         ("peak_acc", 100.0, "Peak test accuracy difference (points)"),
         ("peak_epoch", 1.0, "Peak epoch difference (epochs; negative: a peaks earlier)"),
     )
     for ax, (metric, scale, xlabel), letter in zip(axes[0], specs, "AB", strict=True):
         if not pairs:
-            _empty(ax, "a single arm: no pairs")
+            empty_panel(ax, "a single arm: no pairs")
             continue
         y = np.arange(len(pairs))[::-1]
         for row, pair in zip(y, pairs, strict=True):
@@ -106,7 +98,7 @@ def fig13(path, study, summary, curves) -> str:
         ax.set_xlabel(xlabel)
         ax.set_title(f"({letter}) Mean paired difference, 95% CI", loc="left")
         ax.grid(axis="x", alpha=0.25)
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         "Every pair of arms: the mean paired difference (a minus b) of (A) peak test accuracy and (B) the epoch of "
         "the peak (negative: a peaks earlier), with bootstrap 95% CIs; on the right, the pairs and the "
@@ -116,7 +108,7 @@ def fig13(path, study, summary, curves) -> str:
 
 def fig14(path, study, summary, curves) -> str:
     arms, colors = summary["arm_names"], arm_colors(summary["arm_names"])
-    fig, axes = _figure(1, 2, (max(9, 2.6 * len(arms) + 4), 4.8))
+    fig, axes = new_figure(1, 2, (max(9, 2.6 * len(arms) + 4), 4.8))
     rng = np.random.default_rng(0)  # jitter only: the points' positions along the arm axis
     for ax, (attr, scale, ylabel, title) in zip(
         axes[0],
@@ -134,13 +126,13 @@ def fig14(path, study, summary, curves) -> str:
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left")
         ax.grid(axis="y", alpha=0.25)
-    _save(fig, path)
+    save_figure(fig, path)
     return "Each run's peak test accuracy (A) and epoch of the peak (B), per arm: points are runs, boxes the quartiles."
 
 
 def fig15(path, study, summary, curves) -> str:
     arms, colors, names = summary["arm_names"], arm_colors(summary["arm_names"]), summary["class_names"]
-    fig, axes = _figure(1, 1, (min(14, max(8, 0.6 * len(names) * len(arms) + 2)), 5.2))
+    fig, axes = new_figure(1, 1, (min(14, max(8, 0.6 * len(names) * len(arms) + 2)), 5.2))
     ax = axes[0, 0]
     width = 0.8 / len(arms)
     for j, arm in enumerate(arms):
@@ -154,13 +146,13 @@ def fig15(path, study, summary, curves) -> str:
     ax.set_ylim(0, 105)
     fig.legend(loc="outside lower center", ncols=min(len(arms), 4), frameon=False, fontsize=9.5)
     ax.grid(axis="y", alpha=0.25)
-    _save(fig, path)
+    save_figure(fig, path)
     return "Per-class test accuracy of each arm (best-epoch confusion matrices): mean over runs, error bars one SD."
 
 
 def fig16(path, study, summary, curves) -> str:
     arms, colors = summary["arm_names"], arm_colors(summary["arm_names"])
-    fig, axes = _figure(1, 2, (14, 4.8))
+    fig, axes = new_figure(1, 2, (14, 4.8))
     ax = axes[0, 0]
     for arm in arms:
         points = []
@@ -186,10 +178,10 @@ def fig16(path, study, summary, curves) -> str:
     ax = axes[0, 1]
     reference = summary["reference_arm"]["name"]
     if reference is None:
-        _empty(ax, "no reference arm")
+        empty_panel(ax, "no reference arm")
     else:
         _time_panel(ax, summary, arms, colors, reference)
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         "(A) Mean test accuracy that each run's selection rule picks within its first N epochs, per arm. (B) Median "
         "epochs until test accuracy first reaches the reference arm's mean peak (filled) and 99% of the run's own "

@@ -1,7 +1,7 @@
-"""report.md for N arms: the sections appended after the paper's, and the whole report of a study
-that lacks one of the paper's two arms (there the paper's sections would be mostly n/a).
+"""The report's N-arm sections (every study has them), and "Data and runs" of a study that lacks one of
+the paper's two arms (there the paper's sections would be mostly n/a). analysis.report joins them.
 
-Every number comes from summary.json's N-arm keys (analysis.arms), so report and summary agree.
+Every number comes from summary.json's N-arm keys (analysis.engine), so report and summary agree.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from alexnet_jax.analysis.formatting import (
     format_runs,
     scaled,
 )
-from alexnet_jax.analysis.report import SD_NOTE, data_paragraph, problem_lines
+from alexnet_jax.analysis.prose import SD_NOTE, figure_lines, problem_lines, table_lines
+from alexnet_jax.analysis.stats import ALPHA
 from alexnet_jax.analysis.tables import Table
 from alexnet_jax.results import ARMS
 from alexnet_jax.toolbox import format_duration
 
-ALPHA = 0.05
 Figures = dict[str, tuple[str, str]]  # file name -> (name, caption), for the figures drawn
 
 
@@ -44,15 +44,9 @@ def _code(names) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-def _table(table: Table) -> list[str]:
-    return [table.markdown(), "", f"CSV: `{table.stem}.csv`", ""]
-
-
 def _figure(figures: Figures, filename: str) -> list[str]:
-    if filename not in figures:
-        return []
-    name, caption = figures[filename]
-    return [f"![{name}]({filename})", "", f"**{name}.** {caption}", ""]
+    """The figure if it was drawn (figures: file name -> (name, caption))."""
+    return figure_lines(figures[filename][0], filename, figures[filename][1]) if filename in figures else []
 
 
 def _missing_lines(summary: dict) -> list[str]:
@@ -114,7 +108,7 @@ def _arms_section(summary: dict, tables: dict[str, Table], figures: Figures) -> 
     else:
         lines.append(f"No reference arm: {reference['rule']}.")
     lines += [""] + _missing_lines(summary)
-    lines += _table(tables["arms_summary"])
+    lines += table_lines(tables["arms_summary"])
     lines += [_timing_sentence(summary), ""]
     return lines + _figure(figures, "fig14_peaks_by_arm.png") + _figure(figures, "fig15_class_accuracy_by_arm.png")
 
@@ -190,7 +184,7 @@ def _pairs_section(summary: dict, tables: dict[str, Table], figures: Figures) ->
     ]
     lines += _significant(pairs) + _irr_misc_lines(summary) + [""]
     for stem in ("pairs_peak_acc", "pairs_peak_epoch", "pairs_class_acc"):
-        lines += _table(tables[stem])
+        lines += table_lines(tables[stem])
     return lines + _figure(figures, "fig13_pairwise_differences.png")
 
 
@@ -259,11 +253,11 @@ def _cost_section(summary: dict, tables: dict[str, Table], figures: Figures) -> 
     sentences = _speedup_sentences(summary) if summary["reference_arm"]["name"] else []
     lines += sentences + ([""] if sentences else [])
     lines += _figure(figures, "fig12_cost_curves.png")
-    lines += _table(tables["budget_accuracy"])
+    lines += table_lines(tables["budget_accuracy"])
     if summary["reference_arm"]["name"]:
-        lines += _table(tables["time_to_accuracy"]) + _censoring_lines(summary)
+        lines += table_lines(tables["time_to_accuracy"]) + _censoring_lines(summary)
         if len(summary["arm_names"]) > 1:
-            lines += _table(tables["speedup"])
+            lines += table_lines(tables["speedup"])
     return lines + _figure(figures, "fig16_budgets_and_time_to_accuracy.png")
 
 
@@ -281,31 +275,22 @@ def _selection_section(summary: dict, tables: dict[str, Table]) -> list[str]:
         "test set) beside the test accuracy at the epoch validation chose, and the gap: how optimistic the "
         "paper's protocol is.",
         "",
-        *_table(tables["selection_bias"]),
+        *table_lines(tables["selection_bias"]),
     ]
 
 
-def render_arm_sections(summary: dict, tables: list[Table], figures: Figures) -> str:
-    """The N-arm sections, appended after the paper's report."""
-    by_stem = {table.stem: table for table in tables}
-    lines = _arms_section(summary, by_stem, figures) + _pairs_section(summary, by_stem, figures)
-    lines += _cost_section(summary, by_stem, figures) + _selection_section(summary, by_stem)
+def sections(summary: dict, tables: dict[str, Table], figures: Figures) -> str:
+    """The N-arm sections, after the paper's (or after "Data and runs" where the paper's pair is absent)."""
+    lines = _arms_section(summary, tables, figures) + _pairs_section(summary, tables, figures)
+    lines += _cost_section(summary, tables, figures) + _selection_section(summary, tables)
     return "\n".join(lines)
 
 
-def render_arm_report(summary: dict, tables: list[Table], figures: Figures) -> str:
-    """The whole report of a study without both of the paper's arms: only what the arms present support."""
+def runs_lines(summary: dict) -> list[str]:
+    """The rest of "Data and runs", after the data paragraph, for a study without both of the paper's arms."""
     arms = summary["arm_names"]
     absent = [arm for arm in ARMS if arm not in arms]
-    lines = [f"# Study analysis: {', '.join(arms)}", ""]
-    lines += [
-        f"Made by `python -m alexnet_jax.analyze` from `{summary['workdir']}`. "
-        "Definitions: `docs/analysis.md`. All numbers are also in `summary.json`.",
-        "",
-        "## Data and runs",
-        "",
-        data_paragraph(summary, side_by_side=False),
-        "",
+    lines = [
         f"Found {summary['run_dirs_found']} run director{'y' if summary['run_dirs_found'] == 1 else 'ies'} and "
         f"read the results of {format_runs(summary['num_runs'])} (run numbers {format_ranges(summary['runs'])}). "
         "Arms: "
@@ -326,5 +311,4 @@ def render_arm_report(summary: dict, tables: list[Table], figures: Figures) -> s
         ),
         "",
     ]
-    lines += problem_lines(summary, {arm: summary["arms"][arm] for arm in arms}) + [SD_NOTE, ""]
-    return "\n".join(lines) + "\n" + render_arm_sections(summary, tables, figures)
+    return lines + problem_lines(summary, {arm: summary["arms"][arm] for arm in arms}) + [SD_NOTE, ""]

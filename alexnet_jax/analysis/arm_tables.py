@@ -1,8 +1,8 @@
 """The N-arm tables (A1-A8), from summary.json's N-arm keys, and the cost curves as CSV.
 
-Like the paper's tables they keep raw values for the CSV beside formatted cells: every cell is
-built once, as a (raw, text) pair. Rows exist only for what the study has: an arm shorter than a
-budget has no row for it (the note says so), and a target never reached reads "not reached".
+Built like the paper's tables, from (raw, text) cells (analysis.tables). Rows exist only for
+what the study has: an arm shorter than a budget has no row for it (the note says so), and a
+target never reached reads "not reached".
 """
 
 from __future__ import annotations
@@ -13,39 +13,19 @@ import math
 
 import numpy as np
 
-from alexnet_jax.analysis.formatting import class_label, format_number, format_p, format_percent, scaled
-from alexnet_jax.analysis.tables import Table
+from alexnet_jax.analysis.formatting import class_label, format_number, format_p, format_percent
+from alexnet_jax.analysis.tables import (
+    Cell,
+    Table,
+    build_table,
+    ci_cell,
+    number_cell,
+    percent_cell,
+    text_cell,
+)
 from alexnet_jax.toolbox import format_duration
 
 NOT_REACHED = "not reached"
-TOO_FEW = "n/a (< 2 runs)"
-Cell = tuple  # (raw value for the CSV, text for Markdown)
-
-
-def _table(number: str, stem: str, title: str, columns: list[str], rows: list[list[Cell]], note: str = "") -> Table:
-    return Table(
-        number, stem, title, columns, [[r for r, _ in row] for row in rows], [[t for _, t in row] for row in rows], note
-    )
-
-
-def _text(value) -> Cell:
-    return value, str(value)
-
-
-def _percent(value, digits: int = 1) -> Cell:
-    return scaled(value), format_percent(value, digits)
-
-
-def _number(value, scale: float = 1.0, digits: int = 1) -> Cell:
-    return scaled(value, scale), format_number(scaled(value, scale), digits)
-
-
-def _ci(ci, scale: float = 100.0, digits: int = 1, show=None) -> Cell:
-    """A CI: 'low; high' at full precision for the CSV (a bound never reached is inf), '[low, high]' as text."""
-    if ci is None:
-        return None, TOO_FEW
-    show = show or (lambda v: format_number(scaled(v, scale), digits))
-    return "; ".join("inf" if v is None else f"{v * scale:.6g}" for v in ci), f"[{show(ci[0])}, {show(ci[1])}]"
 
 
 def _reach_text(value, seconds: bool = False) -> str:
@@ -68,7 +48,7 @@ def _tests(sign: dict, wilcoxon: dict) -> list[Cell]:
     """Wins / losses / ties, then sign and Wilcoxon p, each raw and Holm-adjusted."""
     counts = f"{sign['wins']} / {sign['losses']} / {sign['ties']}"
     ps = (sign["p_value"], sign["p_holm"], wilcoxon["p_value"], wilcoxon["p_holm"])
-    return [_text(counts)] + [(p, format_p(p)) for p in ps]
+    return [text_cell(counts)] + [(p, format_p(p)) for p in ps]
 
 
 def arm_blocks(summary: dict, key: str) -> list[tuple[str, dict]]:
@@ -90,18 +70,22 @@ def arms_table(summary: dict) -> Table:
         spec = b["spec"] or {}
         seconds = b["seconds_per_epoch_mean"]
         rows.append(
-            [_text(arm), _text(spec.get("init", "not recorded")), _text(spec.get("finetune", "not recorded"))]
-            + [_text("/".join(f"{p:,}" for p in b["trainable_params"]) or "not recorded"), _text(b["n_runs"])]
-            + [
-                _text("/".join(map(str, b["epochs_planned"]))),
-                _percent(b["peak_acc_mean"]),
-                _percent(b["peak_acc_std"], 2),
+            [
+                text_cell(arm),
+                text_cell(spec.get("init", "not recorded")),
+                text_cell(spec.get("finetune", "not recorded")),
             ]
-            + [_number(b["peak_epoch_mean"]), _number(b["peak_epoch_std"])]
+            + [text_cell("/".join(f"{p:,}" for p in b["trainable_params"]) or "not recorded"), text_cell(b["n_runs"])]
+            + [
+                text_cell("/".join(map(str, b["epochs_planned"]))),
+                percent_cell(b["peak_acc_mean"]),
+                percent_cell(b["peak_acc_std"], 2),
+            ]
+            + [number_cell(b["peak_epoch_mean"]), number_cell(b["peak_epoch_std"])]
             + [(seconds, "not timed" if seconds is None else format_number(seconds))]
         )
     title = "Every arm: what it is (spec), its runs, and its peak test accuracy and (0-based) epoch of the peak."
-    return _table("A1", "arms_summary", title, columns, rows)
+    return build_table("A1", "arms_summary", title, columns, rows)
 
 
 def pair_table(summary: dict, metric: str) -> Table:
@@ -111,8 +95,8 @@ def pair_table(summary: dict, metric: str) -> Table:
     verb = "higher / lower / tied" if accuracy else "earlier / later / tied"
     columns = ["Pair (a minus b)", "Pairs", f"Mean ({unit})", "95% CI (bootstrap)", f"a {verb}"] + TEST_COLUMNS
     rows = [
-        [_text(f"{p['a']} minus {p['b']}"), _text(p["n"]), _number(p[f"{metric}_diff_mean"], scale, digits)]
-        + [_ci(p[f"{metric}_diff_ci95"], scale, digits)]
+        [text_cell(f"{p['a']} minus {p['b']}"), text_cell(p["n"]), number_cell(p[f"{metric}_diff_mean"], scale, digits)]
+        + [ci_cell(p[f"{metric}_diff_ci95"], scale, digits)]
         + _tests(p["sign_test"][metric], p["wilcoxon"][metric])
         for p in summary["pairs"]
     ]
@@ -121,14 +105,14 @@ def pair_table(summary: dict, metric: str) -> Table:
         f"Every pair of arms, paired differences of the {what} over the runs that have both. "
         "Holm adjusts each test's p-values over all pairs."
     )
-    return _table("A2" if accuracy else "A3", f"pairs_{metric}", title, columns, rows, "" if rows else NO_PAIRS)
+    return build_table("A2" if accuracy else "A3", f"pairs_{metric}", title, columns, rows, "" if rows else NO_PAIRS)
 
 
 def pair_class_table(summary: dict) -> Table:
     columns = ["Pair (a minus b)", "Class", "Pairs", "Mean (points)", "95% CI (bootstrap)", "a higher / lower / tied"]
     rows = [
-        [_text(f"{p['a']} minus {p['b']}"), _text(class_label(c["class"])), _text(c["n"])]
-        + [_number(c["class_acc_diff_mean"], 100.0, 2), _ci(c["class_acc_diff_ci95"], digits=2)]
+        [text_cell(f"{p['a']} minus {p['b']}"), text_cell(class_label(c["class"])), text_cell(c["n"])]
+        + [number_cell(c["class_acc_diff_mean"], 100.0, 2), ci_cell(c["class_acc_diff_ci95"], digits=2)]
         + _tests(c["sign_test"], c["wilcoxon"])
         for p in summary["pairs"]
         for c in p["class_acc"]
@@ -137,7 +121,7 @@ def pair_class_table(summary: dict) -> Table:
         "Per-class test accuracy (best-epoch confusion matrix), paired differences per pair of arms. "
         "Holm adjusts each test's p-values over all pairs and classes together."
     )
-    return _table("A4", "pairs_class_acc", title, columns + TEST_COLUMNS, rows, "" if rows else NO_PAIRS)
+    return build_table("A4", "pairs_class_acc", title, columns + TEST_COLUMNS, rows, "" if rows else NO_PAIRS)
 
 
 def budget_table(summary: dict) -> Table:
@@ -150,8 +134,16 @@ def budget_table(summary: dict) -> Table:
                 left_out.append(f"{arm} {budget}")
                 continue
             label = f"full ({planned})" if budget == "full" else budget
-            rows.append([_text(arm), _text(label), _text(b["n"]), _percent(b["mean"]), _percent(b["std"], 2)])
-            rows[-1].append(_ci(b["ci95"]))
+            rows.append(
+                [
+                    text_cell(arm),
+                    text_cell(label),
+                    text_cell(b["n"]),
+                    percent_cell(b["mean"]),
+                    percent_cell(b["std"], 2),
+                ]
+            )
+            rows[-1].append(ci_cell(b["ci95"]))
     note = "Runs with fewer finished epochs than a budget are left out of it."
     if left_out:
         note += " No run reaches these budgets, so they have no row: " + ", ".join(left_out) + "."
@@ -159,7 +151,7 @@ def budget_table(summary: dict) -> Table:
         "Test accuracy within a budget of N epochs: each run's own selection rule applied to its first N epochs "
         "(as the paper's 'first N'); 'full' is the whole run."
     )
-    return _table("A5", "budget_accuracy", title, columns, rows, note)
+    return build_table("A5", "budget_accuracy", title, columns, rows, note)
 
 
 def _target_label(summary: dict, kind: str) -> str:
@@ -178,12 +170,12 @@ def time_table(summary: dict) -> Table:
             e, s = b["epochs"], b["seconds"]
             reached = e["mean_of_reached"]
             rows.append(
-                [_text(arm), _text(_target_label(summary, kind))]
-                + [_text(b[k]) for k in ("n_counted", "n_reached", "n_never", "n_undetermined")]
-                + [_reach(e["median"]), _ci(e["median_ci95"], 1.0, show=_reach_text)]
-                + [(reached, "none reached" if reached is None else format_number(reached)), _text(b["n_timed"])]
+                [text_cell(arm), text_cell(_target_label(summary, kind))]
+                + [text_cell(b[k]) for k in ("n_counted", "n_reached", "n_never", "n_undetermined")]
+                + [_reach(e["median"]), ci_cell(e["median_ci95"], 1.0, show=_reach_text)]
+                + [(reached, "none reached" if reached is None else format_number(reached)), text_cell(b["n_timed"])]
                 + (
-                    [_reach(s["median"], True), _ci(s["median_ci95"], 1.0, show=lambda v: _reach_text(v, True))]
+                    [_reach(s["median"], True), ci_cell(s["median_ci95"], 1.0, show=lambda v: _reach_text(v, True))]
                     if b["n_timed"]
                     else [(None, "not timed")] * 2
                 )
@@ -194,7 +186,7 @@ def time_table(summary: dict) -> Table:
         "not reached it yet is undetermined and left out. A median is 'not reached' when half the counted runs "
         "or more never reach the target."
     )
-    return _table("A6", "time_to_accuracy", title, columns, rows, "" if rows else "None: no reference arm.")
+    return build_table("A6", "time_to_accuracy", title, columns, rows, "" if rows else "None: no reference arm.")
 
 
 def speedup_table(summary: dict) -> Table:
@@ -207,10 +199,20 @@ def speedup_table(summary: dict) -> Table:
         saved = s["saved_median"]
         saved_text = NOT_REACHED if saved is None else ("-" if saved < 0 else "") + format_duration(abs(saved))
         rows.append(
-            [_text(arm), _text(e["n"]), _text(e["n_never"]), _number(e["reference_median"]), _reach(e["arm_median"])]
-            + [(e["speedup"], _times_text(e["speedup"])), _ci(e["speedup_ci95"], 1.0, show=_times_text), _text(s["n"])]
+            [
+                text_cell(arm),
+                text_cell(e["n"]),
+                text_cell(e["n_never"]),
+                number_cell(e["reference_median"]),
+                _reach(e["arm_median"]),
+            ]
+            + [
+                (e["speedup"], _times_text(e["speedup"])),
+                ci_cell(e["speedup_ci95"], 1.0, show=_times_text),
+                text_cell(s["n"]),
+            ]
             + (
-                [(s["speedup"], _times_text(s["speedup"])), _ci(s["speedup_ci95"], 1.0, show=_times_text)]
+                [(s["speedup"], _times_text(s["speedup"])), ci_cell(s["speedup_ci95"], 1.0, show=_times_text)]
                 + [(saved, saved_text)]
                 if s["n"]
                 else [(None, "not timed")] * 3
@@ -222,16 +224,16 @@ def speedup_table(summary: dict) -> Table:
         "(never: counted as never; a CI bound is 'not reached' when the arm's median never gets there in "
         "that many resamples)."
     )
-    return _table("A7", "speedup", title, columns, rows, "" if rows else "None: no arm besides the reference.")
+    return build_table("A7", "speedup", title, columns, rows, "" if rows else "None: no arm besides the reference.")
 
 
 def selection_table(summary: dict) -> Table:
     columns = ["Arm", "Runs (selection=val)", "Peak chosen on test (%)", "95% CI", "Test acc at val-chosen epoch (%)"]
     columns += ["95% CI", "Gap (points)", "95% CI (gap)"]
     rows = [
-        [_text(arm), _text(b["n"]), _percent(b["test_chosen_mean"]), _ci(b["test_chosen_ci95"])]
-        + [_percent(b["val_chosen_mean"]), _ci(b["val_chosen_ci95"])]
-        + [_number(b["gap_mean"], 100.0, 2), _ci(b["gap_ci95"], digits=2)]
+        [text_cell(arm), text_cell(b["n"]), percent_cell(b["test_chosen_mean"]), ci_cell(b["test_chosen_ci95"])]
+        + [percent_cell(b["val_chosen_mean"]), ci_cell(b["val_chosen_ci95"])]
+        + [number_cell(b["gap_mean"], 100.0, 2), ci_cell(b["gap_ci95"], digits=2)]
         for arm, b in summary["selection_bias"].items()
     ]
     title = (
@@ -239,7 +241,7 @@ def selection_table(summary: dict) -> Table:
         "at the epoch the validation split chose (unbiased), for runs trained with selection=val."
     )
     note = "" if rows else "None: no run chose its epoch on a validation split (selection=val)."
-    return _table("A8", "selection_bias", title, columns, rows, note)
+    return build_table("A8", "selection_bias", title, columns, rows, note)
 
 
 def make_arm_tables(summary: dict) -> list[Table]:

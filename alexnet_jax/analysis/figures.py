@@ -1,9 +1,7 @@
-"""The paper's Figs 3-11 for a study, drawn with matplotlib's Agg canvas (no display, no pyplot).
+"""The paper's Figs 3-11 for a study, drawn on the plotting base (analysis.plots: Agg canvas, no pyplot).
 
-Each figure is built on its own `Figure` with an explicit `FigureCanvasAgg`, so drawing here never
-changes the backend of a notebook or program that imports this module. Called by
-analysis.pipeline; every function takes the loaded study and the computed summary, and the
-captions quote the paper from analysis.paper.
+Called by analysis.pipeline; every function takes the loaded study, the summary and the paper
+view's per-run differences (`PaperPair`), and the captions quote the paper from alexnet_jax.paper.
 """
 
 from __future__ import annotations
@@ -12,38 +10,17 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 
 from alexnet_jax import paper
 from alexnet_jax.analysis.formatting import class_label, format_percent
-from alexnet_jax.analysis.stats import BUDGET_EPOCHS, class_metrics
+from alexnet_jax.analysis.paper_view import BUDGET_EPOCHS, PaperPair
+from alexnet_jax.analysis.plots import COLOR, empty_panel, new_figure, save_figure
+from alexnet_jax.analysis.stats import class_metrics
 from alexnet_jax.results import ARMS
-from alexnet_jax.toolbox import atomic_path
 
-COLOR = {"pretrained": "#1f6fb4", "scratch": "#d9620b"}
 LABEL = {"pretrained": "Pretrained (ImageNet)", "scratch": "From scratch"}
 LOWER = {"pretrained": "pretrained (ImageNet)", "scratch": "from scratch"}
-DPI = 150
-
-
-def _figure(nrows: int, ncols: int, size: tuple[float, float]):
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def _save(fig: Figure, path: Path) -> None:
-    """Atomic: a reader sees the old PNG or the new one."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11, color="0.35", wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def _edges(values: np.ndarray, integer: bool = False, max_bins: int = 30) -> np.ndarray:
@@ -78,7 +55,7 @@ def _hist(
     """Overlaid histograms, one per (arm, values, label); the legend gives n, mean and SD."""
     present = [(arm, np.asarray(v, dtype=np.float64), label) for arm, v, label in series if len(v)]
     if not present:
-        _empty(ax, "no runs with this quantity")
+        empty_panel(ax, "no runs with this quantity")
         ax.set_xlabel(xlabel)
         return
     edges = _edges(np.concatenate([v for _, v, _ in present]), integer)
@@ -114,14 +91,14 @@ def _arm_title(summary: dict, arm: str) -> str:
 
 
 def fig03(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(1, 2, (12, 4.6))
+    fig, axes = new_figure(1, 2, (12, 4.6))
     acc = [(arm, [100 * r.peak_acc for r in _records(study, arm)], _arm_title(summary, arm)) for arm in ARMS]
     epochs = [(arm, [r.peak_epoch for r in _records(study, arm)], _arm_title(summary, arm)) for arm in ARMS]
     _hist(axes[0, 0], acc, "Peak test accuracy (%)", "%")
     axes[0, 0].set_title("(A) Peak test accuracy of each run", loc="left")
     _hist(axes[0, 1], epochs, "Epoch of peak test accuracy (0-based)", "", integer=True, digits=0)
     axes[0, 1].set_title("(B) Epoch at which each run peaks", loc="left")
-    _save(fig, path)
+    save_figure(fig, path)
     paper_acc = {arm: format_percent(paper.PEAK_ACC[arm]) for arm in ARMS}
     (pre_mean, pre_sd), (scr_mean, scr_sd) = paper.PEAK_EPOCH["pretrained"], paper.PEAK_EPOCH["scratch"]
     return (
@@ -132,11 +109,11 @@ def fig03(path, study, summary, paired, example_run) -> str:
 
 
 def fig04(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(1, 2, (12, 4.6))
-    n, n200 = len(paired.runs), len(paired.runs_200)
+    fig, axes = new_figure(1, 2, (12, 4.6))
+    n, n200 = len(paired.full.runs), len(paired.first_200.runs)
     _hist(
         axes[0, 0],
-        [("pretrained", 100 * paired.acc, "Pretrained minus scratch")],
+        [("pretrained", 100 * paired.full.peak_acc, "Pretrained minus scratch")],
         "Peak test accuracy difference (percentage points)",
         " pts",
         digits=2,
@@ -146,7 +123,7 @@ def fig04(path, study, summary, paired, example_run) -> str:
     axes[0, 0].set_title(f"(A) Accuracy gain from pretraining: higher in {wins['wins']} of {n} runs", loc="left")
     _hist(
         axes[0, 1],
-        [("pretrained", paired.epoch_200, f"Pretrained minus scratch (first {BUDGET_EPOCHS})")],
+        [("pretrained", paired.first_200.peak_epoch, f"Pretrained minus scratch (first {BUDGET_EPOCHS})")],
         "Peak epoch difference (epochs; negative = pretrained peaks earlier)",
         "",
         integer=True,
@@ -157,7 +134,7 @@ def fig04(path, study, summary, paired, example_run) -> str:
     axes[0, 1].set_title(
         f"(B) Epochs to peak, scratch limited to {BUDGET_EPOCHS}: earlier in {early['wins']} of {n200}", loc="left"
     )
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         "Paired differences, pretrained minus scratch: (A) peak test accuracy (scratch over all its epochs); "
         f"(B) the epoch of the peak, with scratch restricted to its first {BUDGET_EPOCHS} epochs, as in the paper. "
@@ -166,21 +143,21 @@ def fig04(path, study, summary, paired, example_run) -> str:
 
 
 def fig05(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(1, 1, (7.5, 4.6))
+    fig, axes = new_figure(1, 1, (7.5, 4.6))
     _hist(
         axes[0, 0],
-        [("pretrained", 100 * paired.acc_200, f"Pretrained minus scratch (first {BUDGET_EPOCHS} epochs)")],
+        [("pretrained", 100 * paired.first_200.peak_acc, f"Pretrained minus scratch (first {BUDGET_EPOCHS} epochs)")],
         "Peak test accuracy difference (percentage points)",
         " pts",
         digits=2,
         zero_line=True,
     )
-    wins = summary["sign_test"]["peak_acc_first_200"]
+    wins, n200 = summary["sign_test"]["peak_acc_first_200"], len(paired.first_200.runs)
     axes[0, 0].set_title(
-        f"Equal budget of {BUDGET_EPOCHS} epochs: pretrained higher in {wins['wins']} of {len(paired.runs_200)} runs",
+        f"Equal budget of {BUDGET_EPOCHS} epochs: pretrained higher in {wins['wins']} of {n200} runs",
         loc="left",
     )
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         f"As Fig. 4A, but the scratch arm only counts its first {BUDGET_EPOCHS} epochs, the pretrained arm's budget. "
         f"Paper: the mean advantage roughly doubles, to about {paper.ADVANTAGE_FIRST_200_POINTS:g} points."
@@ -189,7 +166,7 @@ def fig05(path, study, summary, paired, example_run) -> str:
 
 def _curves(ax, records, arm, title) -> None:
     if not records:
-        _empty(ax, f"no {LOWER[arm]} runs")
+        empty_panel(ax, f"no {LOWER[arm]} runs")
         ax.set_title(title, loc="left")
         return
     lines = [np.column_stack([np.arange(r.done), 100 * r.test_acc]) for r in records]
@@ -208,7 +185,7 @@ def _curves(ax, records, arm, title) -> None:
 
 
 def fig06(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(2, 2, (12, 8.4))
+    fig, axes = new_figure(2, 2, (12, 8.4))
     records = _records(study, "pretrained")
     planned = summary["pretrained"]["epochs_planned"]
     full = f"{planned[0]} epochs" if len(planned) == 1 else "the full run"
@@ -224,7 +201,7 @@ def fig06(path, study, summary, paired, example_run) -> str:
         ax.set_title(f"({letter}) Pretrained: gain from {full} instead of {n}", loc="left")
     _curves(axes[1, 0], records, "pretrained", "(C) Test accuracy of every pretrained run")
     _curves(axes[1, 1], _records(study, "scratch"), "scratch", "(D) Test accuracy of every scratch run")
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         "(A, B) What the pretrained arm gains in peak test accuracy by training its full run instead of its "
         f"first {' or '.join(map(str, paper.GAIN_FROM_LONGER_TRAINING))} epochs "
@@ -234,7 +211,7 @@ def fig06(path, study, summary, paired, example_run) -> str:
 
 
 def fig07(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(2, 2, (12, 8.4))
+    fig, axes = new_figure(2, 2, (12, 8.4))
     letters = iter("ABCD")
     for row, (kind, unit) in enumerate((("acc", "Accuracy (%)"), ("loss", "Cross-entropy loss"))):
         for col, arm in enumerate(ARMS):
@@ -243,7 +220,7 @@ def fig07(path, study, summary, paired, example_run) -> str:
             title = f"({letter}) Run {example_run}, {LOWER[arm]}: {'accuracy' if kind == 'acc' else 'loss'}"
             record = study.arms[arm].get(example_run)
             if record is None:
-                _empty(ax, f"run {example_run} has no {arm} arm")
+                empty_panel(ax, f"run {example_run} has no {arm} arm")
                 ax.set_title(title, loc="left")
                 continue
             scale = 100 if kind == "acc" else 1
@@ -266,7 +243,7 @@ def fig07(path, study, summary, paired, example_run) -> str:
             ax.set_title(title, loc="left")
             ax.legend(loc="best", fontsize=9, frameon=False)
             ax.grid(alpha=0.25)
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         f"Run {example_run}: train and test accuracy (A, B) and loss (C, D) over all epochs, pretrained (left) "
         f"and from scratch (right); the dot marks the best epoch. The paper shows run {paper.EXAMPLE_RUN}."
@@ -276,7 +253,7 @@ def fig07(path, study, summary, paired, example_run) -> str:
 def _class_hist(path, study, summary, arm) -> None:
     names = summary["class_names"]
     rows = math.ceil(len(names) / 2)
-    fig, axes = _figure(rows, 2, (12, 4.0 * rows))
+    fig, axes = new_figure(rows, 2, (12, 4.0 * rows))
     records = _records(study, arm)
     per_class = np.array([class_metrics(r.confusion)["class_acc"] for r in records]) if records else None
     for i, name in enumerate(names):
@@ -290,7 +267,7 @@ def _class_hist(path, study, summary, arm) -> None:
         ax.set_title(f"({'ABCDEFGH'[i]}) {class_label(name)}", loc="left")
     for j in range(len(names), rows * 2):
         axes[j // 2, j % 2].set_visible(False)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def fig08(path, study, summary, paired, example_run) -> str:
@@ -327,12 +304,12 @@ def _matrix(fig, ax, values, text, names, title, vmax=1.0, cmap="Blues", bar_lab
 
 
 def fig10(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(1, 2, (12.5, 5.2))
+    fig, axes = new_figure(1, 2, (12.5, 5.2))
     names = summary["class_names"]
     for ax, arm, letter in zip(axes[0], ARMS, "AB", strict=True):
         record = study.arms[arm].get(example_run)
         if record is None:
-            _empty(ax, f"run {example_run} has no {arm} arm")
+            empty_panel(ax, f"run {example_run} has no {arm} arm")
             continue
         counts = record.confusion
         totals = counts.sum(axis=1, keepdims=True)
@@ -354,7 +331,7 @@ def fig10(path, study, summary, paired, example_run) -> str:
             f"({letter}) Run {example_run}, {LOWER[arm]}, best epoch {record.peak_epoch}",
             bar_label="Share of the true class",
         )
-    _save(fig, path)
+    save_figure(fig, path)
     return (
         f"Confusion matrices of run {example_run}'s best-epoch models on its test set: counts, with the share "
         "of each true class (row) in brackets; colour follows the share."
@@ -362,7 +339,7 @@ def fig10(path, study, summary, paired, example_run) -> str:
 
 
 def fig11(path, study, summary, paired, example_run) -> str:
-    fig, axes = _figure(2, 2, (12.5, 10))
+    fig, axes = new_figure(2, 2, (12.5, 10))
     names = summary["class_names"]
     sds = [v for arm in ARMS if summary[arm]["n_runs"] > 1 for r in summary[arm]["confusion_std"] for v in r]
     top = max((v for v in sds if v is not None), default=0.0) or 1.0  # one scale, so the arms compare
@@ -371,7 +348,7 @@ def fig11(path, study, summary, paired, example_run) -> str:
         n = block["n_runs"]
         if not n:
             for ax in axes[row]:
-                _empty(ax, f"no {arm} runs")
+                empty_panel(ax, f"no {arm} runs")
             continue
         mean, std = block["confusion_mean"], block["confusion_std"]
         _matrix(
@@ -396,8 +373,8 @@ def fig11(path, study, summary, paired, example_run) -> str:
                 bar_label="SD of the share",
             )
         else:
-            _empty(axes[row, 1], "SD undefined with a single run")
-    _save(fig, path)
+            empty_panel(axes[row, 1], "SD undefined with a single run")
+    save_figure(fig, path)
     return (
         "Each run's best-epoch confusion matrix as shares of its row (true-class) totals, then the cell-wise "
         "mean (A, C) and sample SD (B, D) over runs."
@@ -417,7 +394,7 @@ FIGURES = (
 )
 
 
-def make_all(outdir: Path, study, summary: dict, paired, example_run: int) -> list[tuple[str, str, str]]:
+def make_all(outdir: Path, study, summary: dict, paired: PaperPair, example_run: int) -> list[tuple[str, str, str]]:
     """Draw every figure into outdir; return (name, file name, caption) for the report."""
     out = []
     for name, filename, draw in FIGURES:

@@ -13,18 +13,41 @@ from typing import Any
 
 import numpy as np
 
-from alexnet_jax.analysis.arm_report import render_arm_report, render_arm_sections
+from alexnet_jax.analysis import engine
 from alexnet_jax.analysis.arm_tables import curves_csv, make_arm_tables
-from alexnet_jax.analysis.arms import summarize_arms
-from alexnet_jax.analysis.cost import cost_curves
 from alexnet_jax.analysis.formatting import format_ranges
+from alexnet_jax.analysis.paper_view import paper_keys
 from alexnet_jax.analysis.report import render_report
-from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES, paired_values, summarize
+from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES
 from alexnet_jax.analysis.study import load_study
 from alexnet_jax.analysis.tables import make_tables, paired_table
 from alexnet_jax.errors import StudyError
-from alexnet_jax.results import ARMS
 from alexnet_jax.toolbox import write_json_atomic, write_text_atomic
+
+# summary.json's keys in the order they have always had: the study, the paper's view, the N-arm keys.
+SUMMARY_ORDER = (
+    "schema",
+    "workdir",
+    "num_runs",
+    "run_dirs_found",
+    "runs",
+    "class_names",
+    "arms_found",
+    "data",
+    "pretrained",
+    "scratch",
+    "scratch_first_200",
+    "paired",
+    "sign_test",
+    "wilcoxon",
+    "bootstrap",
+    "mcnemar",
+    "long_runs",
+    "skipped",
+    "warnings",
+    "conventions",
+    "example_run",
+)
 
 
 def _json_ready(obj: Any) -> Any:
@@ -55,8 +78,9 @@ def analyze(
 ) -> dict:
     """Load the study under workdir, write summary.json, tables, figures and report.md; return the summary.
 
-    The paper's pair keeps its outputs as they always were; the N-arm keys, tables, figures and report
-    sections come after them. A study without both paper arms gets a report of the arms it has.
+    The engine computes every number once (analysis.engine); the paper's keys, Tables 1-4 and P and
+    Figs 3-11 are its view (analysis.paper_view), written first as they always were; the N-arm keys,
+    tables and figures follow. One renderer writes report.md (analysis.report).
     """
     study = load_study(workdir)
     for path, reason in study.skipped:
@@ -68,40 +92,31 @@ def analyze(
     elif example_run not in study.runs:
         runs_read = format_ranges(sorted(study.runs))
         raise StudyError(f"--example_run={example_run}: no usable results for that run; runs read: {runs_read}")
-    arm_summary = summarize_arms(study, reference_arm, resamples, seed)  # first: a bad --reference_arm writes nothing
+    results = engine.run(study, reference_arm, resamples, seed)  # first: a bad --reference_arm writes nothing
+    paper, paper_pair = paper_keys(study, results, resamples, seed)
+    keys = {**results.study_keys, **paper, "example_run": example_run}
+    summary = _json_ready({key: keys[key] for key in SUMMARY_ORDER} | results.arm_keys)
     outdir = Path(outdir) if outdir is not None else Path(workdir) / "analysis"
     outdir.mkdir(parents=True, exist_ok=True)
-    summary = _json_ready(summarize(study, resamples=resamples, seed=seed))
-    summary["example_run"] = example_run
-    summary.update(_json_ready(arm_summary))
     write_json_atomic(outdir / "summary.json", summary)
-    tables = make_tables(summary)
-    paired = paired_table(summary)
-    arm_tables = make_arm_tables(summary)
-    for table in tables + [paired] + arm_tables:
+    tables = make_tables(summary) + [paired_table(summary)] + make_arm_tables(summary)
+    for table in tables:
         write_text_atomic(outdir / f"{table.stem}.csv", table.csv())
         write_text_atomic(outdir / f"{table.stem}.md", table.markdown() + "\n")
-    curves = cost_curves(study, study.arm_names, resamples, seed)
-    write_text_atomic(outdir / "cost_curves.csv", curves_csv(curves))
-    figure_list: list[tuple[str, str, str]] = []
-    arm_figure_list: list[tuple[str, str, str]] = []
+    write_text_atomic(outdir / "cost_curves.csv", curves_csv(results.curves))
+    paper_figures: list[tuple[str, str, str]] = []
+    arm_figures: list[tuple[str, str, str]] = []
     if figures:
-        from alexnet_jax.analysis import arm_figures  # matplotlib only when figures are drawn
+        from alexnet_jax.analysis import arm_figures as arm_figs  # matplotlib only when figures are drawn
         from alexnet_jax.analysis import figures as figs
 
-        figure_list = figs.make_all(outdir, study, summary, paired_values(study), example_run)
-        arm_figure_list = arm_figures.make_all(outdir, study, summary, curves)
-    drawn = {filename: (name, caption) for name, filename, caption in arm_figure_list}
-    if all(summary["arms_found"][arm] for arm in ARMS):
-        report = render_report(summary, tables, paired, figure_list, example_run)
-        report += "\n" + render_arm_sections(summary, arm_tables, drawn)
-    else:
-        report = render_arm_report(summary, arm_tables, drawn)
-    write_text_atomic(outdir / "report.md", report)
+        paper_figures = figs.make_all(outdir, study, summary, paper_pair, example_run)
+        arm_figures = arm_figs.make_all(outdir, study, summary, results.curves)
+    write_text_atomic(outdir / "report.md", render_report(summary, tables, paper_figures, arm_figures, example_run))
     found = ", ".join(f"{arm} {len(study.arms[arm])}" for arm in study.arm_names)
     log(
-        f"wrote {outdir}: summary.json, report.md, {len(tables) + 1 + len(arm_tables)} tables, cost_curves.csv, "
-        f"{len(figure_list) + len(arm_figure_list)} figures ({summary['num_runs']} runs; {found}; "
+        f"wrote {outdir}: summary.json, report.md, {len(tables)} tables, cost_curves.csv, "
+        f"{len(paper_figures) + len(arm_figures)} figures ({summary['num_runs']} runs; {found}; "
         f"skipped {len(summary['skipped'])})"
     )
     return summary

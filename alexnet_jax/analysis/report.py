@@ -1,290 +1,37 @@
-"""report.md: the study in words, the paper side by side, the tests, every table and figure.
+"""report.md, by one renderer: the data and runs, the paper's sections when its pair is present, every N-arm section.
 
-The paper's numbers come from `analysis.paper`, the study's from the summary, so the report
-and summary.json never disagree.
+The paper's sections (analysis.paper_report) switch on when both of the paper's arms have results;
+without them the report describes the arms the study has and says why the paper's part is left out.
+Every number comes from the summary, so the report and summary.json never disagree.
 """
 
 from __future__ import annotations
 
-import json
-
-from alexnet_jax import paper
-from alexnet_jax.analysis.formatting import (
-    format_number,
-    format_p,
-    format_percent,
-    format_ranges,
-    format_runs,
-    scaled,
-    with_unit,
-)
-from alexnet_jax.analysis.stats import BUDGET_EPOCHS
+from alexnet_jax.analysis import arm_report, paper_report
+from alexnet_jax.analysis.paper_view import has_paper_pair
+from alexnet_jax.analysis.prose import MADE_BY, data_paragraph
 from alexnet_jax.analysis.tables import Table
-from alexnet_jax.results import ARMS
 
-SD_NOTE = (
-    "Standard deviations are sample SDs (ddof = 1); with fewer than two runs they are undefined and "
-    "shown as n/a (null in summary.json). Epochs are counted from 0, as in the original code."
-)
-
-
-def problem_lines(summary: dict, blocks: dict[str, dict]) -> list[str]:
-    """Unfinished runs (of the arms in blocks), skipped files and warnings, each only where there are any."""
-    lines = []
-    incomplete = [(arm, r) for arm, block in blocks.items() for r in block["incomplete_runs"]]
-    if incomplete:
-        lines += [
-            "**Unfinished runs** (`complete: false`): their finished epochs are included, so their peaks may "
-            "still change: " + ", ".join(f"run {r} {arm}" for arm, r in incomplete) + ".",
-            "",
-        ]
-    if summary["skipped"]:
-        count = len(summary["skipped"])
-        lines += [f"**Skipped {count} results file{'s' if count > 1 else ''}** (left out of every number):", ""]
-        lines += [f"- `{s['path']}`: {s['reason']}" for s in summary["skipped"]] + [""]
-    if summary["warnings"]:
-        lines += ["**Warnings:**", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
-    return lines
-
-
-def _sentences_tests(summary: dict) -> list[str]:
-    s, w, m, p = summary["sign_test"], summary["wilcoxon"], summary["mcnemar"], summary["paired"]
-    boot = summary["bootstrap"]
-    out = []
-    specs = [
-        ("peak_acc", "peak test accuracy (scratch over all its epochs)", "had the higher peak", "n"),
-        (
-            "peak_acc_first_200",
-            f"peak test accuracy (scratch limited to its first {BUDGET_EPOCHS} epochs)",
-            "had the higher peak",
-            "n_first_200",
-        ),
-        ("peak_epoch", "epoch of the peak (scratch over all its epochs)", "peaked earlier", "n"),
-        (
-            "peak_epoch_first_200",
-            f"epoch of the peak (scratch limited to its first {BUDGET_EPOCHS} epochs)",
-            "peaked earlier",
-            "n_first_200",
-        ),
-    ]
-    for key, what, verb, _n_key in specs:
-        t, wt = s[key], w[key]
-        if t["n_pairs"] == 0:
-            out.append(f"- **Sign test, {what}:** no paired runs, so no test.")
-            continue
-        text = (
-            f"- **Sign test, {what}:** the pretrained arm {verb} in {t['wins']} of {t['n_pairs']} paired runs "
-            f"({t['losses']} losses, {t['ties']} ties dropped); two-sided exact p = {format_p(t['p_value'])}"
-        )
-        text += "." if t["p_value"] is not None else " (every pair tied)."
-        if wt["p_value"] is not None:
-            text += (
-                f" Wilcoxon signed-rank on the differences: W = {wt['statistic']:g}, p = {format_p(wt['p_value'])} "
-                f"({wt['method']}, {wt['n_nonzero']} non-zero differences)."
-            )
-        else:
-            text += f" Wilcoxon signed-rank: {wt.get('note', 'undefined')}."
-        out.append(text)
-    for key, label, scale, unit in (
-        ("peak_acc_diff", "peak accuracy, scratch all epochs", 100, "points"),
-        ("peak_acc_diff_first_200", f"peak accuracy, scratch first {BUDGET_EPOCHS}", 100, "points"),
-        ("peak_epoch_diff", "peak epoch, scratch all epochs", 1, "epochs"),
-        ("peak_epoch_diff_first_200", f"peak epoch, scratch first {BUDGET_EPOCHS}", 1, "epochs"),
-    ):
-        mean, ci = p[f"{key}_mean"], p[f"{key}_ci95"]
-        if mean is None:
-            continue
-        ci_text = "undefined with fewer than 2 pairs" if ci is None else f"[{ci[0] * scale:.2f}, {ci[1] * scale:.2f}]"
-        out.append(
-            f"- **Mean difference (pretrained minus scratch), {label}:** {mean * scale:.2f} {unit}, "
-            f"bootstrap 95% CI {ci_text} ({boot['resamples']:,} resamples, seed {boot['seed']})."
-        )
-    if m["n_runs_tested"]:
-        out.append(
-            f"- **McNemar's exact test per run** (the two arms' best-epoch test predictions, same test images): "
-            f"{m['n_significant']} of {m['n_runs_tested']} runs differ at the {m['alpha']} level, "
-            f"{m['n_significant_favour_pretrained']} in favour of pretraining and "
-            f"{m['n_significant_favour_scratch']} of scratch"
-            + (f"; {m['n_no_discordant']} runs had no discordant predictions" if m["n_no_discordant"] else "")
-            + (f"; {len(m['not_tested'])} paired runs lacked saved predictions" if m["not_tested"] else "")
-            + "."
-        )
-    elif m["not_tested"]:
-        out.append(
-            f"- **McNemar's exact test per run:** not possible; {len(m['not_tested'])} paired runs lack "
-            "saved test predictions (arms.*.test_predictions with split.test_labels)."
-        )
-    return out
-
-
-def _paper_rows(summary: dict) -> list[list[str]]:
-    """(quantity, the paper's value, this study's value) for the side-by-side table."""
-    pre, scr, paired, sign = summary["pretrained"], summary["scratch"], summary["paired"], summary["sign_test"]
-    names = summary["class_names"]
-    rows = [
-        [
-            f"Mean peak test accuracy, {arm}",
-            with_unit(format_percent(paper.PEAK_ACC[arm]), "%"),
-            with_unit(format_percent(summary[arm]["peak_acc_mean"]), "%"),
-        ]
-        for arm in ARMS
-    ]
-    rows += [
-        [
-            f"Peak epoch, {arm}: mean (SD)",
-            "{} ({})".format(*paper.PEAK_EPOCH[arm]),
-            f"{format_number(summary[arm]['peak_epoch_mean'], 0)} ({format_number(summary[arm]['peak_epoch_std'], 0)})",
-        ]
-        for arm in ARMS
-    ]
-    rows.append(
-        [
-            f"Pretrained advantage, scratch limited to {BUDGET_EPOCHS} epochs",
-            f"about {paper.ADVANTAGE_FIRST_200_POINTS:g} points",
-            with_unit(format_number(scaled(paired["peak_acc_diff_first_200_mean"]), 2), " points"),
-        ]
-    )
-    rows += [
-        [
-            f"Pretrained, first {n} epochs",
-            with_unit(format_percent(acc), "%"),
-            with_unit(format_percent(pre["peak_acc_within"][str(n)]["mean"]), "%"),
-        ]
-        for n, acc in paper.PRETRAINED_WITHIN.items()
-    ]
-    if "irr_misc" in names:
-        i = names.index("irr_misc")
-        a, b = pre["class_acc_mean"][i], scr["class_acc_mean"][i]
-        ratio = f"{a / b:.2f}x" if a is not None and b else "n/a"
-        rows.append(
-            [
-                "Irr+Misc class accuracy, pretrained vs scratch",
-                f"about {paper.IRR_MISC_RATIO:g}x, pretrained below "
-                + with_unit(format_percent(paper.IRR_MISC_PRETRAINED_BELOW, 0), "%"),
-                f"{ratio} ({with_unit(format_percent(a), '%')} vs {with_unit(format_percent(b), '%')})",
-            ]
-        )
-    published = "{} ({} of {})".format(format_p(paper.SIGN_TEST_P), *paper.SIGN_TEST_WINS)
-    for key, label in (("peak_acc", "Sign test p, peak accuracy"), ("peak_epoch", "Sign test p, peak epoch")):
-        t = sign[key]
-        rows.append(
-            [label + " (wins of pairs)", published, f"{format_p(t['p_value'])} ({t['wins']} of {t['n_pairs']})"]
-        )
-    diffs = [r["peak_acc_diff"] for r in summary["long_runs"] if r["peak_acc_diff"] is not None]
-    rows.append(
-        [
-            f"Long runs ({paper.LONG_RUN_EPOCHS:,} epochs, runs {format_ranges(paper.LONG_RUNS)}): pretrained ahead by",
-            "{:.1f}-{:.1f} points".format(*paper.LONG_RUN_ADVANTAGE_POINTS),
-            f"{min(diffs) * 100:.2f} to {max(diffs) * 100:.2f} points ({format_runs(len(diffs))})"
-            if diffs
-            else "no such runs",
-        ]
-    )
-    return rows
-
-
-def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
-    """What data the runs used; `side_by_side`: the report holds the table beside the paper's numbers."""
-    data = summary["data"]
-    if data["status"] == "synthetic":
-        return (
-            "**The data are synthetic** (" + data["synthetic_evidence"] + "). Every number below describes "
-            "simulated or generated data, not the Nair & Abraham (2010) galaxies: it is **not comparable with "
-            "the paper's results**"
-            + (", and the side-by-side table only shows that the pipeline runs." if side_by_side else ".")
-        )
-    if data["status"] == "unknown":
-        return (
-            "The results record no data set (no `config.data`). The comparison with the paper holds only if "
-            f"the runs used the {paper.NUM_EXAMPLES:,} Nair & Abraham (2010) images under the paper's protocol."
-        )
-    shown = "; ".join(
-        f"runs {format_ranges(d['runs'])}: `{json.dumps(d['data'], sort_keys=True)}`" for d in data["descriptions"]
-    )
-    text = f"Data set as recorded in `config.data`: {shown}."
-    if len(data["descriptions"]) > 1:
-        text += " **The runs do not all use the same data description.**"
-    if data["runs_without_data_config"]:
-        text += f" {data['runs_without_data_config']} runs record no data set."
-    return text + (
-        " Compare with the paper only if this is the Nair & Abraham (2010) catalogue under the paper's protocol."
-    )
+Figure = tuple[str, str, str]  # (name, file name, caption)
 
 
 def render_report(
-    summary: dict, tables: list[Table], paired: Table, figures: list[tuple[str, str, str]], example_run: int | None
+    summary: dict,
+    tables: list[Table],
+    paper_figures: list[Figure],
+    arm_figures: list[Figure],
+    example_run: int | None,
 ) -> str:
-    pre, scr = summary["pretrained"], summary["scratch"]
-    lines = ["# Study analysis: pretrained vs from-scratch AlexNet", ""]
-    lines += [
-        f"Made by `python -m alexnet_jax.analyze` from `{summary['workdir']}`. "
-        "Definitions: `docs/analysis.md`. All numbers are also in `summary.json`.",
-        "",
-    ]
-    lines += ["## Data and runs", "", data_paragraph(summary), ""]
-    both = summary["paired"]["n"]
-    lines.append(
-        f"Found {summary['run_dirs_found']} run director{'y' if summary['run_dirs_found'] == 1 else 'ies'} and "
-        f"read the results of {format_runs(summary['num_runs'])} (run numbers {format_ranges(summary['runs'])}). "
-        f"Arms: pretrained in {format_runs(pre['n_runs'])} ({', '.join(map(str, pre['epochs_planned'])) or 'no'} "
-        f"epochs planned), scratch in {format_runs(scr['n_runs'])} "
-        f"({', '.join(map(str, scr['epochs_planned'])) or 'no'} epochs planned); both "
-        f"arms in {format_runs(both)}, which the paired comparisons use."
-    )
-    for arm, block in (("pretrained", pre), ("scratch", scr)):
-        if len(block["epochs_planned"]) > 1:
-            lines.append(
-                f"\n**Mixed budgets:** the {arm} arm's runs plan different numbers of epochs "
-                f"({block['epochs_planned']}); its peak statistics mix them."
-            )
-        if "val" in block["selection"]:
-            lines.append(
-                f"\nThe {arm} arm picks its best epoch on a validation split in some runs "
-                f"(selection {block['selection']}); their peak accuracy is the test accuracy at that epoch."
-            )
-    lines.append("")
-    lines += problem_lines(summary, {arm: summary[arm] for arm in ARMS})
-    short = []
-    for arm in ARMS:
-        for n, w in summary[arm]["peak_acc_within"].items():
-            if w["n_too_short"]:
-                short.append(f"{arm} first {n} epochs: {format_runs(w['n'])} ({w['n_too_short']} too short)")
-    if summary["scratch_first_200"]["n_too_short"]:
-        short.append(
-            f"scratch first {BUDGET_EPOCHS} epochs: {format_runs(summary['scratch_first_200']['n'])} "
-            f"({summary['scratch_first_200']['n_too_short']} too short)"
-        )
-    if short:
-        lines += [
-            "Peaks within the first N epochs use only runs with at least N finished epochs: " + "; ".join(short) + ".",
-            "",
-        ]
-    lines += [SD_NOTE, ""]
-
-    lines += ["## Paper and this study side by side", ""]
-    if summary["data"]["status"] == "synthetic":
-        lines += ["*Synthetic data: the right-hand column is not comparable with the paper.*", ""]
-    lines += ["| Quantity | Paper | This study |", "|---|---:|---:|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in _paper_rows(summary)]
-    lines += [""]
-
-    lines += ["## Statistical tests", ""]
-    lines += [
-        "A win is a pretrained peak accuracy higher than scratch's (or a pretrained peak reached at an earlier "
-        "epoch); ties are dropped from the sign test and counted. The paper's tests compare the pretrained "
-        f"arm's peak with the scratch arm's over all its epochs; the first-{BUDGET_EPOCHS} variants are "
-        "added here.",
-        "",
-    ]
-    lines += _sentences_tests(summary) + [""]
-
-    lines += ["## Tables", ""]
-    for table in tables[:1] + [paired] + tables[1:]:
-        lines += [table.markdown(), "", f"CSV: `{table.stem}.csv`", ""]
-
-    lines += ["## Figures", ""]
-    for name, filename, caption in figures:
-        lines += [f"![{name}]({filename})", "", f"**{name}.** {caption}", ""]
-    if example_run is not None:
-        lines += [f"Figures 7 and 10 show run {example_run}.", ""]
-    return "\n".join(lines)
+    """The whole report.md; figures are those drawn (none with --nofigures)."""
+    by_stem = {table.stem: table for table in tables}
+    paper = has_paper_pair(summary)
+    title = paper_report.TITLE if paper else ", ".join(summary["arm_names"])
+    lines = [f"# Study analysis: {title}", "", MADE_BY.format(workdir=summary["workdir"]), ""]
+    lines += ["## Data and runs", "", data_paragraph(summary, side_by_side=paper), ""]
+    if paper:
+        lines += paper_report.runs_lines(summary)
+        lines += paper_report.sections(summary, by_stem, paper_figures, example_run)
+    else:
+        lines += arm_report.runs_lines(summary)
+    drawn = {filename: (name, caption) for name, filename, caption in arm_figures}
+    return "\n".join(lines) + "\n" + arm_report.sections(summary, by_stem, drawn)

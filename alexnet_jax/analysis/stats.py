@@ -1,27 +1,24 @@
-"""The statistics of a study: every number of summary.json, from a loaded `Study`.
+"""The statistics the engine is built from: means and SDs, the tests, bootstrap CIs, one arm's summary.
 
-Peaks, peaks within an epoch budget, per-class metrics, paired differences, and the tests on
-them (sign test, Wilcoxon signed-rank, bootstrap CIs, McNemar). Definitions: docs/analysis.md.
+Peaks, peaks within an epoch budget, per-class metrics, paired-difference blocks, the sign,
+Wilcoxon and exact binomial tests, Holm's adjustment. Nothing here knows arms or pairs:
+analysis.engine applies these to a study. Definitions: docs/analysis.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from alexnet_jax import paper
-from alexnet_jax.analysis.study import ACC_TIE_TOLERANCE, ArmRun, Study, describe_data
-from alexnet_jax.results import ARMS
+from alexnet_jax.analysis.study import ArmRun
 
 ANALYSIS_SCHEMA = "alexnet_jax.analysis/1"
 WITHIN_EPOCHS = tuple(paper.PRETRAINED_WITHIN)  # the paper limits the pretrained arm to its first N epochs
-BUDGET_EPOCHS = paper.EPOCHS["pretrained"]  # scratch limited to the pretrained arm's budget (paper Figs 4 right, 5)
-STANDARD_EPOCHS = paper.EPOCHS  # longer runs go to Table 3
 BOOTSTRAP_RESAMPLES = 10_000
-ALPHA = 0.05
+ALPHA = 0.05  # the level of every 'differs' in the report (McNemar per run, Holm-adjusted pairs)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -82,6 +79,21 @@ def wilcoxon_test(differences: Sequence[float], tolerance: float = 0.0) -> dict:
     result = scipy_stats.wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided", method=method)
     out.update(statistic=float(result.statistic), p_value=float(result.pvalue), method=method)
     return out
+
+
+def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values, in the input's order.
+
+    The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j)). An undefined
+    test (None) is not part of the family: it stays None and does not count in m.
+    """
+    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def bootstrap_rng(seed: int, stream: int | tuple[int, ...]) -> np.random.Generator:
@@ -218,161 +230,4 @@ def within_block(records: list[ArmRun], n: int) -> dict:
         "gain_std": gain_std,
         "gain_min": min(gains, default=None),
         "gain_max": max(gains, default=None),
-    }
-
-
-@dataclass
-class Paired:
-    """Per-run paired quantities, pretrained minus scratch (epoch: negative = pretrained earlier)."""
-
-    runs: list[int]
-    acc: np.ndarray
-    epoch: np.ndarray
-    runs_200: list[int]
-    acc_200: np.ndarray
-    epoch_200: np.ndarray
-
-
-def paired_values(study: Study) -> Paired:
-    pre, scr = study.arms["pretrained"], study.arms["scratch"]
-    both = sorted(set(pre) & set(scr))
-    both_200 = [r for r in both if scr[r].done >= BUDGET_EPOCHS]
-    return Paired(
-        runs=both,
-        acc=np.array([pre[r].peak_acc - scr[r].peak_acc for r in both]),
-        epoch=np.array([pre[r].peak_epoch - scr[r].peak_epoch for r in both], dtype=np.float64),
-        runs_200=both_200,
-        acc_200=np.array([pre[r].peak_acc - scr[r].peak_within(BUDGET_EPOCHS)[1] for r in both_200]),
-        epoch_200=np.array(
-            [pre[r].peak_epoch - scr[r].peak_within(BUDGET_EPOCHS)[0] for r in both_200], dtype=np.float64
-        ),
-    )
-
-
-def mcnemar_runs(study: Study) -> dict:
-    """Exact McNemar test per run on the two arms' best-epoch test predictions."""
-    pre, scr = study.arms["pretrained"], study.arms["scratch"]
-    rows, not_tested = [], []
-    for run in sorted(set(pre) & set(scr)):
-        labels = study.test_labels.get(run)
-        a, b = pre[run].predictions, scr[run].predictions
-        if labels is None or a is None or b is None:
-            not_tested.append({"run": run, "reason": "test_predictions or split.test_labels not saved"})
-            continue
-        if not len(a) == len(b) == len(labels):
-            not_tested.append(
-                {"run": run, "reason": f"lengths differ: labels {len(labels)}, pretrained {len(a)}, scratch {len(b)}"}
-            )
-            continue
-        only_pre = int(np.sum((a == labels) & (b != labels)))
-        only_scr = int(np.sum((a != labels) & (b == labels)))
-        rows.append(
-            {
-                "run": run,
-                "pretrained_only_correct": only_pre,
-                "scratch_only_correct": only_scr,
-                "p_value": binomial_two_sided_p(only_pre, only_scr),
-            }
-        )
-    significant = [r for r in rows if r["p_value"] is not None and r["p_value"] < ALPHA]
-    return {
-        "alpha": ALPHA,
-        "n_runs_tested": len(rows),
-        "n_significant": len(significant),
-        "n_significant_favour_pretrained": sum(
-            r["pretrained_only_correct"] > r["scratch_only_correct"] for r in significant
-        ),
-        "n_significant_favour_scratch": sum(
-            r["pretrained_only_correct"] < r["scratch_only_correct"] for r in significant
-        ),
-        "n_no_discordant": sum(r["p_value"] is None for r in rows),
-        "not_tested": not_tested,
-        "runs": rows,
-    }
-
-
-def long_runs(study: Study) -> list[dict]:
-    """Table 3: runs with more than the standard epochs in either arm (the paper's 1,000-epoch repeats)."""
-    out = []
-    for run in sorted(study.runs):
-        arms = {arm: study.arms[arm].get(run) for arm in ARMS}
-        if not any(r is not None and r.planned > STANDARD_EPOCHS[arm] for arm, r in arms.items()):
-            continue
-        row: dict[str, Any] = {"run": run}
-        for arm, r in arms.items():
-            row[f"{arm}_epochs"] = None if r is None else r.planned
-            row[f"{arm}_epochs_finished"] = None if r is None else r.done
-            row[f"{arm}_peak_acc"] = None if r is None else r.peak_acc
-            row[f"{arm}_peak_epoch"] = None if r is None else r.peak_epoch
-        both = all(r is not None for r in arms.values())
-        row["peak_acc_diff"] = arms["pretrained"].peak_acc - arms["scratch"].peak_acc if both else None
-        out.append(row)
-    return out
-
-
-def summarize(study: Study, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-    """Every number of summary.json, from a loaded study."""
-    k = len(study.class_names)
-    records = {arm: study.records(arm) for arm in ARMS}
-    first = within_block(records["scratch"], BUDGET_EPOCHS)
-    paired = paired_values(study)
-    paired_out = {"n": len(paired.runs), "n_first_200": len(paired.runs_200)}
-    for stream, (name, values) in enumerate(
-        (
-            ("peak_acc_diff", paired.acc),
-            ("peak_epoch_diff", paired.epoch),
-            ("peak_acc_diff_first_200", paired.acc_200),
-            ("peak_epoch_diff_first_200", paired.epoch_200),
-        )
-    ):
-        paired_out.update(difference_block(name, values, resamples, seed, stream))
-    # Sign tests: a win is a higher pretrained peak, or an earlier pretrained peak.
-    sign = {
-        "peak_acc": sign_test(paired.acc, ACC_TIE_TOLERANCE),
-        "peak_epoch": sign_test(-paired.epoch),
-        "peak_acc_first_200": sign_test(paired.acc_200, ACC_TIE_TOLERANCE),
-        "peak_epoch_first_200": sign_test(-paired.epoch_200),
-    }
-    wilcoxon = {
-        "peak_acc": wilcoxon_test(paired.acc, ACC_TIE_TOLERANCE),
-        "peak_epoch": wilcoxon_test(paired.epoch),
-        "peak_acc_first_200": wilcoxon_test(paired.acc_200, ACC_TIE_TOLERANCE),
-        "peak_epoch_first_200": wilcoxon_test(paired.epoch_200),
-    }
-    return {
-        "schema": ANALYSIS_SCHEMA,
-        "workdir": str(study.workdir),
-        "num_runs": len(study.runs),
-        "run_dirs_found": study.run_dirs_found,
-        "runs": sorted(study.runs),
-        "class_names": study.class_names,
-        "arms_found": {arm: len(study.arms[arm]) for arm in ARMS},
-        "data": describe_data(study),
-        "pretrained": summarize_arm(records["pretrained"], k),
-        "scratch": summarize_arm(records["scratch"], k),
-        "scratch_first_200": {
-            "n": first["n"],
-            "n_too_short": first["n_too_short"],
-            "peak_acc_mean": first["mean"],
-            "peak_acc_std": first["std"],
-            "peak_epoch_mean": first["peak_epoch_mean"],
-            "peak_epoch_std": first["peak_epoch_std"],
-        },
-        "paired": paired_out,
-        "sign_test": sign,
-        "wilcoxon": wilcoxon,
-        "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95, "method": "percentile"},
-        "mcnemar": mcnemar_runs(study),
-        "long_runs": long_runs(study),
-        "skipped": [{"path": p, "reason": r} for p, r in study.skipped],
-        "warnings": list(study.warnings),
-        "conventions": {
-            "accuracy": "fractions in [0, 1]; tables and report show percent",
-            "epochs": "0-based epoch indices",
-            "std": "sample standard deviation (ddof=1); null with fewer than 2 values",
-            "undefined": (
-                "a per-class value that is undefined in a run is left out of that class's mean; "
-                "*_n counts the runs used"
-            ),
-        },
     }
