@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK = 0
@@ -95,3 +96,73 @@ def enable_compilation_cache(directory: str | None = None) -> str | None:
     Path(chosen).expanduser().mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(Path(chosen).expanduser()))
     return str(Path(chosen).expanduser())
+
+
+# --------------------------------------------------------------------------------------
+# --config: an ml_collections config file, `PATH` or `PATH:VARIANT`.
+
+
+def define_config_flag(default: str, help_string: str) -> None:
+    """`--config` (and its `--config.field=value` overrides) of a command."""
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file("config", default, help_string, lock_config=True)
+
+
+def config_argument(argv: Sequence[str], default: str) -> str:
+    """The value of the last `--config=X` (or `--config X`) in `argv`, else `default`."""
+    found = default
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--config="):
+            found = arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(argv):
+            found = argv[i + 1]
+    return found
+
+
+def config_problem(argument: str) -> str | None:
+    """None if the config `argument` (PATH or PATH:VARIANT) loads, else one line naming what is
+    wrong and what exists: the config files of its folder, or the file's variants (its VARIANTS)."""
+    import importlib.util
+    import inspect
+
+    text, _, variant = argument.partition(":")
+    path = Path(text).expanduser()
+    where = f"--config={argument}"
+    if not path.is_file():
+        folder = path.parent
+        files = sorted(p.name for p in folder.glob("*.py") if p.name != "__init__.py") if folder.is_dir() else []
+        if files:
+            return f"{where}: no such config file; the config files in {folder}/ are {', '.join(files)}"
+        return f"{where}: no such config file, and {folder}/ holds none; the project's are in alexnet_jax/configs/"
+    try:
+        spec = importlib.util.spec_from_file_location(f"_checked_config_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001  (any error of the file is the user's to fix)
+        return f"{where}: {path} does not import ({type(error).__name__}: {error}); fix the file"
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        return f"{where}: {path} defines no get_config(); a config file returns its ConfigDict from get_config()"
+    variants = getattr(module, "VARIANTS", None)
+    if variants is None and not inspect.signature(get_config).parameters:
+        variants = ("",)
+    if variants is not None and variant not in variants:
+        listed = ", ".join(f"{text}:{v}" if v else f"{text} (no variant)" for v in variants)
+        told = f"has no variant {variant!r}" if variant else "needs a variant"
+        return f"{where}: {path.name} {told}; use one of {listed}"
+    try:
+        get_config(*([variant] if variant else []))
+    except Exception as error:  # noqa: BLE001
+        return f"{where}: get_config failed ({type(error).__name__}: {error})"
+    return None
+
+
+def exit_on_bad_config(argv: Sequence[str], default: str) -> None:
+    """Before absl parses the flags: a config that is missing, does not import or names an unknown
+    variant ends the command with one line and exit code 2, not ml_collections' traceback."""
+    problem = config_problem(config_argument(argv, default))
+    if problem:
+        sys.exit(report_error(problem, EXIT_BAD_INPUT))

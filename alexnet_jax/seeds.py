@@ -25,20 +25,22 @@ def numpy_seed(*words: int) -> int:
     return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
 
 
-def epoch_order(train_idx: np.ndarray, config, run_index: int, arm_id: int, epoch: int) -> np.ndarray:
+def epoch_order(
+    train_idx: np.ndarray, seed: int, run_index: int, arm_id: int, epoch: int, shuffle_each_epoch: bool
+) -> np.ndarray:
     """The order of training examples in an epoch. The paper's sampler never had its epoch set,
-    so its order was the same in every epoch; `data.shuffle_each_epoch` draws a new one."""
-    shuffle_epoch = epoch if config.data.shuffle_each_epoch else 0
-    rng = np.random.default_rng(numpy_seed(config.seed, run_index, arm_id, shuffle_epoch, 1))
+    so its order was the same in every epoch; `shuffle_each_epoch` draws a new one."""
+    shuffle_epoch = epoch if shuffle_each_epoch else 0
+    rng = np.random.default_rng(numpy_seed(seed, run_index, arm_id, shuffle_epoch, 1))
     return train_idx[rng.permutation(len(train_idx))]
 
 
-def train_data_seed(config, run_index: int, arm_id: int, epoch: int) -> int:
+def train_data_seed(seed: int, run_index: int, arm_id: int, epoch: int) -> int:
     """The host pipeline's (tf.data) augmentation seed of a training epoch."""
-    return numpy_seed(config.seed, run_index, arm_id, epoch, 3)
+    return numpy_seed(seed, run_index, arm_id, epoch, 3)
 
 
-def eval_data_seed(config, run_index: int, arm_id: int, epoch: int, purpose: int) -> int:
+def eval_data_seed(seed: int, run_index: int, arm_id: int, epoch: int, purpose: int) -> int:
     """The host pipeline's augmentation seed of an evaluation (test or validation) in an epoch."""
-    base = numpy_seed(config.seed, run_index, arm_id, 2)
+    base = numpy_seed(seed, run_index, arm_id, 2)
     return base + epoch + (10_000 if purpose == VALIDATION else 0)

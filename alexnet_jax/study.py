@@ -499,12 +499,13 @@ def define_flags():
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from alexnet_jax.train import parse_arms
+    from alexnet_jax import training
 
     FLAGS = flags.FLAGS
     try:
         runs = cli.parse_runs(FLAGS.runs)
-        arms = parse_arms(FLAGS.arms, FLAGS.config)
+        plan = training.resolve(FLAGS.config)
+        arms = plan.select_arms(FLAGS.arms)
         gpus = [g.strip() for g in FLAGS.gpus.split(",") if g.strip()] if FLAGS.gpus is not None else detect_gpus()
         slots = make_slots(
             gpus,
@@ -512,8 +513,8 @@ def main(argv) -> int:
             runs_per_device=FLAGS.runs_per_device,
             num_workers=FLAGS.num_workers,
         )
-        planned = {arm: int(FLAGS.config.epochs[arm]) for arm in arms}
-    except (ValueError, KeyError) as error:
+        planned = {arm: plan.arm(arm).epochs for arm in arms}
+    except (ValueError, KeyError, errors.TrainingError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     workdir = Path(FLAGS.workdir).resolve()
     train_args = config_args(sys.argv[1:])

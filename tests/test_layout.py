@@ -34,11 +34,15 @@ LAYERS = (
     ),
     # Data sets, the input pipelines, weight files and the converter.
     ("alexnet_jax.data", "alexnet_jax.inputs", "alexnet_jax.params_io", "alexnet_jax.convert"),
-    # The training core, bottom to top.
-    ("alexnet_jax.training.steps", "alexnet_jax.training.rundir", "=alexnet_jax.training"),
-    ("alexnet_jax.training.arms", "alexnet_jax.training.rundata"),
+    # Prediction with trained params.
+    ("alexnet_jax.inference",),
+    # The training core, bottom to top: the steps and the run directory; the arms, the plan (the
+    # config read once) and a run's data; one arm's records and epoch loop; the session (the one
+    # entry point, `alexnet_jax.training.train`) and the launcher of many runs.
+    ("alexnet_jax.training.steps", "alexnet_jax.training.rundir"),
+    ("alexnet_jax.training.arms", "alexnet_jax.training.plan", "alexnet_jax.training.rundata"),
     ("alexnet_jax.training.member", "alexnet_jax.training.trainer"),
-    ("alexnet_jax.training",),
+    ("alexnet_jax.training.session", "alexnet_jax.training.launcher", "alexnet_jax.training"),
     # The statistics engine reads only results; the commands sit on top.
     ("=alexnet_jax.analysis", "alexnet_jax.analysis.*"),
     ("alexnet_jax.train",),

@@ -43,36 +43,36 @@ def trainer_config(settings: Settings, data_dir: Path):
     return config
 
 
-def pure_epoch_seconds(config, run_index: int = 0) -> float:
+def pure_epoch_seconds(plan, run_index: int = 0) -> float:
     """One epoch of the arm's compiled train and eval steps, dispatched back to back (median of repeats)."""
     import jax
 
-    from alexnet_jax import models, seeds, train
-    from alexnet_jax.training.arms import arm_specs, finetune_plan, initial_variables
+    from alexnet_jax import seeds
+    from alexnet_jax.training.arms import finetune_plan, initial_variables
     from alexnet_jax.training.rundata import load_run_data, shared_pipeline
     from alexnet_jax.training.steps import init_state, make_mesh, replicate, zero_eval_totals, zero_train_totals
     from alexnet_jax.training.trainer import steps_for
 
     mesh = make_mesh()
-    spec = arm_specs(config)["scratch"]
-    data = load_run_data(config, run_index)
-    pipeline = shared_pipeline(config, data, mesh)
-    key = seeds.arm_key(config.seed, run_index, spec.id)
-    variables, _ = initial_variables(spec, config, key, None)
-    model_spec = models.get_spec(train.model_name(config))
-    plan = finetune_plan(spec.finetune, list(variables["params"]), model_spec.blocks, model_spec.head)
-    steps = steps_for(config, spec, train.build_model(config, plan.frozen_blocks), plan, pipeline, mesh)
-    state = init_state(variables["params"], variables.get("batch_stats", {}), steps.tx, plan.trainable)
+    spec, model = plan.arm("scratch"), plan.model
+    data = load_run_data(plan, run_index)
+    pipeline = shared_pipeline(plan, data, mesh)
+    key = seeds.arm_key(plan.seed, run_index, spec.id)
+    crop = plan.data.train_augment.crop_size
+    variables, _ = initial_variables(spec, model.name, model.num_classes, crop, key, None)
+    finetune = finetune_plan(spec.finetune, list(variables["params"]), model.spec.blocks, model.spec.head)
+    steps = steps_for(plan, spec, model.build(finetune.frozen_blocks), finetune, pipeline, mesh)
+    state = init_state(variables["params"], variables.get("batch_stats", {}), steps.tx, finetune.trainable)
     state = replicate(state, mesh)
-    order = seeds.epoch_order(data.train_idx, config, run_index, spec.id, 0)
+    order = seeds.epoch_order(data.train_idx, plan.seed, run_index, spec.id, 0, plan.data.shuffle_each_epoch)
     times = []
     for repeat in range(PURE_REPEATS + 1):
         t0 = time.perf_counter()
-        totals, eval_totals = zero_train_totals(), zero_eval_totals(config.model.num_classes)
-        for step, batch in enumerate(pipeline.batches(order, config.batch_size, train=True, seed=0)):
+        totals, eval_totals = zero_train_totals(), zero_eval_totals(model.num_classes)
+        for step, batch in enumerate(pipeline.batches(order, plan.batch_size, train=True, seed=0)):
             state, totals = steps.train(state, pipeline.resident, batch, seeds.step_key(key, 1, repeat, step), totals,
                                         step)  # fmt: skip
-        for step, batch in enumerate(pipeline.batches(data.test_idx, config.eval_batch_size, train=False, seed=0)):
+        for step, batch in enumerate(pipeline.batches(data.test_idx, plan.eval_batch_size, train=False, seed=0)):
             eval_totals, _ = steps.eval(state, pipeline.resident, batch, seeds.step_key(key, 2, repeat, step),
                                         eval_totals)  # fmt: skip
         jax.block_until_ready((totals, eval_totals))
@@ -82,7 +82,7 @@ def pure_epoch_seconds(config, run_index: int = 0) -> float:
 
 def measure_trainer(settings: Settings, info) -> dict:
     """Train one scratch run with the real trainer and compare its epochs with the pure compute."""
-    from alexnet_jax import train
+    from alexnet_jax import training
     from alexnet_jax.bench.jax_side import jax_device_info
     from alexnet_jax.bench.workload import synthetic_images
     from alexnet_jax.data.prepared import write_prepared
@@ -95,12 +95,13 @@ def measure_trainer(settings: Settings, info) -> dict:
         config = trainer_config(settings, root / "data")
         info(f"trainer: {settings.trainer_epochs} epochs of {settings.num_images} images at {settings.crop_size} px")
         started = time.perf_counter()
-        (results,) = train.train_runs(config, root / "runs", [0], ["scratch"], log=lambda line: info(line))
+        plan = training.resolve(config, workdir=root / "runs")
+        (results,) = training.train(plan, [0], ["scratch"], log=lambda line: info(line))
         wall = time.perf_counter() - started
         arm = results["arms"]["scratch"]
         rows = [json.loads(line) for line in (root / "runs" / "run_000" / "scratch" / "metrics.jsonl").open()]
         info("trainer: timing the same epoch's steps alone ...")
-        pure = pure_epoch_seconds(config)
+        pure = pure_epoch_seconds(plan)
     marginal = statistics.median(arm["epoch_seconds"][1:]) if len(arm["epoch_seconds"]) > 1 else None
     phases = {name: statistics.mean(r["seconds"][name] for r in rows[1:]) for name in rows[0]["seconds"]}
     images_per_epoch = arm["train_images_per_epoch"] + len(results["split"]["test_indices"])

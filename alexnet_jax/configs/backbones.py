@@ -46,6 +46,7 @@ RECIPES = {  # torchvision's values at RECIPE_BATCH
     ),
     "vit_b_16": dict(name="adamw", learning_rate=3e-3, weight_decay=0.3, label_smoothing=0.11, clip_grad_norm=1.0),
 }
+VARIANTS = ("alexnet", *RECIPES)  # --config=alexnet_jax/configs/backbones.py:NAME
 MODEL_OPTIONS = {  # the model's own options, as get_model takes them
     "resnet18": {},
     "resnet50": {},

@@ -25,6 +25,8 @@ Every other value is the paper's protocol (alexnet_jax/configs/paper.py).
 from alexnet_jax import configs
 from alexnet_jax.configs import paper, quick
 
+VARIANTS = ("", "quick")  # the paper-scale default, or --config=alexnet_jax/configs/initialisations.py:quick
+
 
 def get_config(variant: str | None = None):
     if variant not in (None, "", "quick"):

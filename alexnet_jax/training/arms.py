@@ -1,5 +1,6 @@
 """The arms of a study: how each starts (its initialisation) and what it trains (its finetuning).
 
+Declared in the config (read by alexnet_jax.training.plan):
     config.arms.NAME.init       "scratch" | "imagenet" | "checkpoint:PATH"
     config.arms.NAME.finetune   "full" | "linear_probe" | "last_blocks:K" | "lr_decay:F"
     config.arms.NAME.optim      overrides of config.optim (None: the study's value)
@@ -53,42 +54,6 @@ class ArmSpec:
 
     def record(self) -> dict:
         return {"init": self.init, "finetune": self.finetune, "optim": dict(self.optim)}
-
-
-def arm_specs(config) -> dict[str, ArmSpec]:
-    """The arms the config declares, checked: every problem names the config field to fix."""
-    if "arms" not in config or not config.arms:
-        raise TrainingError("the config declares no arms (config.arms); see alexnet_jax/configs/paper.py")
-    specs = {}
-    for name, arm in config.arms.items():
-        where = f"--config.arms.{name}"
-        if not ARM_NAME.match(name):
-            raise TrainingError(f"{where}: arm names may hold letters, digits, '_' and '-' only")
-        if name not in config.epochs or int(config.epochs[name]) < 1:
-            raise TrainingError(f"arm {name!r} needs its epochs: set --config.epochs.{name} (a positive integer)")
-        init, finetune = str(arm.get("init", "")), str(arm.get("finetune", "full"))
-        if not (init in ("scratch", "imagenet") or (init.startswith("checkpoint:") and len(init) > 11)):
-            raise TrainingError(f"{where}.init={init!r}: use one of {', '.join(INITS)}")
-        parse_finetune(finetune, where + ".finetune")
-        overrides = arm.get("optim") or {}
-        unknown = sorted(set(overrides) - set(config.optim))
-        if unknown:
-            known = ", ".join(config.optim)
-            raise TrainingError(f"{where}.optim: unknown field(s) {unknown}; config.optim has {known}")
-        optim = {f: (overrides.get(f) if overrides.get(f) is not None else config.optim[f]) for f in config.optim}
-        specs[name] = ArmSpec(name, init, finetune, int(config.epochs[name]), tuple(sorted(optim.items())))
-    return specs
-
-
-def select(text: str | None, specs: dict[str, ArmSpec]) -> list[str]:
-    """`--arms=a,b` -> those arms, in the config's order; None -> every declared arm."""
-    if text is None:
-        return list(specs)
-    asked = [a.strip() for a in text.split(",") if a.strip()]
-    unknown = [a for a in asked if a not in specs]
-    if unknown or not asked:
-        raise ValueError(f"--arms: unknown arm(s) {unknown or text!r}; this config declares {', '.join(specs)}")
-    return [name for name in specs if name in asked]
 
 
 def parse_finetune(text: str, where: str = "finetune") -> tuple[str, float]:
@@ -165,13 +130,14 @@ def check_available(spec: ArmSpec, pretrained_weights: Path | None, model: str) 
     )
 
 
-def initial_variables(spec: ArmSpec, config, key: jax.Array, pretrained_weights: Path | None) -> tuple[dict, dict]:
+def initial_variables(
+    spec: ArmSpec, model: str, num_classes: int, crop_size: int, key: jax.Array, pretrained_weights: Path | None
+) -> tuple[dict, dict]:
     """The arm's starting variables ({'params'}, plus 'batch_stats' for BatchNorm models) and a
     provenance record for results.json."""
-    model, num_classes = config.model.get("name", models.DEFAULT_MODEL), config.model.num_classes
     init_key = seeds.step_key(key, seeds.INIT, 0, 0)
     if spec.init == "scratch":
-        variables = models.init_variables(model, init_key, num_classes, int(config.augment.crop_size))
+        variables = models.init_variables(model, init_key, num_classes, crop_size)
         return variables, {"kind": "torchvision_default_init"}
     check_available(spec, pretrained_weights, model)
     directory = _weights_dir(spec, pretrained_weights, model)

@@ -19,6 +19,7 @@ from alexnet_jax.data.labels import CLASS_NAMES
 from alexnet_jax.errors import TrainingError
 from alexnet_jax.toolbox import format_duration, write_json_atomic
 from alexnet_jax.training.arms import ArmSpec
+from alexnet_jax.training.plan import Plan
 from alexnet_jax.training.rundata import RunData
 from alexnet_jax.training.rundir import config_fingerprint, fingerprint_differences
 
@@ -29,17 +30,19 @@ TIME_KEYS = ("wall_s", "compile_s", "train_s", "eval_s", "checkpoint_s", "other_
 class RunRecord:
     """A run's results.json: its split, its data set, its config, and one entry per arm."""
 
-    def __init__(self, config, workdir: Path, run_index: int, data: RunData, config_file: str | None = None):
-        self.config = config
+    def __init__(self, plan: Plan, run_index: int, data: RunData):
+        self.plan = plan
         self.index = run_index
-        self.dir = results_lib.run_dir(workdir, run_index)
+        self.dir = results_lib.run_dir(plan.workdir, run_index)
         self.data = data
         self.path = self.dir / results_lib.RESULTS_FILENAME
-        self.results = self._read() if self.path.exists() else self._new(config_file)
+        self.results = self._read() if self.path.exists() else self._new()
 
     def _read(self) -> dict:
         existing = results_lib.load_results(self.path)
-        differences = fingerprint_differences(config_fingerprint(self.config), config_fingerprint(existing["config"]))
+        differences = fingerprint_differences(
+            config_fingerprint(self.plan.config), config_fingerprint(existing["config"])
+        )
         if differences:
             raise TrainingError(
                 f"{self.path} was made with another config; resuming would mix two protocols. "
@@ -47,7 +50,7 @@ class RunRecord:
             )
         return existing
 
-    def _new(self, config_file: str | None) -> dict:
+    def _new(self) -> dict:
         names = self.class_names
         data = self.data
 
@@ -55,7 +58,7 @@ class RunRecord:
             return np.bincount(data.labels[idx], minlength=len(names)).tolist()
 
         split = {
-            "protocol": self.config.data.split,
+            "protocol": self.plan.data.split,
             "train_size": int(len(data.train_idx)),
             "test_size": int(len(data.test_idx)),
             "train_counts": counts(data.train_idx),
@@ -73,10 +76,10 @@ class RunRecord:
             "split": split,
             "data": {k: data.manifest.get(k) for k in keys},
             "arms": {},
-            "config": json.loads(self.config.to_json()),
+            "config": json.loads(json.dumps(self.plan.config)),
         }
-        if config_file:
-            results["config_file"] = config_file
+        if self.plan.config_file:
+            results["config_file"] = self.plan.config_file
         return results
 
     @property
@@ -95,13 +98,13 @@ class RunRecord:
 class Member:
     """One arm of one run in training: what it has done, its best epoch, and what it writes."""
 
-    def __init__(self, run: RunRecord, spec: ArmSpec, config):
+    def __init__(self, run: RunRecord, spec: ArmSpec, plan: Plan):
         self.run = run
         self.spec = spec
-        self.config = config
+        self.plan = plan
         self.arm_dir = run.dir / spec.name
-        self.key = seeds.arm_key(config.seed, run.index, spec.id)
-        self.selection = "val" if config.selection == "val" else "test"
+        self.key = seeds.arm_key(plan.seed, run.index, spec.id)
+        self.selection = plan.selection
         self.history = {k: [] for k in HISTORY_KEYS}
         self.best = {"epoch": -1, "confusion": None, "predictions": None}
         self.time = dict.fromkeys(TIME_KEYS, 0.0)
@@ -167,7 +170,7 @@ class Member:
             "complete": complete,
             "selection": self.selection,
             "init": self.provenance,
-            "spec": {**self.spec.record(), "model": self.config.model.get("name", "alexnet")},
+            "spec": {**self.spec.record(), "model": self.plan.model.name},
             **self.extra,
             **{k: h[k] for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
             "best_epoch": self.best["epoch"],
@@ -210,13 +213,13 @@ class Member:
         return {
             "run_index": self.run.index,
             "arm": self.spec.name,
-            "model": self.config.model.get("name", "alexnet"),
+            "model": self.plan.model.name,
             "epoch": self.best["epoch"],
             "selection": self.selection,
             "test_acc": h["test_acc"][self.best["epoch"]],
-            "num_classes": self.config.model.num_classes,
+            "num_classes": self.plan.model.num_classes,
             "class_names": self.run.class_names,
-            "config": json.loads(self.config.to_json()),
+            "config": json.loads(json.dumps(self.plan.config)),
         }
 
 

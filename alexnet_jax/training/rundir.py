@@ -157,20 +157,11 @@ def stop_on_signals() -> Iterator[threading.Event]:
 @dataclasses.dataclass(frozen=True)
 class CheckpointPolicy:
     """When the resume state is saved: every N epochs and/or every S seconds, whichever comes
-    first (0 turns a rule off), and always when a signal stops the run."""
+    first (0 turns a rule off), and always when a signal stops the run. Resolved from the config
+    by alexnet_jax.training.plan."""
 
     every_epochs: int = 0
     every_seconds: float = 0.0
-
-    @classmethod
-    def from_config(cls, config) -> CheckpointPolicy:
-        every_epochs = 1 if config.get("keep_every_epoch") else int(config.get("checkpoint_every_epochs", 1) or 0)
-        policy = cls(every_epochs, float(config.get("checkpoint_every_seconds", 0.0) or 0.0))
-        if policy.every_epochs < 0 or policy.every_seconds < 0:
-            raise TrainingError(
-                "--config.checkpoint_every_epochs and --config.checkpoint_every_seconds must be >= 0 (0: off)"
-            )
-        return policy
 
     def due(self, epochs_since: int, seconds_since: float) -> bool:
         return bool(
@@ -278,18 +269,11 @@ class Checkpoints:
         self.manager.close()
 
 
-def keeps_final_state(config) -> bool:
-    """Whether a finished arm keeps its resume state (`keep_final_state`, or every epoch kept)."""
-    return bool(config.get("keep_final_state", False) or config.keep_every_epoch)
-
-
-def drop_resume_state(config, arm_dir: Path) -> None:
-    """Deletes the latest-state checkpoints of a finished arm, unless the config keeps them.
-    They only serve to resume, and at 2x the parameters (params + momentum) they would make a
+def drop_resume_state(arm_dir: Path) -> None:
+    """Deletes the latest-state checkpoints of a finished arm (the plan says whether to keep them:
+    `Plan.keep_final_state`). They only serve to resume, and at 2x the parameters (params + momentum) they would make a
     100-run study of the full model ~90 GB larger; `best/` and results.json hold everything
     the analysis and predict need."""
-    if keeps_final_state(config):
-        return
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

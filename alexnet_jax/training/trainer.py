@@ -1,6 +1,6 @@
 """The epoch loop: K members (runs of one arm) trained in lockstep, one compiled step for all.
 
-With K = 1 this is one arm of one run. With K > 1 (`config.pack_runs`) the members' states are
+With K = 1 this is one arm of one run. With K > 1 (`Plan.pack_runs`) the members' states are
 stacked and trained by one vmapped step; each keeps its own split, order, augmentation and
 dropout, and writes its own run directory. Per epoch the host reads the device once (the
 metrics; the test predictions only on a new best epoch), saves the resume state only when the
@@ -20,13 +20,8 @@ from alexnet_jax import models, seeds
 from alexnet_jax.errors import Interrupted, TrainingError
 from alexnet_jax.training.arms import ArmSpec, FinetunePlan
 from alexnet_jax.training.member import Member, append_metrics, tensorboard_writer
-from alexnet_jax.training.rundir import (
-    CheckpointPolicy,
-    Checkpoints,
-    check_free_space,
-    drop_resume_state,
-    keeps_final_state,
-)
+from alexnet_jax.training.plan import Plan
+from alexnet_jax.training.rundir import Checkpoints, check_free_space
 from alexnet_jax.training.steps import (
     CompileClock,
     StepKey,
@@ -48,83 +43,95 @@ def _member_slice(tree, k: int, packed: bool):
     return jax.tree.map(lambda x: x[k], tree) if packed else tree
 
 
-def steps_for(config, spec: ArmSpec, model, plan: FinetunePlan, pipeline, mesh, pack: int = 1):
+def steps_for(plan: Plan, spec: ArmSpec, model, finetune: FinetunePlan, pipeline, mesh, pack: int = 1):
     """The compiled steps an arm trains with (shared by every arm and run of the same shapes)."""
     key = StepKey(
         model=model,
         optim=spec.optim,
-        lr_scales=plan.lr_scales,
-        trainable=plan.trainable,
-        has_batch_stats=models.get_spec(config.model.get("name", models.DEFAULT_MODEL)).batch_norm,
+        lr_scales=finetune.lr_scales,
+        trainable=finetune.trainable,
+        has_batch_stats=plan.model.spec.batch_norm,
         pipeline=pipeline.signature,
         mesh=mesh,
-        num_classes=config.model.num_classes,
+        num_classes=plan.model.num_classes,
         pack=pack,
     )
     return build_steps(key, pipeline)
 
 
 class ArmTrainer:
-    """Trains `members` (same arm, same position) to the end of the arm, or until `stop` is set."""
+    """Trains `members` (same arm, same position) to the end of the arm, or until `stop` is set.
 
-    def __init__(self, config, spec: ArmSpec, members: list[Member], *, model, plan: FinetunePlan, pipeline, mesh,
-                 initial, writer, stop, log, started: float):  # fmt: skip
-        """`initial`: each member's (variables, provenance) to start from; `started`: when the caller
-        began preparing this arm (perf_counter), so its wall time includes the set-up."""
+    Building one touches no file: `restore()` is the step that opens the arm's checkpoints and
+    resumes each member from its newest one; then `train()`."""
+
+    def __init__(self, plan: Plan, spec: ArmSpec, members: list[Member], *, model, finetune: FinetunePlan, pipeline,
+                 mesh, initial: list[dict], writer, stop, log, started: float):  # fmt: skip
+        """`initial`: each member's variables to start from; `started`: when the caller began
+        preparing this arm (perf_counter), so its wall time includes the set-up."""
         self.started, self.compile_start = started, CompileClock.install().seconds
-        self.config, self.spec, self.members = config, spec, members
+        self.plan, self.spec, self.members = plan, spec, members
         self.pipeline, self.mesh, self.writer, self.stop, self.log = pipeline, mesh, writer, stop, log
         self.packed = len(members) > 1
-        self.policy = CheckpointPolicy.from_config(config)
-        self.steps = steps_for(config, spec, model, plan, pipeline, mesh, pack=len(members))
-        self.num_classes = config.model.num_classes
-        self.model_name = config.model.get("name", models.DEFAULT_MODEL)
-        self.has_batch_stats = models.get_spec(self.model_name).batch_norm
-        self.checkpoints: list[Checkpoints] = []
-        states = []
-        for member, (variables, provenance) in zip(members, initial, strict=True):
-            member.provenance = provenance
+        self.steps = steps_for(plan, spec, model, finetune, pipeline, mesh, pack=len(members))
+        self.num_classes = plan.model.num_classes
+        self.has_batch_stats = plan.model.spec.batch_norm
+        self.states = []
+        for member, variables in zip(members, initial, strict=True):
             params = variables["params"]
-            state = init_state(params, variables.get("batch_stats", {}), self.steps.tx, plan.trainable)
+            state = init_state(params, variables.get("batch_stats", {}), self.steps.tx, finetune.trainable)
+            member.extra = {
+                "pipeline": pipeline.name,
+                "devices": [str(d) for d in mesh.devices.flat],
+                "total_params": models.count_params(params),
+                "trainable_params": models.count_params(
+                    params if finetune.trainable is None else {k: params[k] for k in finetune.trainable}
+                ),
+                **({"packed_with": len(members)} if self.packed else {}),
+            }
+            self.states.append(state)
+        self.checkpoints: list[Checkpoints] = []
+        self.state = None  # the members' stacked, replicated state, once restored
+
+    def restore(self) -> None:
+        """Check the disk can hold the arm's checkpoints, open them, and resume every member
+        from its newest readable checkpoint (those without one start from `initial`)."""
+        states = []
+        for member, state in zip(self.members, self.states, strict=True):
             if jax.process_index() == 0 and not member.arm_dir.joinpath("checkpoints").exists():
                 check_free_space(member.arm_dir, state, member.label)
-            checkpoints = Checkpoints(member.arm_dir, config.keep_every_epoch, writer)
+            checkpoints = Checkpoints(member.arm_dir, self.plan.keep_every_epoch, self.writer)
+            self.checkpoints.append(checkpoints)
             abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
             restored = checkpoints.restore(abstract)
             if restored is not None:
                 state, meta = restored
                 member.resume_from(meta)
                 epoch, step = member.position
-                where = f"after epoch {epoch}/{spec.epochs}" if step == 0 else f"at epoch {epoch + 1}, step {step}"
-                log(f"{member.label} resuming {where}")
-            member.extra = {
-                "pipeline": pipeline.name,
-                "devices": [str(d) for d in mesh.devices.flat],
-                "total_params": models.count_params(params),
-                "trainable_params": models.count_params(
-                    params if plan.trainable is None else {k: params[k] for k in plan.trainable}
-                ),
-                **({"packed_with": len(members)} if self.packed else {}),
-            }
-            self.checkpoints.append(checkpoints)
+                where = f"after epoch {epoch}/{self.spec.epochs}" if step == 0 else f"at epoch {epoch + 1}, step {step}"
+                self.log(f"{member.label} resuming {where}")
             states.append(state)
-        positions = {m.position for m in members}
+        positions = {m.position for m in self.members}
         if len(positions) != 1:
             raise TrainingError(f"packed members stand at different points {sorted(positions)}; train them apart")
-        self.state = replicate(_stack(states), mesh)
-        self.base_clocks = [(m.time["wall_s"], m.time["compile_s"]) for m in members]
-        self.saved_at = members[0].position  # where the newest checkpoint stands
-        self.best = [None] * len(members)  # device copies of best params not yet in best/
-        self.tensorboard = [tensorboard_writer(m.arm_dir / "tb") if jax.process_index() == 0 else None for m in members]
+        self.state = replicate(_stack(states), self.mesh)
+        self.states = []
+        self.base_clocks = [(m.time["wall_s"], m.time["compile_s"]) for m in self.members]
+        self.saved_at = self.members[0].position  # where the newest checkpoint stands
+        self.best = [None] * len(self.members)  # device copies of best params not yet in best/
 
     # ---- batches and keys of every member
     def _train_batches(self, epoch: int, skip: int):
-        cfg, members = self.config, self.members
-        orders = [seeds.epoch_order(m.run.data.train_idx, cfg, m.run.index, self.spec.id, epoch) for m in members]
-        data_seeds = [seeds.train_data_seed(cfg, m.run.index, self.spec.id, epoch) for m in members]
+        plan, members = self.plan, self.members
+        shuffle = plan.data.shuffle_each_epoch
+        orders = [
+            seeds.epoch_order(m.run.data.train_idx, plan.seed, m.run.index, self.spec.id, epoch, shuffle)
+            for m in members
+        ]
+        data_seeds = [seeds.train_data_seed(plan.seed, m.run.index, self.spec.id, epoch) for m in members]
         if self.packed:
-            return self.pipeline.packed_batches(orders, cfg.batch_size, train=True, seeds=data_seeds, skip=skip)
-        return self.pipeline.batches(orders[0], cfg.batch_size, train=True, seed=data_seeds[0], skip=skip)
+            return self.pipeline.packed_batches(orders, plan.batch_size, train=True, seeds=data_seeds, skip=skip)
+        return self.pipeline.batches(orders[0], plan.batch_size, train=True, seed=data_seeds[0], skip=skip)
 
     def _keys(self, purpose: int, epoch: int, step: int):
         keys = [seeds.step_key(m.key, purpose, epoch, step) for m in self.members]
@@ -132,13 +139,13 @@ class ArmTrainer:
 
     def _evaluate(self, split: str, purpose: int, epoch: int):
         """(device totals, device predictions per batch) of every member on its test or validation set."""
-        cfg = self.config
+        size, seed = self.plan.eval_batch_size, self.plan.seed
         indices = [getattr(m.run.data, f"{split}_idx") for m in self.members]
-        data_seeds = [seeds.eval_data_seed(cfg, m.run.index, self.spec.id, epoch, purpose) for m in self.members]
+        data_seeds = [seeds.eval_data_seed(seed, m.run.index, self.spec.id, epoch, purpose) for m in self.members]
         if self.packed:
-            batches = self.pipeline.packed_batches(indices, cfg.eval_batch_size, train=False, seeds=data_seeds)
+            batches = self.pipeline.packed_batches(indices, size, train=False, seeds=data_seeds)
         else:
-            batches = self.pipeline.batches(indices[0], cfg.eval_batch_size, train=False, seed=data_seeds[0])
+            batches = self.pipeline.batches(indices[0], size, train=False, seed=data_seeds[0])
         totals = _stack([zero_eval_totals(self.num_classes) for _ in self.members])
         predictions = []
         for step, batch in enumerate(batches):
@@ -150,6 +157,11 @@ class ArmTrainer:
     # ---- the loop
     def train(self) -> None:
         """Every epoch from the members' position to the end of the arm; raises Interrupted on a signal."""
+        if self.state is None:
+            raise RuntimeError("ArmTrainer.train() before restore(): open the arm's checkpoints first")
+        self.tensorboard = [
+            tensorboard_writer(m.arm_dir / "tb") if jax.process_index() == 0 else None for m in self.members
+        ]
         start_epoch, start_step = self.members[0].position
         self._last_checkpoint = (start_epoch, time.perf_counter())
         try:
@@ -186,7 +198,7 @@ class ArmTrainer:
         jax.block_until_ready(totals)
         t1, c1 = time.perf_counter(), CompileClock.seconds
         test = self._evaluate("test", seeds.TEST, epoch)
-        val = self._evaluate("val", seeds.VALIDATION, epoch) if self.config.selection == "val" else (None, None)
+        val = self._evaluate("val", seeds.VALIDATION, epoch) if self.plan.selection == "val" else (None, None)
         host_train, host_test, host_val = jax.device_get((totals, test[0], val[0]))  # the epoch's one read
         t2, c2 = time.perf_counter(), CompileClock.seconds
         for k, member in enumerate(self.members):
@@ -236,7 +248,7 @@ class ArmTrainer:
         last_epochs, last_time = self._last_checkpoint
         if epochs_done >= self.spec.epochs:  # the arm ends: _finish writes what is left
             return
-        if self.policy.due(epochs_done - last_epochs, time.perf_counter() - last_time):
+        if self.plan.checkpoints.due(epochs_done - last_epochs, time.perf_counter() - last_time):
             self._save(position=(epochs_done, 0), partial=None)
             self._last_checkpoint = (epochs_done, time.perf_counter())
 
@@ -252,7 +264,7 @@ class ArmTrainer:
 
     def _save_best(self, k: int) -> None:
         if self.best[k] is not None and jax.process_index() == 0:
-            self.checkpoints[k].save_best(self.best[k], self.members[k].best_metadata(), self.model_name)
+            self.checkpoints[k].save_best(self.best[k], self.members[k].best_metadata(), self.plan.model.name)
         self.best[k] = None
 
     def _interrupt(self, epoch: int, step: int, totals) -> None:
@@ -269,12 +281,10 @@ class ArmTrainer:
         )
 
     def _finish(self) -> None:
-        if keeps_final_state(self.config):
+        if self.plan.keep_final_state:
             self._save(position=(self.spec.epochs, 0), partial=None)
         self._update_clocks()
         for k, member in enumerate(self.members):
             self._save_best(k)
             member.publish(self.writer, complete=True)
-        self.writer.flush()
-        for member in self.members:
-            drop_resume_state(self.config, member.arm_dir)
+        self.writer.flush()  # the session drops the resume state of the finished arm

@@ -1,0 +1,251 @@
+"""The training plan: a config read once, checked once, frozen.
+
+`resolve(config, workdir=...)` turns an ml_collections ConfigDict into a `Plan`, the only
+thing the training layers below receive; no module under alexnet_jax/training/, nor
+alexnet_jax.seeds or alexnet_jax.inputs, reads the ConfigDict. Every problem a config can
+have is found here, before any data is read, and names the `--config.field` to fix.
+
+`Plan.config` is the resolved config as a plain dict: what results.json records, and the
+run's fingerprint (a run resumes only under the config that started it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from alexnet_jax import models
+from alexnet_jax.errors import TrainingError
+from alexnet_jax.inputs.augment import AugmentConfig, configs_from
+from alexnet_jax.training.arms import ARM_NAME, INITS, ArmSpec, parse_finetune
+from alexnet_jax.training.rundir import CheckpointPolicy
+
+DTYPES = ("float32", "bfloat16")
+SPLITS = ("paper", "stratified")
+SELECTIONS = ("test", "val")
+PIPELINES = ("auto", "on_device", "tf_data")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPlan:
+    name: str
+    num_classes: int
+    dtype: str  # one of DTYPES
+    options: tuple[tuple[str, Any], ...]  # the model's own options (models.ModelSpec.options), sorted
+
+    @property
+    def spec(self) -> models.ModelSpec:
+        return models.get_spec(self.name)
+
+    def build(self, frozen_blocks: tuple[str, ...] = ()):
+        """The Flax module; a partial finetune's frozen blocks keep their BatchNorm statistics."""
+        import jax.numpy as jnp
+
+        options = dict(self.options)
+        if self.spec.batch_norm:
+            options["frozen"] = frozen_blocks
+        return models.get_model(self.name, self.num_classes, dtype=getattr(jnp, self.dtype), **options)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataPlan:
+    dir: str
+    image_size: int
+    split: str  # one of SPLITS
+    train_size: int | None  # None: the paper's 12,000 of 14,034, scaled to the data set
+    val_fraction: float  # > 0: a validation split carved from the training split
+    shuffle_each_epoch: bool
+    pipeline: str  # "on_device" or "tf_data" ("auto" resolved)
+    train_augment: AugmentConfig
+    eval_augment: AugmentConfig
+    normalize_imagenet: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything a training run needs to know, and where it writes."""
+
+    model: ModelPlan
+    arms: tuple[ArmSpec, ...]  # in the config's order
+    data: DataPlan
+    batch_size: int
+    eval_batch_size: int
+    selection: str  # "test" (the paper's peak epoch) or "val"
+    seed: int
+    pack_runs: int  # K > 1: K runs of an arm in one vmapped step
+    checkpoints: CheckpointPolicy
+    keep_every_epoch: bool  # keep every epoch's resume state
+    keep_final_state: bool  # a finished arm keeps its resume state (also when every epoch is kept)
+    config: dict = dataclasses.field(hash=False, compare=False)  # the resolved config, as results.json holds it
+    workdir: Path = Path(".")
+    pretrained_weights: Path | None = None  # None: the model's default converted weights
+    config_file: str | None = None  # recorded in results.json
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [arm.name for arm in self.arms]
+
+    def arm(self, name: str) -> ArmSpec:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(name)
+
+    def select_arms(self, text: str | None) -> list[str]:
+        """`--arms=a,b` -> those arms, in the config's order; None -> every declared arm."""
+        if text is None:
+            return self.arm_names
+        asked = [a.strip() for a in text.split(",") if a.strip()]
+        unknown = [a for a in asked if a not in self.arm_names]
+        if unknown or not asked:
+            raise ValueError(
+                f"--arms: unknown arm(s) {unknown or text!r}; this config declares {', '.join(self.arm_names)}"
+            )
+        return [name for name in self.arm_names if name in asked]
+
+
+def resolve(
+    config,
+    *,
+    workdir: str | Path = ".",
+    pretrained_weights: str | Path | None = None,
+    config_file: str | None = None,
+    data_dir: str | None = None,
+    keep_every_epoch: bool = False,
+) -> Plan:
+    """The plan of `config` (a ConfigDict), with the command line's overrides of the data set
+    and of what is kept; raises TrainingError naming the field to fix."""
+    if data_dir or keep_every_epoch:
+        config = config.copy_and_resolve_references()
+        with config.unlocked():
+            if data_dir:
+                config.data.dir = data_dir
+            if keep_every_epoch:
+                config.keep_every_epoch = True
+    plain = json.loads(config.to_json())
+    keep_every = bool(config.get("keep_every_epoch", False))
+    return Plan(
+        model=resolve_model(config),
+        arms=tuple(arm_specs(config).values()),
+        data=_resolve_data(config, plain),
+        batch_size=int(config.batch_size),  # checked against the mesh when the pipeline is built
+        eval_batch_size=int(config.eval_batch_size),
+        selection=_selection(config),
+        seed=int(config.seed),
+        pack_runs=_pack_runs(config),
+        checkpoints=_checkpoint_policy(config),
+        keep_every_epoch=keep_every,
+        keep_final_state=bool(config.get("keep_final_state", False) or keep_every),
+        config=plain,
+        workdir=Path(workdir),
+        pretrained_weights=Path(pretrained_weights) if pretrained_weights else None,
+        config_file=config_file,
+    )
+
+
+def resolve_model(config) -> ModelPlan:
+    if "name" not in config.model:
+        raise TrainingError(f"--config.model.name is not set: name one of {', '.join(models.MODEL_NAMES)}")
+    try:
+        spec = models.get_spec(config.model.name)
+    except ValueError as error:
+        raise TrainingError(f"--config.model.name: {error}") from None
+    dtype = config.model.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise TrainingError(f"--config.model.dtype={dtype!r}: use 'float32' or 'bfloat16'")
+    options = tuple(sorted((name, config.model[name]) for name in spec.options if name in config.model))
+    return ModelPlan(spec.name, int(config.model.num_classes), dtype, options)
+
+
+def arm_specs(config) -> dict[str, ArmSpec]:
+    """The arms the config declares, checked: every problem names the config field to fix."""
+    if "arms" not in config or not config.arms:
+        raise TrainingError("the config declares no arms (config.arms); see alexnet_jax/configs/paper.py")
+    specs = {}
+    for name, arm in config.arms.items():
+        where = f"--config.arms.{name}"
+        if not ARM_NAME.match(name):
+            raise TrainingError(f"{where}: arm names may hold letters, digits, '_' and '-' only")
+        if name not in config.epochs or int(config.epochs[name]) < 1:
+            raise TrainingError(f"arm {name!r} needs its epochs: set --config.epochs.{name} (a positive integer)")
+        init, finetune = str(arm.get("init", "")), str(arm.get("finetune", "full"))
+        if not (init in ("scratch", "imagenet") or (init.startswith("checkpoint:") and len(init) > 11)):
+            raise TrainingError(f"{where}.init={init!r}: use one of {', '.join(INITS)}")
+        parse_finetune(finetune, where + ".finetune")
+        overrides = arm.get("optim") or {}
+        unknown = sorted(set(overrides) - set(config.optim))
+        if unknown:
+            known = ", ".join(config.optim)
+            raise TrainingError(f"{where}.optim: unknown field(s) {unknown}; config.optim has {known}")
+        optim = {f: (overrides.get(f) if overrides.get(f) is not None else config.optim[f]) for f in config.optim}
+        specs[name] = ArmSpec(name, init, finetune, int(config.epochs[name]), tuple(sorted(optim.items())))
+    return specs
+
+
+def _resolve_data(config, plain: dict) -> DataPlan:
+    data = config.data
+    if data.split not in SPLITS:
+        raise TrainingError(f"--config.data.split={data.split!r}: use 'paper' or 'stratified'")
+    pipeline = config.get("pipeline", "auto")
+    if pipeline not in PIPELINES:
+        raise TrainingError(f"--config.pipeline={pipeline!r}: use 'auto', 'on_device' or 'tf_data'")
+    try:
+        train_augment, eval_augment = configs_from(plain)
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    train_size = data.get("train_size")
+    return DataPlan(
+        dir=str(data.dir),
+        image_size=int(data.image_size),
+        split=str(data.split),
+        train_size=None if train_size is None else int(train_size),
+        val_fraction=float(data.get("val_fraction", 0.0) or 0.0),
+        shuffle_each_epoch=bool(data.get("shuffle_each_epoch", False)),
+        pipeline=choose_pipeline(pipeline),
+        train_augment=train_augment,
+        eval_augment=eval_augment,
+        normalize_imagenet=bool(config.get("normalize_imagenet", False)),
+    )
+
+
+def choose_pipeline(name: str) -> str:
+    """'auto' is on_device on every platform. Measured on the 2-core CPU (docs/performance.md):
+    the augmentation alone ran at ~550 img/s on-device against ~190 img/s through tf.data, and
+    the whole 224 px train step was compute-bound and equal within noise (14.7 vs 16.0 img/s).
+    The GPU machines have no TensorFlow, and there the data set resident on the device
+    removes the input pipeline from the step."""
+    return "on_device" if name == "auto" else name
+
+
+def _selection(config) -> str:
+    selection = config.get("selection", "test")
+    if selection not in SELECTIONS:
+        raise TrainingError(f"--config.selection={selection!r}: use 'test' (the paper) or 'val'")
+    if selection == "val" and float(config.data.get("val_fraction", 0.0) or 0.0) <= 0:
+        raise TrainingError(
+            "--config.selection=val needs a validation split: set --config.data.val_fraction (e.g. 0.1)"
+        )
+    return selection
+
+
+def _pack_runs(config) -> int:
+    pack = int(config.get("pack_runs", 1) or 1)
+    if pack < 1:
+        raise TrainingError(f"--config.pack_runs={pack}: use 1 (each run alone) or more")
+    return pack
+
+
+def _checkpoint_policy(config) -> CheckpointPolicy:
+    every_epochs = 1 if config.get("keep_every_epoch") else int(config.get("checkpoint_every_epochs", 1) or 0)
+    policy = CheckpointPolicy(every_epochs, float(config.get("checkpoint_every_seconds", 0.0) or 0.0))
+    if policy.every_epochs < 0 or policy.every_seconds < 0:
+        raise TrainingError(
+            "--config.checkpoint_every_epochs and --config.checkpoint_every_seconds must be >= 0 (0: off)"
+        )
+    return policy
+
+
+def planned_epochs(plan: Plan, arms: list[str]) -> dict[str, int]:
+    return {name: plan.arm(name).epochs for name in arms}
