@@ -1,4 +1,5 @@
-"""`python -m alexnet_jax.data`: the commands end to end, in subprocesses, on tiny data."""
+"""`python -m alexnet_jax.data`: the commands end to end on tiny data, in-process through
+`commands.run` (what the command line calls), and once through the command line itself."""
 
 from __future__ import annotations
 
@@ -13,27 +14,31 @@ import pandas as pd
 from PIL import Image
 
 from alexnet_jax.data import load_prepared, paper_split, read_manifest
+from alexnet_jax.data.commands import DataOptions
+from alexnet_jax.data.commands import run as run_command
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_sdss_fetch import CutoutServer  # noqa: E402  (the local SkyServer stand-in)
 
 
-def run_cli(*args, timeout=240):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", "alexnet_jax.data", *args, "--noprogress"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+class Result:
+    """What a command returned and printed."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def test_prepare_synthetic_records_generator_and_protects_output(tmp_path):
+def run_data(capsys, command: str, **options) -> Result:
+    """`python -m alexnet_jax.data COMMAND --flags --noprogress`, in this process."""
+    capsys.readouterr()
+    code = run_command(command, DataOptions(progress=False, **options))
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def test_prepare_synthetic_records_generator_and_protects_output(tmp_path, capsys):
     out = tmp_path / "synthetic"
-    result = run_cli(
-        "prepare", "--dataset=synthetic", f"--output={out}", "--num_examples=8", "--seed=1", "--num_workers=1"
-    )
+    result = run_data(capsys, "prepare", dataset="synthetic", output=str(out), num_examples=8, seed=1, num_workers=1)
     assert result.returncode == 0, result.stderr
     assert "wrote 8 examples" in result.stdout
     manifest = read_manifest(out)
@@ -46,12 +51,12 @@ def test_prepare_synthetic_records_generator_and_protects_output(tmp_path):
     assert data.images.shape == (8, 256, 256, 3) and manifest["num_examples"] == 8
 
     before = (out / "manifest.json").read_text()
-    again = run_cli("prepare", "--dataset=synthetic", f"--output={out}", "--num_examples=4", "--num_workers=1")
+    again = run_data(capsys, "prepare", dataset="synthetic", output=str(out), num_examples=4, num_workers=1)
     assert again.returncode == 2 and "pass --overwrite" in again.stderr
     assert (out / "manifest.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
 
-    info = run_cli("info", f"--prepared={out}", "--verify")
+    info = run_data(capsys, "info", prepared=str(out), verify=True)
     assert info.returncode == 0 and "sha256 of every file matches" in info.stdout
 
 
@@ -72,11 +77,11 @@ def paper_like_catalog(path, run0_matches: bool, seed=0):
     return labels
 
 
-def test_verify_paper_reports_totals_and_run_counts(tmp_path):
+def test_verify_paper_reports_totals_and_run_counts(tmp_path, capsys):
     catalog = tmp_path / "table2.tsv"
     paper_like_catalog(catalog, run0_matches=False)
     report_path = tmp_path / "report.json"
-    result = run_cli("verify_paper", f"--catalog={catalog}", f"--json_out={report_path}")
+    result = run_data(capsys, "verify_paper", catalog=str(catalog), json_out=str(report_path))
     assert result.returncode == 1, result.stderr
     lines = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
     assert lines["class totals"].rstrip().endswith("match") and "2,738 / 3,215 / 7,708 / 373" in lines["class totals"]
@@ -90,7 +95,7 @@ def test_verify_paper_reports_totals_and_run_counts(tmp_path):
 
     arranged = tmp_path / "arranged.tsv"
     labels = paper_like_catalog(arranged, run0_matches=True)
-    result = run_cli("verify_paper", f"--catalog={arranged}")
+    result = run_data(capsys, "verify_paper", catalog=str(arranged))
     lines = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
     assert lines["run 0 test counts"].rstrip().endswith(" match")
     run49 = np.bincount(labels[paper_split(49)[1]], minlength=4)
@@ -98,17 +103,35 @@ def test_verify_paper_reports_totals_and_run_counts(tmp_path):
     assert result.returncode == (0 if run49.tolist() == [375, 501, 1108, 50] else 1)
 
 
-def test_catalog_errors_are_clear(tmp_path):
+def test_catalog_errors_are_clear_on_the_command_line(tmp_path):
+    """The one run through `python -m alexnet_jax.data`: flags in, one error line and exit code 2 out."""
     catalog = tmp_path / "few.csv"
     pd.DataFrame({"TType": [1, 2, 3]}).to_csv(catalog, index=False)
-    result = run_cli("check_catalog", f"--catalog={catalog}")
+    result = subprocess.run(
+        [sys.executable, "-m", "alexnet_jax.data", "check_catalog", f"--catalog={catalog}", "--noprogress"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 2 and "3 rows, expected 14034" in result.stderr
+    assert [
+        line for line in result.stderr.splitlines() if line.startswith("error: ")
+    ] and "Traceback" not in result.stderr
+
+
+def test_catalog_errors_are_clear(tmp_path, capsys):
+    catalog = tmp_path / "few.csv"
+    pd.DataFrame({"TType": [1, 2, 3]}).to_csv(catalog, index=False)
+    result = run_data(capsys, "check_catalog", catalog=str(catalog))
     assert result.returncode == 2 and "3 rows, expected 14034" in result.stderr
     pd.DataFrame({"morph": [1, 2, 3]}).to_csv(catalog, index=False)
-    result = run_cli("check_catalog", f"--catalog={catalog}", "--expected_rows=3")
+    result = run_data(capsys, "check_catalog", catalog=str(catalog), expected_rows=3)
     assert result.returncode == 2 and "no ttype column" in result.stderr and "Columns found: morph" in result.stderr
+    assert result.stderr.startswith("error: ")
 
 
-def test_prepare_folder(tmp_path):
+def test_prepare_folder(tmp_path, capsys):
     images = tmp_path / "imgs"
     images.mkdir()
     for i in range(5):
@@ -116,14 +139,14 @@ def test_prepare_folder(tmp_path):
     catalog = tmp_path / "cat.csv"
     pd.DataFrame({"TType": [-5, -1, 3, 99, 7]}).to_csv(catalog, index=False)
     out = tmp_path / "mine"
-    result = run_cli("prepare", "--dataset=folder", f"--image_dir={images}", f"--catalog={catalog}", f"--output={out}")
+    result = run_data(capsys, "prepare", dataset="folder", image_dir=str(images), catalog=str(catalog), output=str(out))
     assert result.returncode == 0, result.stderr
     data = load_prepared(out, verify=True)
     np.testing.assert_array_equal(data.labels, [0, 1, 2, 3, 2])
     assert "wrote 5 examples" in result.stdout and "spiral 2" in result.stdout
 
 
-def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path):
+def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path, capsys):
     n = 6
     catalog = tmp_path / "table2.tsv"
     lines = [
@@ -139,19 +162,18 @@ def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path):
     catalog.write_text("\n".join(lines) + "\n")
     cache, out = tmp_path / "cache", tmp_path / "na"
     with CutoutServer({}) as server:  # every request answered with a JPEG
-        args = [
-            "prepare",
-            "--dataset=nair_abraham",
-            f"--catalog={catalog}",
-            f"--output={out}",
-            f"--cache_dir={cache}",
-            f"--sdss_url={server.url}",
-            f"--expected_rows={n}",
-            "--cutout_size=64",
-            "--rate=0",
-            "--backoff=0.01",
-        ]
-        result = run_cli(*args)
+        options = dict(
+            dataset="nair_abraham",
+            catalog=str(catalog),
+            output=str(out),
+            cache_dir=str(cache),
+            sdss_url=server.url,
+            expected_rows=n,
+            cutout_size=64,
+            rate=0,
+            backoff=0.01,
+        )
+        result = run_data(capsys, "prepare", **options)
         assert result.returncode == 0, result.stderr
         assert sum(server.hits.values()) == n and f"{n} fetched" in result.stdout
         data = load_prepared(out, verify=True)
@@ -169,6 +191,6 @@ def test_prepare_nair_abraham_from_local_catalog_and_server(tmp_path):
         assert manifest["cutouts"]["index_sha256"]
 
         # rebuilding reuses the cached cut-outs: no request reaches the server
-        result = run_cli(*args, "--overwrite")
+        result = run_data(capsys, "prepare", **options, overwrite=True)
         assert result.returncode == 0, result.stderr
         assert sum(server.hits.values()) == n and f"{n} already present, 0 fetched" in result.stdout

@@ -1,0 +1,344 @@
+"""The data commands as library calls: `DataOptions` (the flags of `python -m alexnet_jax.data`,
+read once) and one function per command that prints its report and returns the exit code.
+
+`run(command, options)` is what the command line calls; tests and scripts call it (or a
+command's function) in-process with the same options. Bad input raises one of `BAD_INPUT`,
+which `run` turns into one `error: ...` line and exit code 2 (`alexnet_jax.cli`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from alexnet_jax import cli, paper
+from alexnet_jax.data import sdss  # stdlib + numpy only: the cut-out rule's defaults
+from alexnet_jax.errors import CatalogError, CliError, FolderError, LabelError, PreparedDataError, SplitError
+
+DATASETS = ("synthetic", "nair_abraham", "folder")
+
+# What a command raises for input the user must fix: exit 2 with the message, no traceback.
+BAD_INPUT = (
+    CliError,
+    CatalogError,
+    FolderError,
+    LabelError,
+    PreparedDataError,
+    SplitError,
+    FileNotFoundError,
+    RuntimeError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    """Every data command's options, one field per flag of the same name (defaults included)."""
+
+    dataset: str = "synthetic"  # prepare: one of DATASETS
+    output: str | None = None
+    overwrite: bool = False
+    num_examples: int = paper.NUM_EXAMPLES
+    seed: int = 0
+    num_workers: int | None = None
+    catalog: str | None = None
+    catalog_format: str | None = None
+    cache_dir: str | None = None
+    refresh_catalog: bool = False
+    image_dir: str | None = None
+    id_column: str | None = None
+    image_glob: str | None = None
+    on_bad_image: str = "fail"
+    expected_rows: int = paper.NUM_EXAMPLES  # 0: any
+    on_row_mismatch: str = "error"
+    ttype_column: str | None = None
+    radius_column: str | None = None
+    sdss_url: str | None = None
+    cutout_size: int = sdss.DEFAULT_WIDTH
+    fov_factor: float = sdss.DEFAULT_FOV_FACTOR
+    min_scale: float = sdss.MIN_SCALE
+    max_scale: float = sdss.MAX_SCALE
+    default_scale: float = sdss.SDSS_PIXEL_SCALE
+    fixed_scale: float | None = None
+    fetch_workers: int = 8
+    rate: float = 5.0
+    retries: int = 5
+    backoff: float = 1.0
+    timeout: float = 30.0
+    progress: bool = True
+    prepared: str | None = None
+    data_dir: str | None = None
+    run_index: int | None = None
+    verify: bool = False
+    json_out: str | None = None
+
+    @classmethod
+    def from_flag_values(cls, values: Mapping[str, Any]) -> DataOptions:
+        """The options from parsed flag values keyed by field name (other keys are ignored)."""
+        return cls(**{field.name: values[field.name] for field in dataclasses.fields(cls)})
+
+    @property
+    def rows_expected(self) -> int | None:
+        return self.expected_rows or None
+
+    def sdss_kwargs(self) -> dict:
+        return dict(
+            base_url=self.sdss_url or sdss.DEFAULT_SDSS_URL,
+            workers=self.fetch_workers,
+            rate=self.rate,
+            retries=self.retries,
+            backoff=self.backoff,
+            timeout=self.timeout,
+            progress=self.progress,
+        )
+
+    def scale_kwargs(self) -> dict:
+        return dict(
+            width=self.cutout_size,
+            fov_factor=self.fov_factor,
+            min_scale=self.min_scale,
+            max_scale=self.max_scale,
+            default_scale=self.default_scale,
+            fixed_scale=self.fixed_scale,
+        )
+
+
+def run(command: str, options: DataOptions) -> int:
+    """Run one of COMMANDS; bad input is one `error:` line on stderr and exit code 2."""
+    try:
+        return COMMAND_FUNCTIONS[command](options)
+    except BAD_INPUT as error:
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
+
+
+def _catalog(options: DataOptions):
+    from alexnet_jax.data.catalog import load_or_fetch_catalog
+
+    return load_or_fetch_catalog(
+        options.catalog,
+        cache_dir=options.cache_dir,
+        refresh=options.refresh_catalog,
+        fmt=options.catalog_format,
+        ttype_column=options.ttype_column,
+        radius_column=options.radius_column,
+    )
+
+
+def _write_json(options: DataOptions, obj) -> None:
+    if options.json_out:
+        from alexnet_jax.toolbox import write_json_atomic
+
+        write_json_atomic(options.json_out, obj)
+
+
+def prepare(options: DataOptions) -> int:
+    """Write a prepared data set at --output from --dataset."""
+    if not options.output:
+        raise CliError("prepare needs --output=DIR")
+    if options.dataset not in DATASETS:
+        raise CliError(f"--dataset={options.dataset}: use one of {', '.join(DATASETS)}")
+    if options.dataset == "synthetic":
+        manifest = _prepare_synthetic(options)
+    elif options.dataset == "folder":
+        manifest = _prepare_folder(options)
+    else:
+        from alexnet_jax.data.sdss import prepare_nair_abraham
+
+        manifest, _ = prepare_nair_abraham(
+            options.output,
+            catalog=options.catalog,
+            catalog_format=options.catalog_format,
+            cache_dir=options.cache_dir,
+            refresh_catalog=options.refresh_catalog,
+            image_dir=options.image_dir,
+            radius_column=options.radius_column,
+            expected_rows=options.rows_expected,
+            on_row_mismatch=options.on_row_mismatch,
+            on_bad_image=options.on_bad_image,
+            overwrite=options.overwrite,
+            **options.scale_kwargs(),
+            **options.sdss_kwargs(),
+        )
+    _print_manifest(options.output, manifest)
+    return cli.EXIT_OK
+
+
+def _prepare_folder(options: DataOptions) -> dict:
+    from alexnet_jax.data.folder import prepare_folder
+
+    if not options.image_dir or not options.catalog:
+        raise CliError("--dataset=folder needs --image_dir and --catalog")
+    manifest, result = prepare_folder(
+        options.image_dir,
+        options.catalog,
+        options.output,
+        id_column=options.id_column,
+        pattern=options.image_glob,
+        on_bad_image=options.on_bad_image,
+        overwrite=options.overwrite,
+        num_workers=options.num_workers,
+        progress=options.progress,
+    )
+    for dropped in result.dropped:
+        print(f"dropped row {dropped['row']} ({dropped['id']}, {dropped['file']}): {dropped['reason']}")
+    if result.unused_files:
+        print(f"{len(result.unused_files)} files in {options.image_dir} match no catalogue row (ignored)")
+    return manifest
+
+
+def _prepare_synthetic(options: DataOptions) -> dict:
+    try:
+        from alexnet_jax.data import synthetic
+    except ImportError as error:
+        raise RuntimeError(f"the synthetic generator is not available: {error}") from error
+    from alexnet_jax.data.folder import staged_output
+    from alexnet_jax.data.prepared import write_prepared
+
+    with staged_output(options.output, overwrite=options.overwrite) as staging:
+        images, labels, metadata = synthetic.generate_synthetic(
+            num_examples=options.num_examples,
+            seed=options.seed,
+            num_workers=options.num_workers,
+            progress=options.progress,
+        )
+        params = synthetic.generator_params()
+        return write_prepared(
+            staging,
+            images,
+            labels,
+            metadata,
+            name="synthetic",
+            source=f"alexnet_jax synthetic generator {synthetic.GENERATOR_VERSION}, seed {options.seed}",
+            generator={
+                "name": params.get("name", "alexnet_jax.synthetic"),
+                "version": synthetic.GENERATOR_VERSION,
+                "seed": options.seed,
+                "num_examples": options.num_examples,
+                "params": params,
+            },
+        )
+
+
+def _print_manifest(output, manifest: dict) -> None:
+    from alexnet_jax.data.labels import CLASS_NAMES
+
+    counts = ", ".join(f"{n} {c:,}" for n, c in zip(CLASS_NAMES, manifest["class_counts"], strict=True))
+    print(f"wrote {manifest['num_examples']:,} examples to {output} ({counts})")
+
+
+def verify_paper(options: DataOptions) -> int:
+    """Class totals and the test-set class counts of runs 0 and 49 against the paper: 0 all match, 1 not."""
+    from alexnet_jax.data.catalog import check_catalog
+    from alexnet_jax.data.labels import CLASS_NAMES
+    from alexnet_jax.data.splits import verify_paper_counts
+
+    catalog = _catalog(options)
+    check_catalog(catalog, expected_rows=options.rows_expected, on_row_mismatch=options.on_row_mismatch)
+    report = verify_paper_counts(catalog.labels())
+    report["source"] = catalog.source
+    report["sha256"] = catalog.sha256
+
+    def row(title, entry):
+        found = " / ".join(f"{c:,}" for c in entry["found"])
+        paper_counts = " / ".join(f"{c:,}" for c in entry["paper"])
+        return f"{title:<22}{found:<28}{paper_counts:<28}{'match' if entry['match'] else 'MISMATCH'}"
+
+    print(f"catalogue: {catalog.source} ({report['num_examples']:,} rows, rows in file order)")
+    print(f"{'':<22}{'found':<28}{'paper':<28}")
+    print(f"{'classes':<22}{' / '.join(CLASS_NAMES)}")
+    print(row("class totals", report["class_totals"]))
+    for run_index, entry in report["runs"].items():
+        print(row(f"run {run_index} test counts", entry))
+    print(
+        "all match" if report["all_match"] else "MISMATCH: this catalogue (or its row order) differs from the paper's"
+    )
+    _write_json(options, {**report, "runs": {str(k): v for k, v in report["runs"].items()}})
+    return cli.EXIT_OK if report["all_match"] else cli.EXIT_FAILED
+
+
+def fetch_catalog(options: DataOptions) -> int:
+    """Download VizieR's table 2 into the cache and check it."""
+    from alexnet_jax.data.catalog import check_catalog, load_catalog
+    from alexnet_jax.data.catalog import fetch_catalog as fetch
+
+    path = fetch(options.cache_dir, refresh=options.refresh_catalog)
+    print(f"catalogue cached at {path}")
+    catalog = load_catalog(path, "ecsv", ttype_column=options.ttype_column, radius_column=options.radius_column)
+    report = check_catalog(catalog, expected_rows=options.rows_expected, on_row_mismatch=options.on_row_mismatch)
+    print("\n".join(report.lines()))
+    return cli.EXIT_OK
+
+
+def check_catalog(options: DataOptions) -> int:
+    """Read a catalogue (--catalog, else the cached VizieR copy) and check it."""
+    from alexnet_jax.data.catalog import check_catalog as check
+
+    catalog = _catalog(options)
+    report = check(catalog, expected_rows=options.rows_expected, on_row_mismatch=options.on_row_mismatch)
+    print(f"catalogue: {catalog.source}" + (f" (sha256 {catalog.sha256})" if catalog.sha256 else ""))
+    print("\n".join(report.lines()))
+    _write_json(options, {"source": catalog.source, "sha256": catalog.sha256, **report.to_json()})
+    return cli.EXIT_OK
+
+
+def fetch_images(options: DataOptions) -> int:
+    """Fetch a catalogue's SDSS cut-outs into --image_dir (resumable): 0 all fetched, 1 some failed."""
+    from alexnet_jax.data.catalog import check_catalog as check
+    from alexnet_jax.data.catalog import default_cache_dir
+    from alexnet_jax.data.sdss import fetch_cutouts, requests_from_catalog
+
+    catalog = _catalog(options)
+    check(
+        catalog, expected_rows=options.rows_expected, on_row_mismatch=options.on_row_mismatch, require_coordinates=True
+    )
+    image_dir = (
+        Path(options.image_dir)
+        if options.image_dir
+        else (Path(options.cache_dir) if options.cache_dir else default_cache_dir()) / "sdss_cutouts"
+    )
+    requests = requests_from_catalog(catalog.table, **options.scale_kwargs())
+    summary = fetch_cutouts(requests, image_dir, **options.sdss_kwargs())
+    print("\n".join(summary.lines()))
+    print(f"cut-outs in {image_dir}; failures listed in {image_dir / 'failures.json'}")
+    return cli.EXIT_OK if summary.ok else cli.EXIT_FAILED
+
+
+def build_tfds(options: DataOptions) -> int:
+    """Write the TFDS version of --prepared into --data_dir."""
+    if not options.prepared or not options.data_dir:
+        raise CliError("build_tfds needs --prepared=DIR and --data_dir=DIR")
+    from alexnet_jax.data.tfds_builder import build_tfds as build
+
+    builder = build(options.prepared, options.data_dir, run_index=options.run_index)
+    splits = {name: info.num_examples for name, info in builder.info.splits.items()}
+    print(f"TFDS {builder.name}/{builder.builder_config.name} {builder.version} in {builder.data_dir}: {splits}")
+    return cli.EXIT_OK
+
+
+def info(options: DataOptions) -> int:
+    """Print a prepared set's manifest; --verify checks every file's sha256 first."""
+    if not options.prepared:
+        raise CliError("info needs --prepared=DIR")
+    from alexnet_jax.data.prepared import load_prepared, read_manifest
+
+    manifest = read_manifest(options.prepared)
+    if options.verify:
+        load_prepared(options.prepared, verify=True)
+    print(json.dumps(manifest, indent=1))
+    if options.verify:
+        print("sha256 of every file matches the manifest")
+    return cli.EXIT_OK
+
+
+COMMAND_FUNCTIONS: dict[str, Callable[[DataOptions], int]] = {
+    "prepare": prepare,
+    "verify_paper": verify_paper,
+    "fetch_catalog": fetch_catalog,
+    "check_catalog": check_catalog,
+    "fetch_images": fetch_images,
+    "build_tfds": build_tfds,
+    "info": info,
+}
+COMMANDS = tuple(COMMAND_FUNCTIONS)
