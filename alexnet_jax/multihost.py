@@ -90,9 +90,10 @@ def _local_counts() -> dict:
 
 def distributed_train(argv: list[str]) -> None:
     """`python -m alexnet_jax.study train FLAGS`: the trainer's CLI after jax.distributed.initialize()."""
-    initialize_distributed()
-    from alexnet_jax import train
+    from alexnet_jax import cli, train
 
+    cli.exit_on_bad_config(argv, train.DEFAULT_CONFIG)  # before any process waits for the others
+    initialize_distributed()
     sys.argv = [f"{sys.argv[0]} train", *argv]
     train.define_flags()
     app.run(lambda args: sys.exit(train.main(args)))

@@ -18,6 +18,7 @@ import pytest
 from alexnet_jax import results as results_lib
 from alexnet_jax import study, toolbox
 from alexnet_jax.data.prepared import write_prepared
+from alexnet_jax.training import launcher
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
@@ -55,31 +56,31 @@ def fake_results(workdir: Path, run_index: int, arms: dict) -> Path:
         "split": {},
         "arms": record,
     }
-    path = study.results_path(workdir, run_index)
+    path = launcher.results_path(workdir, run_index)
     toolbox.write_json_atomic(path, results)
     return path
 
 
 def test_make_slots_groups_gpus_and_shares_memory():
-    slots = study.make_slots(["0", "1", "2", "3"], devices_per_run=2, runs_per_device=2, log=lambda _: None)
+    slots = launcher.make_slots(["0", "1", "2", "3"], devices_per_run=2, runs_per_device=2, log=lambda _: None)
     assert [s.name for s in slots] == ["gpu0-1#0", "gpu0-1#1", "gpu2-3#0", "gpu2-3#1"]
     assert slots[0].env["CUDA_VISIBLE_DEVICES"] == "0,1" and slots[2].env["CUDA_VISIBLE_DEVICES"] == "2,3"
     if "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
         assert float(slots[0].env["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.45)
     warnings = []
-    assert len(study.make_slots(["0", "1", "2"], devices_per_run=2, log=warnings.append)) == 1
+    assert len(launcher.make_slots(["0", "1", "2"], devices_per_run=2, log=warnings.append)) == 1
     assert "1 GPU(s) left idle" in warnings[0]
     with pytest.raises(ValueError, match="only 1 GPU"):
-        study.make_slots(["0"], devices_per_run=2)
-    cpu = study.make_slots([], num_workers=3)
+        launcher.make_slots(["0"], devices_per_run=2)
+    cpu = launcher.make_slots([], num_workers=3)
     assert [s.name for s in cpu] == ["cpu0", "cpu1", "cpu2"] and cpu[0].env["CUDA_VISIBLE_DEVICES"] == ""
 
 
 def test_detect_gpus_reads_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
-    assert study.detect_gpus() == ["2", "5"]
+    assert launcher.detect_gpus() == ["2", "5"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert study.detect_gpus() == []
+    assert launcher.detect_gpus() == []
 
 
 def test_config_args_are_passed_through():
@@ -102,23 +103,23 @@ def test_config_args_are_passed_through():
 def test_complete_partial_and_progress(tmp_path):
     fake_results(tmp_path, 0, {"scratch": (3, 3), "pretrained": (2, 2)})
     fake_results(tmp_path, 1, {"scratch": (1, 3)})
-    assert study.run_complete(tmp_path, 0, ["scratch", "pretrained"])
-    assert study.run_complete(tmp_path, 0, ["scratch"])
-    assert not study.run_complete(tmp_path, 1, ["scratch"])
-    assert not study.run_complete(tmp_path, 1, ["pretrained"])
-    assert not study.run_complete(tmp_path, 2, ["scratch"])
-    progress = study.measure_progress(tmp_path, [0, 1, 2], ["scratch"], {"scratch": 3})
+    assert launcher.run_complete(tmp_path, 0, ["scratch", "pretrained"])
+    assert launcher.run_complete(tmp_path, 0, ["scratch"])
+    assert not launcher.run_complete(tmp_path, 1, ["scratch"])
+    assert not launcher.run_complete(tmp_path, 1, ["pretrained"])
+    assert not launcher.run_complete(tmp_path, 2, ["scratch"])
+    progress = launcher.measure_progress(tmp_path, [0, 1, 2], ["scratch"], {"scratch": 3})
     assert (progress.runs_complete, progress.epochs_done, progress.epochs_planned) == (1, 4, 9)
     assert progress.images_trained == pytest.approx(100.0 * 30 + 100.0 * 10)
     assert progress.seconds_per_epoch == pytest.approx(10.0)
     # Nothing gained yet in this launch: the recorded epoch time, shared over two slots.
-    assert study.estimate_remaining(progress, progress, 5.0, 2) == pytest.approx(5 * 10.0 / 2)
-    later = study.Progress(epochs_done=6, epochs_planned=9)
-    assert study.estimate_remaining(progress, later, 20.0, 2) == pytest.approx(3 * 20.0 / 2)
+    assert launcher.estimate_remaining(progress, progress, 5.0, 2) == pytest.approx(5 * 10.0 / 2)
+    later = launcher.Progress(epochs_done=6, epochs_planned=9)
+    assert launcher.estimate_remaining(progress, later, 20.0, 2) == pytest.approx(3 * 20.0 / 2)
     # A truncated results.json (a crash mid-write elsewhere) counts as not complete, never crashes.
-    study.results_path(tmp_path, 3).parent.mkdir(parents=True)
-    study.results_path(tmp_path, 3).write_text('{"schema": ')
-    assert not study.run_complete(tmp_path, 3, ["scratch"])
+    launcher.results_path(tmp_path, 3).parent.mkdir(parents=True)
+    launcher.results_path(tmp_path, 3).write_text('{"schema": ')
+    assert not launcher.run_complete(tmp_path, 3, ["scratch"])
 
 
 def fake_python(tmp_path: Path, body: str) -> str:
@@ -131,11 +132,11 @@ def fake_python(tmp_path: Path, body: str) -> str:
 
 def make_study(tmp_path, python, runs, **kwargs):
     lines = []
-    s = study.Study(
+    s = launcher.Study(
         workdir=tmp_path / "w",
         runs=runs,
         arms=["scratch"],
-        slots=study.make_slots([], num_workers=2),
+        slots=launcher.make_slots([], num_workers=2),
         train_args=[],
         planned_epochs={"scratch": 1},
         python=python,
@@ -156,7 +157,7 @@ def test_failures_are_reported_with_run_and_log(tmp_path):
     """,
     )
     s, lines = make_study(tmp_path, python, [0, 1, 2], max_failures=1)
-    assert s.run() == study.FAILED
+    assert s.run() == launcher.FAILED
     text = "\n".join(lines)
     assert "run 000 FAILED on cpu0" in text and "exit status 1" in text
     assert str(tmp_path / "w" / "logs" / "run_000.log") in text
@@ -184,10 +185,10 @@ def test_locked_runs_are_left_alone(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.write("pid 4242 on testhost\n")
         held.flush()
-        assert study.lock_holder(workdir, 2) == "pid 4242 on testhost"
+        assert launcher.lock_holder(workdir, 2) == "pid 4242 on testhost"
         s, lines = make_study(tmp_path, python, [0, 1, 2])
-        assert s.run() == study.LOCKED
-    assert study.lock_holder(workdir, 2) is None
+        assert s.run() == launcher.LOCKED
+    assert launcher.lock_holder(workdir, 2) is None
     text = "\n".join(lines)
     assert "1 already complete, 1 in use by another process, 1 to train" in text
     assert "run 002 skipped: in use by pid 4242 on testhost" in text
@@ -229,7 +230,7 @@ def test_two_workers_train_then_skip(tmp_path, tiny_data):
     first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     for r in (0, 1):
-        results = results_lib.load_results(study.results_path(workdir, r))
+        results = results_lib.load_results(launcher.results_path(workdir, r))
         assert results_lib.is_complete(results, "scratch") and len(results["arms"]["scratch"]["test_acc"]) == 1
         assert results["config"]["batch_size"] == 8  # the overrides reached the trainer
         assert f"--run_index={r}" in (workdir / "logs" / f"run_{r:03d}.log").read_text()
@@ -238,13 +239,13 @@ def test_two_workers_train_then_skip(tmp_path, tiny_data):
     assert "2/2 runs done" in first.stdout
     assert "img/s end to end" in first.stdout  # the progress line, and the summary:
     assert "[study] end to end:" in first.stdout and "of the runs' wall time was not train/eval steps" in first.stdout
-    mtimes = {r: study.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)}
+    mtimes = {r: launcher.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)}
 
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "2 already complete, 0 in use by another process, 0 to train" in second.stdout
     assert "started on" not in second.stdout
-    assert {r: study.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)} == mtimes
+    assert {r: launcher.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)} == mtimes
 
 
 def test_runs_share_one_gpu_with_runs_per_device(tmp_path, tiny_data):
@@ -272,7 +273,7 @@ def test_runs_share_one_gpu_with_runs_per_device(tmp_path, tiny_data):
     assert {"gpu0#0", "gpu0#1"} == {next(s for s in ("gpu0#0", "gpu0#1") if f"on {s}" in log) for log in logs.values()}
     assert all("XLA_PYTHON_CLIENT_MEM_FRACTION=0.450" in log for log in logs.values())
     for r in (0, 1):
-        assert results_lib.is_complete(results_lib.load_results(study.results_path(workdir, r)), "scratch")
+        assert results_lib.is_complete(results_lib.load_results(launcher.results_path(workdir, r)), "scratch")
 
 
 def test_dry_run_prints_the_plan(tmp_path):
