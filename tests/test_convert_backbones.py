@@ -452,7 +452,7 @@ def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
 
     from PIL import Image
 
-    from alexnet_jax import predict
+    from alexnet_jax import inference
     from alexnet_jax.inputs import augment
 
     result = converted("resnet18")
@@ -484,7 +484,7 @@ def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
     logits = models.get_model("resnet18").apply(result.variables, augment.normalize(view, False))
     expected = np.asarray(jax.nn.softmax(logits, -1))
     np.testing.assert_allclose(probs, expected, atol=2e-6)  # the CSV keeps 6 decimals
-    same = predict.predict_probabilities(
+    same = inference.predict_probabilities(
         result.variables["params"], images, {}, model="resnet18", batch_stats=result.variables["batch_stats"]
     )
     np.testing.assert_allclose(same, expected, rtol=1e-5, atol=1e-7)

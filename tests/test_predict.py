@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_jax import errors, predict, train
+from alexnet_jax import errors, inference, training
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def trained_run(module_tmp):
     write_prepared(root / "data", images, np.arange(20) % 4, name="tiny-random", source="test")
     config = tiny_config(**{"epochs.scratch": 1})
     config.data.dir = str(root / "data")
-    train.Trainer(config, root / "runs", 0, log=lambda s: None).run(["scratch"])
+    training.train(training.resolve(config, workdir=root / "runs"), [0], ["scratch"], log=lambda s: None)
     folder = root / "cutouts"
     folder.mkdir()
     for i in range(3):
@@ -71,12 +71,13 @@ def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
     from alexnet_jax.inputs import augment
     from alexnet_jax.models import AlexNet
 
-    params_dir = predict.resolve_params_dir(trained_run / "runs/run_000/scratch")
+    params_dir = inference.resolve_params_dir(trained_run / "runs/run_000/scratch")
     params = params_io.load_params(params_dir)
-    config = params_io.load_metadata(params_dir)["config"]
-    names, images, labels = predict.load_images(trained_run / "data")
+    metadata = params_io.load_metadata(params_dir)
+    config, model = metadata["config"], params_io.model_of(metadata)
+    names, images, labels = inference.load_images(trained_run / "data")
     assert len(names) == 20 and labels is not None
-    probs = predict.predict_probabilities(params, images, config, batch_size=8)
+    probs = inference.predict_probabilities(params, images, config, model=model, batch_size=8)
     assert probs.shape == (20, 4)
     small = augment.resize_images(images, config["data"]["image_size"])
     view = augment.eval_transform(
@@ -85,19 +86,19 @@ def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
     logits = AlexNet(num_classes=4).apply({"params": params}, view)
     expected = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
-    tta = predict.predict_probabilities(params, images[:4], config, batch_size=4, tta=3)
+    tta = inference.predict_probabilities(params, images[:4], config, model=model, batch_size=4, tta=3)
     assert tta.shape == (4, 4) and np.allclose(tta.sum(1), 1, atol=1e-5)
 
 
 def test_clear_errors(trained_run, tmp_path):
     with pytest.raises(errors.PredictError, match="no trained params there"):
-        predict.resolve_params_dir(tmp_path)
+        inference.resolve_params_dir(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(errors.PredictError, match="broken.jpg"):
-        predict.load_images(bad)
+        inference.load_images(bad)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(errors.PredictError, match="no image files"):
-        predict.load_images(empty)
+        inference.load_images(empty)
