@@ -26,39 +26,62 @@ from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES
 from alexnet_jax.errors import StudyError
 
 
-def main(argv: Sequence[str]) -> int:
-    cli.quiet_library_logs()
-    from absl import flags
-
-    del argv
-    FLAGS = flags.FLAGS
-    workdir = Path(FLAGS.workdir)
-    if FLAGS.demo_runs:
+def run_command(
+    workdir: str | Path,
+    *,
+    outdir: str | None = None,
+    example_run: int | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    figures: bool = True,
+    reference_arm: str | None = None,
+    demo_runs: int = 0,
+    demo_arms: str | None = None,
+) -> int:
+    """What the command does, given its flags: the exit code; bad input is one `error:` line on stderr."""
+    workdir = Path(workdir)
+    if demo_runs:
         started = time.perf_counter()
-        names = [a.strip() for a in FLAGS.demo_arms.split(",") if a.strip()] if FLAGS.demo_arms else None
+        names = [a.strip() for a in demo_arms.split(",") if a.strip()] if demo_arms else None
         try:
-            make_demo_study(workdir, FLAGS.demo_runs, seed=FLAGS.seed, arms=names)
+            make_demo_study(workdir, demo_runs, seed=seed, arms=names)
         except (FileExistsError, ValueError) as error:
             return cli.report_error(error, cli.EXIT_BAD_INPUT)
-        print(
-            f"made a SYNTHETIC demo study of {FLAGS.demo_runs} runs in {workdir} "
-            f"({time.perf_counter() - started:.1f} s)"
-        )
+        print(f"made a SYNTHETIC demo study of {demo_runs} runs in {workdir} ({time.perf_counter() - started:.1f} s)")
     started = time.perf_counter()
     try:
         analyze(
             workdir,
-            FLAGS.outdir,
-            example_run=FLAGS.example_run,
-            resamples=FLAGS.bootstrap_resamples,
-            seed=FLAGS.seed,
-            figures=FLAGS.figures,
-            reference_arm=FLAGS.reference_arm,
+            outdir,
+            example_run=example_run,
+            resamples=resamples,
+            seed=seed,
+            figures=figures,
+            reference_arm=reference_arm,
         )
     except StudyError as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     print(f"analysis took {time.perf_counter() - started:.1f} s")
     return cli.EXIT_OK
+
+
+def main(argv: Sequence[str]) -> int:
+    cli.quiet_library_logs()
+    from absl import flags
+
+    del argv
+    f = flags.FLAGS
+    return run_command(
+        f.workdir,
+        outdir=f.outdir,
+        example_run=f.example_run,
+        resamples=f.bootstrap_resamples,
+        seed=f.seed,
+        figures=f.figures,
+        reference_arm=f.reference_arm,
+        demo_runs=f.demo_runs,
+        demo_arms=f.demo_arms,
+    )
 
 
 def define_flags() -> None:

@@ -103,15 +103,20 @@ def to_markdown(report: dict, arm: str) -> str:
     return "\n".join(lines)
 
 
+def run(baseline: str, candidate: str, arm: str) -> int:
+    """Print the comparison; the exit code (bad input: one `error:` line on stderr, code 2)."""
+    try:
+        report = compare(load_curves(baseline, arm), load_curves(candidate, arm))
+    except (ValueError, errors.ResultsError) as error:
+        return cli.report_error(error, cli.EXIT_BAD_INPUT)
+    print(to_markdown(report, arm))
+    return cli.EXIT_OK
+
+
 def main(argv):
     del argv
     f = flags.FLAGS
-    try:
-        report = compare(load_curves(f.baseline, f.arm), load_curves(f.candidate, f.arm))
-    except (ValueError, errors.ResultsError) as error:
-        return cli.report_error(error, cli.EXIT_BAD_INPUT)
-    print(to_markdown(report, f.arm))
-    return cli.EXIT_OK
+    return run(f.baseline, f.candidate, f.arm)
 
 
 if __name__ == "__main__":

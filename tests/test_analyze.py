@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from alexnet_jax import analyze as analyze_command
 from alexnet_jax import errors
 from alexnet_jax.analysis import arm_figures, demo, figures, pipeline, stats
 from alexnet_jax.analysis.tables import make_tables
@@ -265,14 +267,22 @@ def test_all_ties_give_undefined_tests(tmp_path):
     assert "every pair tied" in report
 
 
-def test_mixed_results(tmp_path):
-    differences = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, -0.015, -0.025, -0.035]
+MIXED_DIFFERENCES = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, -0.015, -0.025, -0.035]
+
+
+def mixed_study(root: Path) -> Path:
+    """Ten runs: pretrained ahead by MIXED_DIFFERENCES, peaking at 4; scratch at 6 (7 runs) or 2 (3 runs)."""
     runs = {}
-    for i, d in enumerate(differences):
+    for i, d in enumerate(MIXED_DIFFERENCES):
         pre = curve(10, 0.3, {4: 0.5 + d})
         scr = curve(10, 0.3, {6 if d > 0 else 2: 0.5})
         runs[i] = results(i, {"pretrained": arm(pre), "scratch": arm(scr)})
-    s = run_analysis(write_study(tmp_path, runs))
+    return write_study(root, runs)
+
+
+def test_mixed_results(tmp_path):
+    differences = MIXED_DIFFERENCES
+    s = run_analysis(mixed_study(tmp_path))
     acc = s["sign_test"]["peak_acc"]
     assert (acc["wins"], acc["losses"], acc["ties"]) == (7, 3, 0)
     assert acc["p_value"] == 0.34375
@@ -565,10 +575,60 @@ def test_demo_class_names_match_labels():
 
 
 def test_cli(tmp_path):
-    command = [sys.executable, "-m", "alexnet_jax.analyze", f"--workdir={tmp_path}", "--bootstrap_resamples=100"]
+    """The one test through a process: flags, the demo, then bad input as one error line and exit code 2."""
+    command = [sys.executable, "-m", "alexnet_jax.analyze", f"--workdir={tmp_path}", "--bootstrap_resamples=50"]
+    command += ["--demo_runs=2", "--demo_arms=scratch,linear_probe", "--nofigures", "--reference_arm=nope"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "no run directories" in done.stderr
-    done = subprocess.run(command + ["--demo_runs=3", "--nofigures"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "SYNTHETIC demo study of 3 runs" in done.stdout
+    assert "SYNTHETIC demo study of 2 runs" in done.stdout
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --reference_arm=nope")
+    assert "Traceback" not in done.stderr
+
+
+def test_command_in_process(tmp_path, capsys):
+    assert analyze_command.run_command(tmp_path, resamples=100) == 2
+    assert "no run directories" in capsys.readouterr().err
+    assert analyze_command.run_command(tmp_path, resamples=100, demo_runs=3, figures=False) == 0
+    assert "SYNTHETIC demo study of 3 runs" in capsys.readouterr().out
     assert json.loads((tmp_path / "analysis" / "summary.json").read_text())["num_runs"] == 3
+
+
+def test_one_number_one_interval(tmp_path):
+    """The paper's pair is the engine's pair: summary.json, Table P, Tables A2/A3 and report.md share each CI."""
+    s = pipeline.analyze(mixed_study(tmp_path), resamples=300, figures=False, log=lambda m: None)
+    (pair,) = s["pairs"]
+    assert (pair["a"], pair["b"]) == ("pretrained", "scratch")
+    for metric in ("peak_acc", "peak_epoch"):
+        for stat in ("mean", "std", "ci95", "min", "max"):
+            assert s["paired"][f"{metric}_diff_{stat}"] == pair[f"{metric}_diff_{stat}"], (metric, stat)
+        for test in ("sign_test", "wilcoxon"):
+            assert s[test][metric] == {k: v for k, v in pair[test][metric].items() if k != "p_holm"}
+    for arm in ("pretrained", "scratch"):  # each arm summarised once: the paper's block is the engine's
+        assert s[arm] == {key: s["arms"][arm][key] for key in s[arm]}
+    out = tmp_path / "analysis"
+    table_p = list(csv.reader((out / "paired_differences.csv").read_text().splitlines()))
+    for row, stem in ((1, "pairs_peak_acc"), (3, "pairs_peak_epoch")):
+        assert table_p[row][4] == list(csv.reader((out / f"{stem}.csv").read_text().splitlines()))[1][3]
+    low, high = (100 * v for v in pair["peak_acc_diff_ci95"])
+    report = (out / "report.md").read_text()
+    assert report.count(f"[{low:.2f}, {high:.2f}]") == 3  # the tests' sentence, Table P and Table A2
+
+
+def test_paper_pair_whichever_arm_is_the_reference(tmp_path):
+    """With --reference_arm=pretrained the engine compares scratch minus pretrained; the paper reads it turned."""
+    root = mixed_study(tmp_path)
+    usual = run_analysis(root, resamples=300)
+    turned = run_analysis(root, resamples=300, reference_arm="pretrained")
+    assert [(p["a"], p["b"]) for p in turned["pairs"]] == [("scratch", "pretrained")]
+    pair = turned["pairs"][0]
+    assert (
+        turned["paired"]["peak_acc_diff_mean"] == -pair["peak_acc_diff_mean"] == usual["paired"]["peak_acc_diff_mean"]
+    )
+    assert turned["paired"]["peak_acc_diff_ci95"] == [-pair["peak_acc_diff_ci95"][1], -pair["peak_acc_diff_ci95"][0]]
+    assert turned["paired"]["peak_epoch_diff_min"] == -pair["peak_epoch_diff_max"]
+    for key, value in usual["paired"].items():
+        assert turned["paired"][key] == (value if value is None else pytest.approx(value, rel=1e-12)), key
+    assert turned["sign_test"]["peak_acc"]["wins"] == pair["sign_test"]["peak_acc"]["losses"] == 7
+    for key, test in usual["sign_test"].items():  # the binomial p of (wins, losses) and of (losses, wins)
+        p = test["p_value"]
+        assert turned["sign_test"][key] == {**test, "p_value": p if p is None else pytest.approx(p, rel=1e-12)}
+    assert turned["wilcoxon"] == usual["wilcoxon"]

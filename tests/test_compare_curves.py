@@ -60,18 +60,23 @@ def test_known_curves(tmp_path):
     assert report["baseline_epoch_sd_mean"] == pytest.approx(2 * 0.1 / 2**0.5 / 3)
 
 
-def test_cli_table_and_errors(tmp_path):
+def test_table_and_errors(tmp_path, capsys):
     write_run(tmp_path / "a", 0, [0.5, 0.6])
     write_run(tmp_path / "b", 0, [0.5, 0.6, 0.7])
+    assert compare_curves.run(str(tmp_path / "a"), str(tmp_path / "a"), "scratch") == 0
+    assert "| 0 | 0.6000 | 0.6000 | 2 / 2 |" in capsys.readouterr().out
+    assert compare_curves.run(str(tmp_path / "a"), str(tmp_path / "b"), "scratch") == 2
+    assert "different lengths [2, 3]" in capsys.readouterr().err
 
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=REPO, timeout=120
-        )
 
-    same = run(f"--baseline={tmp_path / 'a'}", f"--candidate={tmp_path / 'a'}")
-    assert same.returncode == 0 and "| 0 | 0.6000 | 0.6000 | 2 / 2 |" in same.stdout
-    unequal = run(f"--baseline={tmp_path / 'a'}", f"--candidate={tmp_path / 'b'}")
-    assert unequal.returncode == 2 and "different lengths [2, 3]" in unequal.stderr
-    missing = run(f"--baseline={tmp_path / 'nowhere'}", f"--candidate={tmp_path / 'a'}")
+def test_cli_bad_input(tmp_path):
+    """Through a process: the flags, and a missing study as one error line and exit code 2."""
+    write_run(tmp_path / "a", 0, [0.5, 0.6])
+    missing = subprocess.run(
+        [sys.executable, str(SCRIPT), f"--baseline={tmp_path / 'nowhere'}", f"--candidate={tmp_path / 'a'}"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "nowhere: no such study directory" in missing.stderr

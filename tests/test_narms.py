@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from test_analyze import arm, curve, results, run_analysis, write_study  # the hand-built records
 
+from alexnet_jax import analyze as analyze_command
 from alexnet_jax import errors
 from alexnet_jax import results as results_lib
 from alexnet_jax.analysis import arm_figures, cost, demo, engine, figures, pipeline, stats, study
@@ -263,13 +262,10 @@ def test_four_arm_demo_end_to_end(tmp_path):
     assert json.loads((out / "summary.json").read_text())["p_adjustment"]["method"] == "holm"
 
 
-def test_cli_demo_arms(tmp_path):
-    command = [sys.executable, "-m", "alexnet_jax.analyze", f"--workdir={tmp_path}", "--bootstrap_resamples=50"]
-    done = subprocess.run(command + ["--demo_runs=2", "--demo_arms=scratch,galaxy"], capture_output=True, text=True)
-    assert done.returncode == 2 and "not known" in done.stderr
-    done = subprocess.run(
-        command + ["--demo_runs=2", "--demo_arms=scratch,linear_probe", "--nofigures", "--reference_arm=nope"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2 and "--reference_arm=nope" in done.stderr
+def test_command_demo_arms(tmp_path, capsys):
+    """Bad demo arms and a bad --reference_arm: exit code 2 and one error line naming the flag (in-process)."""
+    common = {"resamples": 50, "demo_runs": 2, "figures": False}
+    assert analyze_command.run_command(tmp_path, demo_arms="scratch,galaxy", **common) == 2
+    assert "not known" in capsys.readouterr().err
+    code = analyze_command.run_command(tmp_path / "b", demo_arms="scratch,linear_probe", reference_arm="nope", **common)
+    assert code == 2 and "--reference_arm=nope" in capsys.readouterr().err
