@@ -133,16 +133,18 @@ def config_problem(argument: str) -> str | None:
     where = f"--config={argument}"
     if not path.is_file():
         folder = path.parent
-        files = sorted(p.name for p in folder.glob("*.py") if p.name != "__init__.py") if folder.is_dir() else []
+        files = _config_files(folder)
         if files:
             return f"{where}: no such config file; the config files in {folder}/ are {', '.join(files)}"
-        return f"{where}: no such config file, and {folder}/ holds none; the project's are in alexnet_jax/configs/"
+        shipped = Path(__file__).resolve().parent / "configs"
+        listed = ", ".join(_config_files(shipped))
+        return f"{where}: no such config file ({folder}/ holds none); the project's, in {shipped}/, are {listed}"
     try:
         spec = importlib.util.spec_from_file_location(f"_checked_config_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001  (any error of the file is the user's to fix)
-        return f"{where}: {path} does not import ({type(error).__name__}: {error}); fix the file"
+        return f"{where}: {path} does not import ({type(error).__name__}: {_one_line(error)}); fix the file"
     get_config = getattr(module, "get_config", None)
     if not callable(get_config):
         return f"{where}: {path} defines no get_config(); a config file returns its ConfigDict from get_config()"
@@ -156,8 +158,16 @@ def config_problem(argument: str) -> str | None:
     try:
         get_config(*([variant] if variant else []))
     except Exception as error:  # noqa: BLE001
-        return f"{where}: get_config failed ({type(error).__name__}: {error})"
+        return f"{where}: get_config failed ({type(error).__name__}: {_one_line(error)})"
     return None
+
+
+def _config_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.py") if p.name != "__init__.py") if folder.is_dir() else []
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def exit_on_bad_config(argv: Sequence[str], default: str) -> None:

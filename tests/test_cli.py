@@ -11,6 +11,7 @@ import pytest
 from alexnet_jax import cli
 
 REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "alexnet_jax" / "configs"
 
 CASES = [
     # (command line after `python -m`, expected exit code, text the error must contain)
@@ -23,6 +24,28 @@ CASES = [
     (["alexnet_jax.predict", "--checkpoint=W", "--images=W"], cli.EXIT_BAD_INPUT, "no trained params"),
     (["alexnet_jax.convert", "--torch_checkpoint=missing.pth", "--output=out"], cli.EXIT_BAD_INPUT, "no such file"),
     (["alexnet_jax.data", "frobnicate"], cli.EXIT_BAD_INPUT, "give one command"),
+    # a config file that is not there, or a variant it does not have: one line listing what exists
+    (
+        ["alexnet_jax.train", f"--config={CONFIGS}/papr.py", "--workdir=W", "--run_index=0"],
+        cli.EXIT_BAD_INPUT,
+        "no such config file; the config files in",
+    ),  # fmt: skip
+    (
+        ["alexnet_jax.study", f"--config={CONFIGS}/backbones.py:resnet51", "--workdir=W", "--runs=0"],
+        cli.EXIT_BAD_INPUT,
+        "backbones.py has no variant 'resnet51'; use one of",
+    ),  # fmt: skip
+    (
+        [
+            "alexnet_jax.study",
+            "train",
+            f"--config={CONFIGS}/initialisations.py:nonsense",
+            "--workdir=W",
+            "--run_index=0",
+        ],
+        cli.EXIT_BAD_INPUT,
+        "initialisations.py has no variant 'nonsense'",
+    ),  # fmt: skip
 ]
 
 
@@ -47,3 +70,24 @@ def test_the_readme_documents_exactly_these_exit_codes():
     table = dict(re.findall(r"^\| `(\d+)` \| (.+?) \|$", readme, re.MULTILINE))
     assert {int(k): v for k, v in table.items()} == cli.EXIT_CODES
     assert len(set(cli.EXIT_CODES)) == len(cli.EXIT_CODES) == 6
+
+
+def test_a_bad_config_names_itself_and_what_exists(tmp_path):
+    """Missing, not importable, an unknown variant, a variant missing: one line each, naming the
+    file and listing the folder's config files or the file's variants; a good config passes."""
+    missing = cli.config_problem(f"{CONFIGS}/papr.py")
+    assert f"--config={CONFIGS}/papr.py: no such config file" in missing
+    assert "backbones.py, initialisations.py, paper.py, quick.py" in missing
+    unknown = cli.config_problem(f"{CONFIGS}/backbones.py:resnet51")
+    assert "has no variant 'resnet51'" in unknown and f"{CONFIGS}/backbones.py:resnet50" in unknown
+    assert "needs a variant" in cli.config_problem(f"{CONFIGS}/backbones.py")
+    nonsense = cli.config_problem(f"{CONFIGS}/initialisations.py:nonsense")
+    assert "initialisations.py (no variant)" in nonsense and "initialisations.py:quick" in nonsense
+    assert "paper.py (no variant)" in cli.config_problem(f"{CONFIGS}/paper.py:big")
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_here\n")
+    assert "does not import (ModuleNotFoundError" in cli.config_problem(str(broken))
+    assert "\n" not in cli.config_problem(str(broken))
+    assert cli.config_problem(f"{CONFIGS}/backbones.py:resnet50") is None
+    assert cli.config_problem(f"{CONFIGS}/initialisations.py:quick") is None
+    assert cli.config_problem(cli.config_argument(["--config", f"{CONFIGS}/quick.py"], "unused")) is None
