@@ -177,13 +177,12 @@ def pair_differences(study: Study, a: str, b: str, budget: int | None = None) ->
     """a's peak minus b's; with a budget, b's peak within its first `budget` epochs, over b's runs that long."""
     first, second = study.arms.get(a, {}), study.arms.get(b, {})
     runs = [r for r in sorted(set(first) & set(second)) if budget is None or second[r].done >= budget]
-    peaks = {
-        r: (second[r].peak_epoch, second[r].peak_acc) if budget is None else second[r].peak_within(budget) for r in runs
-    }
+    whole = budget is None
+    b_peaks = [(second[r].peak_epoch, second[r].peak_acc) if whole else second[r].peak_within(budget) for r in runs]
     return Differences(
         runs=runs,
-        peak_acc=np.array([first[r].peak_acc - peaks[r][1] for r in runs]),
-        peak_epoch=np.array([first[r].peak_epoch - peaks[r][0] for r in runs], dtype=np.float64),
+        peak_acc=np.array([first[r].peak_acc - acc for r, (_, acc) in zip(runs, b_peaks, strict=True)]),
+        peak_epoch=np.array([first[r].peak_epoch - e for r, (e, _) in zip(runs, b_peaks, strict=True)], dtype=float),
     )
 
 
