@@ -40,7 +40,7 @@ from alexnet_jax.errors import StudyError
 REFERENCE_NAME = "scratch"
 CONFIG_PLACEHOLDER = "CONFIG"
 PAIR_STREAM = 1  # bootstrap streams (PAIR_STREAM, pair, quantity)
-SELECTION_STREAM = 3  # bootstrap streams (SELECTION_STREAM, arm, quantity); cost uses 2, the paper view 2-3
+SELECTION_STREAM = 3  # bootstrap streams (SELECTION_STREAM, arm, quantity); cost draws (2, arm, quantity)
 TESTS = ("sign_test", "wilcoxon")
 METRICS = ("peak_acc", "peak_epoch")
 ADJUSTMENT = "holm"

@@ -41,8 +41,9 @@ def has_paper_pair(summary: dict) -> bool:
 
 
 def _turned(pair: dict) -> dict:
-    """A pair's comparison read the other way round (b minus a): the same draws, every sign turned."""
-    out = dict(pair, a=pair["b"], b=pair["a"])
+    """A pair's peak comparison read the other way round (b minus a): the same draws, every sign turned."""
+    out = {key: value for key, value in pair.items() if key != "class_acc"}  # the paper reads no class pairs
+    out.update(a=pair["b"], b=pair["a"])
     for metric in ("peak_acc", "peak_epoch"):
         key = f"{metric}_diff"
         mean, low, high, ci = (pair[f"{key}_{stat}"] for stat in ("mean", "min", "max", "ci95"))
