@@ -43,9 +43,9 @@ def center_crop(crop_size: int) -> AugmentConfig:
 def configs_from(config) -> tuple[AugmentConfig, AugmentConfig]:
     """The (train, eval) transforms a run config asks for.
 
-    `config` is the run's ConfigDict or the JSON dict that results.json and `best/` store, so
-    the trainer and `predict` cannot disagree. `eval_augment` is "random" (the paper: the test
-    set sees the training transform) or "center".
+    `config` is a run's resolved config as a plain dict (the training plan's `config`, and what
+    results.json and `best/` store), so the trainer and `predict` cannot disagree.
+    `eval_augment` is "random" (the paper: the test set sees the training transform) or "center".
     """
     aug = config["augment"]
     train = AugmentConfig(

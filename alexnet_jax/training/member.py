@@ -31,12 +31,20 @@ class RunRecord:
     """A run's results.json: its split, its data set, its config, and one entry per arm."""
 
     def __init__(self, plan: Plan, run_index: int, data: RunData):
+        """Holds no results until `load()` (a constructor touches no file)."""
         self.plan = plan
         self.index = run_index
         self.dir = results_lib.run_dir(plan.workdir, run_index)
         self.data = data
         self.path = self.dir / results_lib.RESULTS_FILENAME
-        self.results = self._read() if self.path.exists() else self._new()
+        self.results: dict = {}
+
+    @classmethod
+    def load(cls, plan: Plan, run_index: int, data: RunData) -> RunRecord:
+        """The run's record: its results.json, checked against the plan's config, or a new one."""
+        record = cls(plan, run_index, data)
+        record.results = record._read() if record.path.exists() else record._new()
+        return record
 
     def _read(self) -> dict:
         existing = results_lib.load_results(self.path)

@@ -86,7 +86,7 @@ class Session:
         return out
 
     def _records(self, runs: list[int]) -> list[RunRecord]:
-        return [RunRecord(self.plan, r, load_run_data(self.plan, r)) for r in runs]
+        return [RunRecord.load(self.plan, r, load_run_data(self.plan, r)) for r in runs]
 
     def _train_run(self, run: int, arms: list[str], writer) -> dict:
         directory = results_lib.run_dir(self.workdir, run)
