@@ -245,7 +245,3 @@ def _checkpoint_policy(config) -> CheckpointPolicy:
             "--config.checkpoint_every_epochs and --config.checkpoint_every_seconds must be >= 0 (0: off)"
         )
     return policy
-
-
-def planned_epochs(plan: Plan, arms: list[str]) -> dict[str, int]:
-    return {name: plan.arm(name).epochs for name in arms}
