@@ -1,17 +1,8 @@
-"""Many runs on one machine: training processes scheduled over device slots until every run is
-done, failed or locked (the library behind `python -m alexnet_jax.study`).
-
-Each run is one `python -m alexnet_jax.train --run_index=r` process, pinned to a device group
-with CUDA_VISIBLE_DEVICES: `devices_per_run` GPUs per run (data parallel inside the run),
-`runs_per_device` runs sharing each GPU (memory split evenly). Without GPUs, `num_workers` CPU
-processes run side by side. Runs whose results.json is complete for the asked arms are
-skipped; partial runs resume where they stopped (the trainer does that); runs locked by
-another process are left alone. Every run's output goes to WORKDIR/logs/run_NNN.log and the
-launcher's own lines also to WORKDIR/logs/study.log.
-
-`Study.run()` returns the command's exit status (alexnet_jax.cli): 0 every asked run is
-complete, 1 some run failed, 4 some runs were locked by another process (nothing failed
-here), 5 stopped by SIGINT/SIGTERM (running runs were stopped cleanly; launch again to resume).
+"""Many runs on one machine (the library behind `python -m alexnet_jax.study`): one `python -m
+alexnet_jax.train --run_index=r` process per run, scheduled over device slots (GPU groups via
+CUDA_VISIBLE_DEVICES, or CPU workers) until every run is done, failed or locked. Complete runs
+are skipped, partial ones resume, locked ones are left alone; logs go to WORKDIR/logs/.
+`Study.run()` returns the command's exit status (alexnet_jax.cli: 0, 1 failed, 4 locked, 5 stopped).
 """
 
 from __future__ import annotations
@@ -36,10 +27,6 @@ from alexnet_jax.toolbox import format_duration
 from alexnet_jax.training import rundir
 
 ALL_DONE, FAILED, LOCKED, INTERRUPTED = cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_LOCKED, cli.EXIT_INTERRUPTED
-
-
-# --------------------------------------------------------------------------------------
-# Device groups.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,10 +90,6 @@ def make_slots(
         for k in range(runs_per_device):
             slots.append(Slot(f"gpu{'-'.join(group)}" + (f"#{k}" if runs_per_device > 1 else ""), env))
     return slots
-
-
-# --------------------------------------------------------------------------------------
-# Run state on disk.
 
 
 def results_path(workdir: Path, run_index: int) -> Path:
@@ -196,10 +179,6 @@ def estimate_remaining(start: Progress, now: Progress, elapsed: float, num_slots
     if now.seconds_per_epoch:
         return remaining * now.seconds_per_epoch / max(1, num_slots)
     return None
-
-
-# --------------------------------------------------------------------------------------
-# The launcher.
 
 
 @dataclasses.dataclass
