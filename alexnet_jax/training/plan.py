@@ -21,6 +21,7 @@ from alexnet_jax.errors import TrainingError
 from alexnet_jax.inputs.augment import AugmentConfig, configs_from
 from alexnet_jax.training.arms import ARM_NAME, INITS, ArmSpec, parse_finetune
 from alexnet_jax.training.rundir import CheckpointPolicy
+from alexnet_jax.training.steps import OPTIMIZERS
 
 DTYPES = ("float32", "bfloat16")
 SPLITS = ("paper", "stratified")
@@ -163,6 +164,9 @@ def arm_specs(config) -> dict[str, ArmSpec]:
     """The arms the config declares, checked: every problem names the config field to fix."""
     if "arms" not in config or not config.arms:
         raise TrainingError("the config declares no arms (config.arms); see alexnet_jax/configs/paper.py")
+    optimizer = config.optim.get("name") or "sgd"
+    if optimizer not in OPTIMIZERS:
+        raise TrainingError(f"--config.optim.name={optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     specs = {}
     for name, arm in config.arms.items():
         where = f"--config.arms.{name}"
@@ -195,6 +199,11 @@ def _resolve_data(config, plain: dict) -> DataPlan:
         train_augment, eval_augment = configs_from(plain)
     except ValueError as error:
         raise TrainingError(str(error)) from None
+    if train_augment.crop_size > int(data.image_size):
+        raise TrainingError(
+            f"--config.augment.crop_size={train_augment.crop_size} is larger than the images "
+            f"(--config.data.image_size={data.image_size}); lower the crop or raise the image size"
+        )
     train_size = data.get("train_size")
     return DataPlan(
         dir=str(data.dir),
