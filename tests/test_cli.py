@@ -91,3 +91,37 @@ def test_a_bad_config_names_itself_and_what_exists(tmp_path):
     assert cli.config_problem(f"{CONFIGS}/backbones.py:resnet50") is None
     assert cli.config_problem(f"{CONFIGS}/initialisations.py:quick") is None
     assert cli.config_problem(cli.config_argument(["--config", f"{CONFIGS}/quick.py"], "unused")) is None
+
+
+PLAN_REFUSALS = [
+    # (config field, bad value, what the one error must say)
+    ("model.name", "resnet51", "--config.model.name: unknown model 'resnet51'"),
+    ("model.dtype", "float16", "--config.model.dtype='float16'"),
+    ("optim.name", "adam", "--config.optim.name='adam'"),
+    ("pack_runs", -1, "--config.pack_runs=-1"),
+    ("checkpoint_every_seconds", -1.0, "--config.checkpoint_every_seconds must be >= 0"),
+    ("data.split", "random", "--config.data.split='random'"),
+    ("selection", "val", "--config.selection=val needs a validation split"),
+    ("pipeline", "gpu", "--config.pipeline='gpu'"),
+    ("eval_augment", "centre", "--config.eval_augment='centre'"),
+    ("augment.crop_size", 80, "--config.augment.crop_size=80 is larger than the images"),
+    ("arms.scratch.init", "random", "--config.arms.scratch.init='random'"),
+    ("arms.scratch.finetune", "everything", "--config.arms.scratch.finetune='everything'"),
+]
+
+
+@pytest.mark.parametrize("field, value, text", PLAN_REFUSALS, ids=[c[0] for c in PLAN_REFUSALS])
+def test_the_plan_refuses_a_bad_field_naming_it(field, value, text):
+    """The config is checked once, when it is resolved into the training plan, before any data is read."""
+    from alexnet_jax import errors, training
+    from alexnet_jax.configs import quick
+
+    config = quick.get_config()
+    *parents, leaf = field.split(".")
+    target = config
+    for parent in parents:
+        target = target[parent]
+    target[leaf] = value
+    with pytest.raises(errors.TrainingError) as refused:
+        training.resolve(config, workdir="unused")
+    assert text in str(refused.value)
