@@ -97,28 +97,36 @@ class ArmTrainer:
         """Check the disk can hold the arm's checkpoints, open them, and resume every member
         from its newest readable checkpoint (those without one start from `initial`)."""
         states = []
-        for member, state in zip(self.members, self.states, strict=True):
-            if jax.process_index() == 0 and not member.arm_dir.joinpath("checkpoints").exists():
-                check_free_space(member.arm_dir, state, member.label)
-            checkpoints = Checkpoints(member.arm_dir, self.plan.keep_every_epoch, self.writer)
-            self.checkpoints.append(checkpoints)
-            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-            restored = checkpoints.restore(abstract)
-            if restored is not None:
-                state, meta = restored
-                member.resume_from(meta)
-                epoch, step = member.position
-                where = f"after epoch {epoch}/{self.spec.epochs}" if step == 0 else f"at epoch {epoch + 1}, step {step}"
-                self.log(f"{member.label} resuming {where}")
-            states.append(state)
-        positions = {m.position for m in self.members}
-        if len(positions) != 1:
-            raise TrainingError(f"packed members stand at different points {sorted(positions)}; train them apart")
+        try:
+            for member, state in zip(self.members, self.states, strict=True):
+                states.append(self._restore_member(member, state))
+            positions = {m.position for m in self.members}
+            if len(positions) != 1:
+                raise TrainingError(f"packed members stand at different points {sorted(positions)}; train them apart")
+        except BaseException:
+            for checkpoints in self.checkpoints:
+                checkpoints.close()
+            raise
         self.state = replicate(_stack(states), self.mesh)
         self.states = []
         self.base_clocks = [(m.time["wall_s"], m.time["compile_s"]) for m in self.members]
         self.saved_at = self.members[0].position  # where the newest checkpoint stands
         self.best = [None] * len(self.members)  # device copies of best params not yet in best/
+
+    def _restore_member(self, member: Member, state):
+        if jax.process_index() == 0 and not member.arm_dir.joinpath("checkpoints").exists():
+            check_free_space(member.arm_dir, state, member.label)
+        checkpoints = Checkpoints(member.arm_dir, self.plan.keep_every_epoch, self.writer)
+        self.checkpoints.append(checkpoints)
+        restored = checkpoints.restore(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
+        if restored is None:
+            return state
+        state, meta = restored
+        member.resume_from(meta)
+        epoch, step = member.position
+        where = f"after epoch {epoch}/{self.spec.epochs}" if step == 0 else f"at epoch {epoch + 1}, step {step}"
+        self.log(f"{member.label} resuming {where}")
+        return state
 
     # ---- batches and keys of every member
     def _train_batches(self, epoch: int, skip: int):
