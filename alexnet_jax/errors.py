@@ -76,6 +76,10 @@ class ImageNetWeightsUnavailable(RuntimeError):
     """The ImageNet file is neither on disk nor downloadable; says how to provide it."""
 
 
+class NoTorchSource(ValueError):
+    """A model without torchvision or timm weights (the test model) asked for them; names those that have them."""
+
+
 class ParamsDirError(ValueError):
     """A directory that is not a converted-weights directory; the message names it."""
 

@@ -1,18 +1,19 @@
-"""Every backbone trains through the one Trainer, from scratch and from its converted weights,
-and a run stopped in the middle of an epoch resumes to the numbers of one never stopped.
+"""Every backbone trains through the one training entry point, from scratch and from its converted
+weights, and a run stopped in the middle of an epoch resumes to the numbers of one never stopped:
+one small-size training test per backbone.
 
 The configs are configs/backbones.py's (each model's torchvision recipe: SGD or AdamW, label
-smoothing, stochastic depth) on tiny images, so what is checked is the machinery: BatchNorm
-statistics in the train state, checkpoints and best/, AdamW's state, the pretrained arm.
+smoothing, stochastic depth) on 32 px crops of a 44-image data set, so what is checked is the
+machinery with each architecture: BatchNorm statistics in the train state, checkpoints and best/,
+AdamW's state, the pretrained arm. What does not depend on the architecture uses the tiny model.
 """
 
 import jax
 import numpy as np
 import pytest
-from test_resume import StopAfter
-from test_train import strip_timing
+from helpers import StopAfter, quiet, save_random_weights, strip_timing, train
 
-from alexnet_jax import errors, models, params_io, train
+from alexnet_jax import errors, models, params_io
 from alexnet_jax.configs import backbones
 from alexnet_jax.errors import TrainingError
 
@@ -40,7 +41,7 @@ def tiny_backbone_config(name: str, data_dir):
 def test_backbone_trains_resumes_and_starts_from_its_weights(tmp_path, tiny_data, name):
     config = tiny_backbone_config(name, tiny_data)
     one = jax.devices()[:1]
-    whole = train.Trainer(config, tmp_path / "whole", 0, devices=one, log=lambda s: None).run(["scratch"])
+    whole = train(config, tmp_path / "whole", 0, ["scratch"], devices=one)
     record = whole["arms"]["scratch"]
     assert record["complete"] and record["spec"]["model"] == name and len(record["test_acc"]) == 2
     assert all(np.isfinite(record["train_loss"]))
@@ -49,23 +50,19 @@ def test_backbone_trains_resumes_and_starts_from_its_weights(tmp_path, tiny_data
 
     # 38 training images: 5 steps an epoch; the arm's question and 7 steps later is epoch 2's third.
     with pytest.raises(errors.Interrupted, match=r"at epoch 2/2, step 2"):
-        train.Trainer(config, tmp_path / "cut", 0, devices=one, log=lambda s: None, stop=StopAfter(8)).run(["scratch"])
-    resumed = train.Trainer(config, tmp_path / "cut", 0, devices=one, log=lambda s: None).run(["scratch"])
+        train(config, tmp_path / "cut", 0, ["scratch"], devices=one, stop=StopAfter(8))
+    resumed = train(config, tmp_path / "cut", 0, ["scratch"], devices=one)
     assert strip_timing(resumed) == strip_timing(whole)
 
     # The pretrained arm starts from converted weights of this model, with a fresh 4-class head.
-    weights = tmp_path / "weights"
-    variables = jax.device_get(models.init_variables(name, jax.random.key(5), 1000, 32))
-    params_io.save_variables(weights, variables, {"source": "test: random torchvision-style init"}, model=name)
-    (pretrained,) = train.train_runs(config, tmp_path / "pre", [0], ["pretrained"], pretrained_weights=weights,
-                                     devices=one, log=lambda s: None)  # fmt: skip
+    weights = save_random_weights(tmp_path / "weights", name, 1000, seed=5)
+    (pretrained,) = train(config, tmp_path / "pre", [0], ["pretrained"], pretrained_weights=weights, devices=one)
     init = pretrained["arms"]["pretrained"]["init"]
     assert init["kind"] == "converted_torch_weights" and init["head_replaced"] is True
 
 
 def test_another_models_weights_are_refused_naming_both(tmp_path, tiny_data):
-    weights = tmp_path / "alexnet_weights"
-    params_io.save_params(weights, jax.device_get(models.init_params(jax.random.key(0), 4, 64)), {"source": "test"})
+    weights = save_random_weights(tmp_path / "tiny_weights", "tiny", 4)
     config = tiny_backbone_config("resnet18", tiny_data)
-    with pytest.raises(TrainingError, match=r"holds alexnet weights, and this config trains resnet18"):
-        train.train_runs(config, tmp_path / "runs", [0], ["pretrained"], pretrained_weights=weights)
+    with pytest.raises(TrainingError, match=r"holds tiny weights, and this config trains resnet18"):
+        train(config, tmp_path / "runs", [0], ["pretrained"], pretrained_weights=weights, log=quiet)

@@ -26,12 +26,20 @@ from alexnet_jax import convert, models, params_io
 from alexnet_jax.convert.parity import jax_outputs, relative_difference
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_convert import _assert_trees_equal, _closed_port_url, _quiet, _run_cli  # noqa: E402
+from float_spread import module_spread, tolerance  # noqa: E402
+from test_convert import (  # noqa: E402
+    _assert_report_within_spread,
+    _assert_trees_equal,
+    _closed_port_url,
+    _quiet,
+    _run_command,
+)
 
 from alexnet_jax import errors
 
 BACKBONES = ("resnet18", "resnet50", "convnext_tiny", "vit_b_16")
-TOLERANCE = 1e-5  # max |jax - torch| / max |torch|: logits, block outputs, BatchNorm statistics
+TOLERANCE = 1e-5  # max |jax - torch| / max |torch|: logits, block outputs, BatchNorm statistics; never less
+# than SPREAD_FACTOR x torch's own float32-vs-float64 difference, measured (see float_spread)
 GRAD_TOLERANCE = 1e-4  # per gradient tensor, relative to its max |torch| (see gradient_errors)
 GRAD_FLOOR = 1e-3  # gradients below this fraction of the largest are compared to that, not to themselves
 LOSS_TOLERANCE = 1e-6  # |jax - torch| / torch, the mean cross-entropy of the batch
@@ -100,7 +108,8 @@ def max_relative(ours: dict, theirs: dict) -> dict[str, float]:
 
 
 class Converted:
-    """One random model saved to a file and converted by the CLI, with what it printed."""
+    """One random model saved to a file and converted (in-process: the command's exit codes and error
+    lines are tested through a real process below and in test_convert.py), with what it printed."""
 
     def __init__(self, workdir: Path, model: str, source: str):
         self.model, self.source = model, source
@@ -108,10 +117,9 @@ class Converted:
         self.file = workdir / f"{model}_{source}.pth"
         torch.save(self.torch.state_dict(), self.file)
         self.output = workdir / f"{model}_{source}_out"
-        self.proc = _run_cli(
-            [f"--model={model}", f"--torch_checkpoint={self.file}", f"--output={self.output}"], workdir
-        )
-        assert self.proc.returncode == 0, self.proc.stderr[-3000:]
+        printed = []
+        convert.run_conversion(self.file, output=self.output, model=model, log=printed.append)
+        self.printed = "\n".join(map(str, printed))
         self.variables = params_io.load_variables(self.output)
         self.metadata = params_io.load_metadata(self.output)
 
@@ -141,26 +149,25 @@ def test_cli_conversion_matches_torchvision_and_timm(converted, model, source):
     assert metadata["naming"] == ("timm" if source == "timm" and model == "convnext_tiny" else "torchvision")
     assert metadata["param_count"] == sum(p.numel() for p in result.torch.parameters())
     assert set(result.variables) == ({"params", "batch_stats"} if spec.batch_norm else {"params"})
-    if source == "torchvision":  # the converter's own report: logits and every block, 224 px and another size
-        report = metadata["parity"]
-        assert [(r["height"], r["width"]) for r in report["sizes"]] == list(spec.parity_sizes)
-        assert spec.parity_sizes[0] == (224, 224) and len(spec.parity_sizes) >= 2
-        for row in report["sizes"]:
-            assert set(row) - {"height", "width", "batch"} == {"logits", *spec.block_names}
-            for name in ("logits", *spec.block_names):
-                assert row[name]["scale"] > 0 and row[name]["rel"] <= TOLERANCE, (row["height"], name, row[name])
-        assert spec.block_names[-1] in result.proc.stdout  # the printed table
-    else:  # the converter's report (torchvision's module, timm's tensors renamed), then timm's own forward
-        assert metadata["parity"]["max_rel"] <= TOLERANCE
+    # The converter's own report: logits and every block, 224 px and another size.
+    assert [(r["height"], r["width"]) for r in metadata["parity"]["sizes"]] == list(
+        models.torch_source(model).parity_sizes
+    )
+    _assert_report_within_spread(metadata["parity"], result.torch.state_dict(), result.variables["params"], TOLERANCE)
+    if source == "torchvision":
+        assert spec.block_names[-1] in result.printed  # the printed table
+    else:  # timm's own forward too
         taps = TIMM_TAPS.get(model) or dict(spec.taps)
         rng = np.random.default_rng(5)
-        for height, width in spec.parity_sizes:
+        for height, width in models.torch_source(model).parity_sizes:
             images = rng.standard_normal((2, 3, height, width)).astype(np.float32)
             theirs = hooked_outputs(result.torch, taps, images)
+            spread = module_spread(result.torch.eval(), images, taps)
             ours = jax_outputs(model, result.variables, images.transpose(0, 2, 3, 1))
             rel = max_relative(ours, theirs)
             assert set(rel) == {"logits", *spec.block_names}
-            assert max(rel.values()) <= TOLERANCE, (height, rel)
+            for name, value in rel.items():
+                assert value <= tolerance(TOLERANCE, spread[name]), (height, name, value, spread[name])
             blocks = max(rel[name] for name in spec.block_names)
             print(f"measured {model} timm {height}x{width}: logits {rel['logits']:.1e}, blocks max {blocks:.1e}")
 
@@ -245,18 +252,20 @@ def _jax_train_step(model, variables, images, labels, dtype):
 
 @pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in BACKBONES])
 def test_train_step_matches_torch(converted, model):
-    """Same weights, same batch, dropout and stochastic depth off, float32: the loss, the gradients,
-    BatchNorm's updated running statistics and the SGD-updated parameters of both frameworks agree.
+    """Same weights, same batch, dropout and stochastic depth off: the loss, the gradients, BatchNorm's
+    updated running statistics and the SGD-updated parameters of both frameworks agree.
 
-    ResNet-50's float32 train step at random init is ill-conditioned: torch's own gradients differ
-    from its float64 ones by ~2e-2 per tensor (at every batch and image size tried), JAX's likewise,
-    and its deepest running statistics by ~1e-5. Past the loss, it is therefore compared in float64
-    (JAX with x64 against torch in double), where the same mathematics must agree far inside the
-    tolerances. The other models are compared in float32 throughout.
+    The float32 step at random init is ill-conditioned: torch's own float32 gradients differ from its
+    float64 ones by ~2e-2 per tensor for ResNet-50 on every machine tried, and on a 2-core AMD EPYC
+    ResNet-18's JAX and torch float32 gradients differed by 2.7e-2 (`layer1.1.bn2.bias`). So the
+    gradients, the updated parameters and the running statistics are compared in float64 (JAX with x64
+    against torch in double), where the same mathematics must agree far inside the tolerances. In
+    float32, the loss and the gradients are compared within SPREAD_FACTOR x torch's own float32-vs-
+    float64 difference of them, measured here (never tighter than LOSS_TOLERANCE, GRAD_TOLERANCE).
     """
     spec = models.get_spec(model)
     result = converted(model, "torchvision")
-    size = 224 if model == "vit_b_16" else 128  # ViT's gradients are comparable only on its stored grid
+    size = 224 if model == "vit_b_16" else 64  # ViT's gradients are comparable only on its stored grid
     images = np.random.default_rng(7).standard_normal((3, 3, size, size)).astype(np.float32)
     labels = np.array([3, 141, 999])
     learning_rate = 0.1
@@ -264,34 +273,43 @@ def test_train_step_matches_torch(converted, model):
     reference = getattr(torchvision.models, model)(weights=None, **tv_options)
     reference.load_state_dict(result.torch.state_dict())
 
-    torch_loss, torch_grads, torch_after = _torch_train_step(
-        reference, model, images, labels, learning_rate, torch.float32
+    torch_loss, torch_grads, _ = _torch_train_step(reference, model, images, labels, learning_rate, torch.float32)
+    jax_loss, jax_grads, _ = _jax_train_step(model, result.variables, images, labels, jnp.float32)
+    exact_loss, exact_grads, torch_after = _torch_train_step(
+        reference, model, images, labels, learning_rate, torch.float64
     )
-    jax_loss, jax_grads, jax_stats = _jax_train_step(model, result.variables, images, labels, jnp.float32)
-    assert abs(jax_loss - torch_loss) <= LOSS_TOLERANCE * torch_loss, (jax_loss, torch_loss)
-    assert set(jax_grads) == set(torch_grads)
-    if model == "resnet50":
-        _, torch_grads, torch_after = _torch_train_step(reference, model, images, labels, learning_rate, torch.float64)
-        with jax.enable_x64(True):
-            _, jax_grads, jax_stats = _jax_train_step(model, result.variables, images, labels, jnp.float64)
-    errors = gradient_errors(jax_grads, torch_grads)
-    assert max(errors.values()) <= GRAD_TOLERANCE, sorted(errors.items(), key=lambda kv: -kv[1])[:3]
-    precision = "float64" if model == "resnet50" else "float32"
+    loss_spread = abs(torch_loss - exact_loss) / exact_loss
+    assert abs(jax_loss - torch_loss) <= tolerance(LOSS_TOLERANCE, loss_spread) * torch_loss, (jax_loss, torch_loss)
+    assert set(jax_grads) == set(torch_grads) == set(exact_grads)
+    grad_spread = max(gradient_errors(torch_grads, exact_grads).values())
+    single = gradient_errors(jax_grads, torch_grads)
+    assert max(single.values()) <= tolerance(GRAD_TOLERANCE, grad_spread), (grad_spread, _worst(single))
+
+    with jax.enable_x64(True):
+        double_loss, jax_grads, jax_stats = _jax_train_step(model, result.variables, images, labels, jnp.float64)
+    assert abs(double_loss - exact_loss) <= LOSS_TOLERANCE * exact_loss, (double_loss, exact_loss)
+    errors = gradient_errors(jax_grads, exact_grads)
+    assert max(errors.values()) <= GRAD_TOLERANCE, _worst(errors)
     print(
-        f"measured {model} train step: loss {abs(jax_loss - torch_loss) / torch_loss:.1e} (float32), "
-        f"grads max {max(errors.values()):.1e} ({precision})"
+        f"measured {model} train step: float32 loss {abs(jax_loss - torch_loss) / torch_loss:.1e} "
+        f"(torch's own spread {loss_spread:.1e}), grads {max(single.values()):.1e} (spread {grad_spread:.1e}); "
+        f"float64 grads {max(errors.values()):.1e}"
     )
 
     params = _flat(result.variables["params"])
     updated = {k: params[k] - learning_rate * jax_grads[k] for k in params}
     after = {k: relative_difference(updated[k], v)["rel"] for k, v in _flat(torch_after["params"]).items()}
-    assert max(after.values()) <= TOLERANCE, max(after.items(), key=lambda kv: kv[1])
+    assert max(after.values()) <= TOLERANCE, _worst(after)
     if spec.batch_norm:
         before, theirs = _flat(result.variables["batch_stats"]), _flat(torch_after["batch_stats"])
         stats = {k: relative_difference(jax_stats[k], theirs[k])["rel"] for k in theirs}
-        assert max(stats.values()) <= TOLERANCE, max(stats.items(), key=lambda kv: kv[1])
-        print(f"measured {model} train step: BatchNorm running statistics max {max(stats.values()):.1e} ({precision})")
+        assert max(stats.values()) <= TOLERANCE, _worst(stats)
+        print(f"measured {model} train step: BatchNorm running statistics max {max(stats.values()):.1e} (float64)")
         assert all(np.max(np.abs(jax_stats[k] - before[k])) > 0 for k in before)  # every running statistic moved
+
+
+def _worst(errors: dict[str, float], count: int = 3) -> list[tuple[str, float]]:
+    return sorted(errors.items(), key=lambda kv: -kv[1])[:count]
 
 
 # --------------------------------------------------------------------------- refusals and the other sources
@@ -318,11 +336,14 @@ def test_wrong_architecture_is_refused_naming_key_and_shapes(converted, tmp_path
         r"expected shape \(1536, 384\), found \(3, 3\)",
     ):
         convert.convert_state_dict(bad, "convnext_tiny")
-    # Through the command: exit 2, one error line naming the file and the key, no traceback.
-    proc = _run_cli(["--model=resnet18", f"--torch_checkpoint={converted('resnet50').file}", "--output=out"], tmp_path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert str(converted("resnet50").file) in proc.stderr and "'layer1.0.conv1.weight'" in proc.stderr
-    assert not (tmp_path / "out").exists()
+    # Through the command (in-process): exit 2, an error naming the file and the key, nothing written.
+    output = tmp_path / "out"
+    code, _, stderr = _run_command(
+        ["--model=resnet18", f"--torch_checkpoint={converted('resnet50').file}", f"--output={output}"]
+    )
+    assert code == 2 and stderr.startswith("error: ") and "Traceback" not in stderr
+    assert str(converted("resnet50").file) in stderr and "'layer1.0.conv1.weight'" in stderr
+    assert not output.exists()
 
 
 def test_encoder_from_the_hub_gets_a_fresh_head(monkeypatch, module_tmp, tmp_path):
@@ -344,38 +365,41 @@ def test_encoder_from_the_hub_gets_a_fresh_head(monkeypatch, module_tmp, tmp_pat
     assert asked[-1] == {"repo_id": "someone/encoder", "filename": "pytorch_model.bin", "revision": None}
     assert metadata["source"]["kind"] == "huggingface" and metadata["source"]["repo"] == "someone/encoder"
     assert metadata["checkpoint_num_classes"] is None and metadata["head"].startswith("fresh")
-    assert metadata["parity"]["head"].startswith("fresh") and metadata["parity"]["max_rel"] <= TOLERANCE
+    assert metadata["parity"]["head"].startswith("fresh")
     variables = params_io.load_variables(tmp_path / "out")
+    _assert_report_within_spread(metadata["parity"], encoder.state_dict(), variables["params"], TOLERANCE)
     assert variables["params"]["fc"]["kernel"].shape == (512, 4)
     encoder_features = encoder.eval()(torch.zeros(1, 3, 64, 64))  # timm's pooled features: fc is Identity
     assert encoder_features.shape == (1, 512)
 
 
 def test_hub_offline_says_which_file_to_fetch(tmp_path, monkeypatch):
-    proc = _run_cli(
+    """The command (in-process) with HF_HUB_OFFLINE set: exit 1 and where to get the file by hand."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets when huggingface_hub loads
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    output = tmp_path / "out"
+    code, _, stderr = _run_command(
         [
             "--model=convnext_tiny",
             "--hf_repo=mwalmsley/zoobot-encoder-convnext_tiny",
             "--num_classes=4",
-            "--output=out",
-        ],
-        tmp_path,
-        HF_HUB_OFFLINE="1",
-        HF_HOME=str(tmp_path / "hf_home"),
+            f"--output={output}",
+        ]
     )
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
     for hint in (
         "mwalmsley/zoobot-encoder-convnext_tiny/pytorch_model.bin",
         "https://huggingface.co/mwalmsley/zoobot-encoder-convnext_tiny/resolve/main/pytorch_model.bin",
         "--torch_checkpoint=/path/to/pytorch_model.bin",
         "offline mode is enabled",
     ):
-        assert hint in proc.stderr, hint
-    assert not (tmp_path / "out").exists()
+        assert hint in stderr, hint
+    assert not output.exists()
 
     # An endpoint nobody listens on (huggingface_hub retries with back-off: its sleeps are skipped here).
     import huggingface_hub.utils._http as hub_http
-    from huggingface_hub import constants
 
     endpoint = _closed_port_url().rsplit("/", 1)[0]
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # what HF_ENDPOINT sets when huggingface_hub is imported
@@ -445,10 +469,10 @@ def test_safetensors_and_params_directories(converted, tmp_path):
 
 
 def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
-    """`python -m alexnet_jax.predict` on converted ResNet-18 weights: the model and its BatchNorm
-    statistics come from the directory; the probabilities are the eval-mode model's on the centre crop."""
+    """What `python -m alexnet_jax.predict` does (in-process: its command line is test_predict's), on
+    converted ResNet-18 weights: the model and its BatchNorm statistics come from the directory; the
+    probabilities are the eval-mode model's on the centre crop."""
     import csv
-    import subprocess
 
     from PIL import Image
 
@@ -462,21 +486,8 @@ def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
     for i, image in enumerate(images):
         Image.fromarray(image).save(folder / f"galaxy_{i}.png")
     out = tmp_path / "preds.csv"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alexnet_jax.predict",
-            f"--checkpoint={result.output}",
-            f"--images={folder}",
-            f"--output={out}",
-        ],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    predictions = inference.predict(result.output, folder)
+    inference.write_predictions(out, predictions.names, predictions.probabilities, predictions.class_names)
     with open(out) as handle:
         rows = list(csv.DictReader(handle))
     probs = np.array([[float(row[f"p_class_{c}"]) for c in range(1000)] for row in rows])

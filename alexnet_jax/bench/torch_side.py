@@ -29,7 +29,7 @@ from alexnet_jax.bench.settings import Settings
 from alexnet_jax.bench.torch_process import TORCH_DTYPES, failed_torch_record
 from alexnet_jax.bench.workload import NUM_CLASSES, paper_augment, synthetic_images
 from alexnet_jax.inputs.augment import AugmentConfig, center_offset
-from alexnet_jax.models import get_spec
+from alexnet_jax.models import torch_source
 
 
 def torch_device():
@@ -49,10 +49,8 @@ def torch_device_info(device) -> dict:
 
 def torchvision_model(settings: Settings) -> torch.nn.Module:
     """torchvision's network of --model with random weights, a NUM_CLASSES head, built for the crop."""
-    spec = get_spec(settings.model)
-    return getattr(torchvision.models, spec.torchvision_builder)(
-        **spec.torchvision_kwargs(NUM_CLASSES, settings.crop_size)
-    )
+    source = torch_source(settings.model)
+    return getattr(torchvision.models, source.builder)(**source.torchvision_kwargs(NUM_CLASSES, settings.crop_size))
 
 
 def _sync(device):

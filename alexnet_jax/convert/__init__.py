@@ -7,7 +7,9 @@
     python -m alexnet_jax.convert --model=convnext_tiny --hf_repo=OWNER/NAME --num_classes=4   # a timm encoder
     python -m alexnet_jax.convert --check_only         # exit 0 if the ImageNet file is here offline, else 3
 
-`--model` is one of the registry's (alexnet, resnet18, resnet50, convnext_tiny, vit_b_16).
+`--model` is one of the registry's models with a torch twin (alexnet, resnet18, resnet50, convnext_tiny,
+vit_b_16: `models.TORCH_MODEL_NAMES`); each model file declares its sources in a `TorchSource`.
+Any other (the `tiny` test model) is refused in one line, exit 2.
 `--torch_checkpoint` takes a state dict (.pth/.pt/.bin), the same with DDP's `module.` prefix,
 a training checkpoint dict holding it under `model_state_dict` or `state_dict` (what the
 paper's scripts saved), or a `.safetensors` file. Pickles are read with
@@ -53,6 +55,7 @@ from alexnet_jax.convert.imagenet import (
     find_imagenet_checkpoint,
     imagenet_candidates,
     imagenet_env,
+    require_local_imagenet_file,
     unavailable_message,
     verify_imagenet_file,
 )
@@ -70,6 +73,7 @@ from alexnet_jax.errors import (
     HubFileNotFound,
     HubFileUnavailable,
     ImageNetWeightsUnavailable,
+    NoTorchSource,
     ParityError,
 )
 
@@ -90,6 +94,7 @@ __all__ = [
     "HubFileNotFound",
     "HubFileUnavailable",
     "ImageNetWeightsUnavailable",
+    "NoTorchSource",
     "ParityError",
     "convert_state_dict",
     "convert_torch_state_dict",
@@ -104,6 +109,7 @@ __all__ = [
     "imagenet_env",
     "load_torch_checkpoint",
     "parity_report",
+    "require_local_imagenet_file",
     "run_conversion",
     "strip_ddp_prefix",
     "to_torchvision_names",

@@ -13,7 +13,7 @@ from alexnet_jax.convert.imagenet import download_imagenet_checkpoint, find_imag
 from alexnet_jax.convert.naming import checkpoint_num_classes, convert_state_dict, to_torchvision_names
 from alexnet_jax.convert.parity import PARITY_TOLERANCE, format_parity_table, parity_report
 from alexnet_jax.errors import ConversionError, ParityError
-from alexnet_jax.models import DEFAULT_MODEL, get_spec, num_classes_of
+from alexnet_jax.models import DEFAULT_MODEL, num_classes_of, torch_source
 from alexnet_jax.params_io import default_weights_dir
 from alexnet_jax.toolbox import package_versions, sha256_file
 
@@ -55,7 +55,7 @@ def run_conversion(
     """
     from alexnet_jax.params_io import ensure_replaceable, save_variables
 
-    spec = get_spec(model)
+    imagenet = torch_source(model).imagenet  # NoTorchSource: a model without torch weights, before any work
     output = default_weights_dir(model) if output is None else output
     if torch_checkpoint is not None and hf_repo is not None:
         raise ConversionError("give either a checkpoint file (--torch_checkpoint) or a Hub repository (--hf_repo)")
@@ -89,7 +89,7 @@ def run_conversion(
             state_dict, path = download_imagenet_checkpoint(download_url, model)
             digest = verify_imagenet_file(path, model)
             form = "state dict"
-        source = {"kind": f"torchvision {spec.imagenet.enum}", "path": str(path.resolve()), "form": form}
+        source = {"kind": f"torchvision {imagenet.enum}", "path": str(path.resolve()), "form": form}
 
     try:
         variables = convert_state_dict(state_dict, model, num_classes, rng=jax.random.key(seed), naming=naming)

@@ -1,6 +1,6 @@
 """torchvision's IMAGENET1K_V1 file of each model: where it is looked for, its hash check, its download.
 
-For model M the file (its name and url are in M's ModelSpec) is looked up, in order, at
+For model M the file (its name and url are in M's TorchSource) is looked up, in order, at
 $M_IMAGENET_PTH (e.g. $ALEXNET_IMAGENET_PTH, $RESNET50_IMAGENET_PTH), weights/<file> (relative
 to the current directory) and torch's hub cache (`torch.hub.get_dir()/checkpoints/`); if none
 has it, torchvision downloads it the usual way.
@@ -15,7 +15,7 @@ from typing import Any
 
 from alexnet_jax import cli
 from alexnet_jax.errors import CheckpointError, ImageNetWeightsUnavailable
-from alexnet_jax.models import DEFAULT_MODEL, get_spec
+from alexnet_jax.models import DEFAULT_MODEL, torch_source
 from alexnet_jax.params_io import WEIGHTS_ROOT
 from alexnet_jax.toolbox import sha256_file
 
@@ -28,8 +28,8 @@ def imagenet_env(model: str = DEFAULT_MODEL) -> str:
     return f"{model.upper()}_IMAGENET_PTH"
 
 
-IMAGENET_FILENAME = get_spec(DEFAULT_MODEL).imagenet.filename
-IMAGENET_SHA256_PREFIX = get_spec(DEFAULT_MODEL).imagenet.sha256_prefix  # torch.hub's convention
+IMAGENET_FILENAME = torch_source(DEFAULT_MODEL).imagenet.filename
+IMAGENET_SHA256_PREFIX = torch_source(DEFAULT_MODEL).imagenet.sha256_prefix  # torch.hub's convention
 IMAGENET_ENV = imagenet_env(DEFAULT_MODEL)
 
 
@@ -45,7 +45,7 @@ def _torch_hub_dir() -> Path:
 
 def imagenet_candidates(model: str = DEFAULT_MODEL) -> list[tuple[str, Path]]:
     """Where model's ImageNet file is looked for, in order, as (description, path)."""
-    filename, env = get_spec(model).imagenet.filename, imagenet_env(model)
+    filename, env = torch_source(model).imagenet.filename, imagenet_env(model)
     found = []
     if os.environ.get(env):
         found.append((f"${env}", Path(os.environ[env]).expanduser()))
@@ -56,7 +56,7 @@ def imagenet_candidates(model: str = DEFAULT_MODEL) -> list[tuple[str, Path]]:
 
 def verify_imagenet_file(path: str | os.PathLike, model: str = DEFAULT_MODEL) -> str:
     """sha256 of the file; raises if it is not torchvision's IMAGENET1K_V1 (e.g. truncated)."""
-    weights = get_spec(model).imagenet
+    weights = torch_source(model).imagenet
     digest = sha256_file(path)
     if not digest.startswith(weights.sha256_prefix):
         raise CheckpointError(
@@ -84,8 +84,17 @@ def find_imagenet_checkpoint(verify: bool = False, model: str = DEFAULT_MODEL) -
     return None
 
 
+def require_local_imagenet_file(model: str = DEFAULT_MODEL) -> Path:
+    """`--check_only`: model's verified local ImageNet file, else ImageNetWeightsUnavailable saying where it was
+    looked for and how to supply it (CheckpointError for a wrong file). Never downloads."""
+    path = find_imagenet_checkpoint(verify=True, model=model)
+    if path is None:
+        raise ImageNetWeightsUnavailable(unavailable_message("no local copy (nothing was downloaded)", model))
+    return path
+
+
 def unavailable_message(reason: str, model: str = DEFAULT_MODEL) -> str:
-    weights = get_spec(model).imagenet
+    weights = torch_source(model).imagenet
     local = f"/path/to/{weights.filename}"
     model_flag = "" if model == DEFAULT_MODEL else f" --model={model}"
     places = "\n".join(f"    {d}: {p}" for d, p in imagenet_candidates(model))
@@ -108,18 +117,18 @@ def download_imagenet_checkpoint(url: str | None = None, model: str = DEFAULT_MO
     import torch.hub
     import torchvision
 
-    spec = get_spec(model)
-    weights = torchvision.models.get_weight(spec.imagenet.enum)
+    imagenet = torch_source(model).imagenet
+    weights = torchvision.models.get_weight(imagenet.enum)
     kwargs = dict(progress=True, check_hash=True, map_location="cpu", weights_only=True)
     try:
         if url is None or url == weights.url:
             state_dict = weights.get_state_dict(**kwargs)
         else:
-            state_dict = torch.hub.load_state_dict_from_url(url, file_name=spec.imagenet.filename, **kwargs)
+            state_dict = torch.hub.load_state_dict_from_url(url, file_name=imagenet.filename, **kwargs)
     except (urllib.error.URLError, OSError) as error:  # URLError, refused, DNS, timeouts
         raise ImageNetWeightsUnavailable(
             unavailable_message(f"download from {url or weights.url} failed ({error})", model)
         ) from error
     except RuntimeError as error:  # torch.hub's hash mismatch
         raise ImageNetWeightsUnavailable(unavailable_message(f"download failed ({error})", model)) from error
-    return state_dict, Path(torch.hub.get_dir()) / "checkpoints" / spec.imagenet.filename
+    return state_dict, Path(torch.hub.get_dir()) / "checkpoints" / imagenet.filename

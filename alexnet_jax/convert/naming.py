@@ -8,9 +8,9 @@ rest keep their names). Layouts: conv kernels OIHW -> HWIO, linear weights (out,
 (in, out), ConvNeXt's layer_scale (C, 1, 1) -> (C,). ViT's `query`, `key` and `value` are
 the three row blocks of torch's packed `self_attention.in_proj_weight` / `in_proj_bias`.
 
-timm's state dicts for the same networks are renamed to torchvision's keys first. timm's
-ResNets already use torchvision's names; its ConvNeXt uses `stem.N`, `stages.S.downsample.N`,
-`stages.S.blocks.M.{conv_dw, norm, mlp.fc1, mlp.fc2, gamma}` and `head.{norm, fc}`.
+timm's state dicts for the same networks are renamed to torchvision's keys first, by the rules
+the model file declares (`TorchSource.timm_renames`): timm's ResNets already use torchvision's
+names; its ConvNeXt's are renamed in `models/convnext.py`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
 from alexnet_jax.errors import ConversionError
-from alexnet_jax.models import MODEL_NAMES, flax_name, get_spec, variable_shapes
+from alexnet_jax.models import TORCH_MODEL_NAMES, flax_name, get_spec, torch_source, variable_shapes
 
 LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "mean": "running_mean", "var": "running_var"}
 PACKED_QKV = ("query", "key", "value")  # row blocks 0, 1, 2 of torch's in_proj_weight / in_proj_bias
@@ -86,36 +86,11 @@ def expected_torch_shapes(num_classes: int = 1000, model: str = "alexnet") -> di
 
 # --------------------------------------------------------------------------- timm names
 
-_CONVNEXT_BLOCK_PARTS = {"conv_dw": 0, "norm": 2, "mlp.fc1": 3, "mlp.fc2": 5}  # indices in torchvision's `block`
-
-
-def _convnext_downsample(m: re.Match) -> str | None:
-    stage = int(m[1])  # timm's stage 0 has no downsample; torchvision's features.2 follows stage 1
-    return f"features.{2 * stage}.{m[2]}.{m[3]}" if stage > 0 else None
-
-
-# (pattern, new key or None to leave the key alone, value transform or None), per model.
-TIMM_RENAMES: dict[str, tuple[tuple[str, Callable[[re.Match], str | None], Callable | None], ...]] = {
-    "resnet18": (),  # timm's ResNets use torchvision's names
-    "resnet50": (),
-    "convnext_tiny": (
-        (r"stem\.(\d+)\.(weight|bias)", lambda m: f"features.0.{m[1]}.{m[2]}", None),
-        (r"stages\.(\d+)\.downsample\.(\d+)\.(weight|bias)", _convnext_downsample, None),
-        (
-            r"stages\.(\d+)\.blocks\.(\d+)\.(conv_dw|norm|mlp\.fc1|mlp\.fc2)\.(weight|bias)",
-            lambda m: f"features.{2 * int(m[1]) + 1}.{m[2]}.block.{_CONVNEXT_BLOCK_PARTS[m[3]]}.{m[4]}",
-            None,
-        ),
-        (
-            r"stages\.(\d+)\.blocks\.(\d+)\.gamma",
-            lambda m: f"features.{2 * int(m[1]) + 1}.{m[2]}.layer_scale",
-            lambda value: value.reshape(-1, 1, 1),  # timm keeps (C,), torchvision (C, 1, 1)
-        ),
-        (r"head\.norm\.(weight|bias)", lambda m: f"classifier.0.{m[1]}", None),
-        (r"head\.fc\.(weight|bias)", lambda m: f"classifier.2.{m[1]}", None),
-    ),
+# {model: its timm key renames}, for the models whose timm twin converts too (see TorchSource.timm_renames).
+TIMM_RENAMES = {
+    name: torch_source(name).timm_renames for name in TORCH_MODEL_NAMES if torch_source(name).timm_architecture
 }
-TIMM_MODELS = tuple(name for name in MODEL_NAMES if get_spec(name).timm_architecture)
+TIMM_MODELS = tuple(TIMM_RENAMES)
 
 
 def detect_naming(state_dict: Mapping[str, Any], model: str) -> str:
@@ -208,7 +183,7 @@ def _closest_model(keys: set[str], model: str) -> str | None:
     """The registered model whose keys (torchvision's, or timm's where it has them) overlap `keys`
     best, when that is not `model`."""
     overlap = {}
-    for other in MODEL_NAMES:
+    for other in TORCH_MODEL_NAMES:
         expected = set(expected_torch_shapes(1000, other))
         try:
             renamed = set(to_torchvision_names(dict.fromkeys(keys), other)[0])
@@ -237,6 +212,7 @@ def convert_state_dict(
     from alexnet_jax.convert.files import strip_ddp_prefix
 
     spec = get_spec(model)
+    torch_source(model)  # a model without a torch twin has no state dict to convert: say so, in one line
     if num_classes is not None and num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     state_dict, naming, original = to_torchvision_names(strip_ddp_prefix(state_dict), model, naming)

@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from alexnet_jax.convert.naming import IGNORED_SUFFIX, checkpoint_num_classes, to_numpy
-from alexnet_jax.models import get_model, get_spec, num_classes_of, variable_shapes
+from alexnet_jax.models import get_model, get_spec, num_classes_of, torch_source, variable_shapes
 
 PARITY_TOLERANCE = 1e-4  # max |jax - torch| / max |torch|, per output, float32
-PARITY_SIZES = get_spec("alexnet").parity_sizes
+PARITY_SIZES = torch_source("alexnet").parity_sizes
 
 
 def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, Any], image_size: int = 224):
@@ -29,7 +29,7 @@ def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, 
     import torch
     import torchvision
 
-    spec = get_spec(model)
+    spec, source = get_spec(model), torch_source(model)
     num_classes = num_classes_of(params, model)
     tensors = {
         k: torch.from_numpy(np.array(to_numpy(v, k))) for k, v in state_dict.items() if not k.endswith(IGNORED_SUFFIX)
@@ -39,10 +39,8 @@ def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, 
         head = params[spec.head]
         tensors[f"{spec.torch_head}.weight"] = torch.from_numpy(np.ascontiguousarray(np.asarray(head["kernel"]).T))
         tensors[f"{spec.torch_head}.bias"] = torch.from_numpy(np.array(head["bias"]))
-    reference = getattr(torchvision.models, spec.torchvision_builder)(
-        **spec.torchvision_kwargs(num_classes, image_size)
-    )
-    if spec.torchvision_size_argument:  # ViT, built for this size: its position embeddings as torchvision resizes them
+    reference = getattr(torchvision.models, source.builder)(**source.torchvision_kwargs(num_classes, image_size))
+    if source.size_argument:  # ViT, built for this size: its position embeddings as torchvision resizes them
         from torchvision.models.vision_transformer import interpolate_embeddings
 
         tensors = interpolate_embeddings(image_size, reference.patch_size, tensors)
@@ -127,7 +125,7 @@ def parity_report(
     """
     from alexnet_jax.convert.files import strip_ddp_prefix
 
-    spec = get_spec(model)
+    spec, source = get_spec(model), torch_source(model)
     state_dict = strip_ddp_prefix(state_dict)
     variables = {"params": params} | ({"batch_stats": batch_stats} if batch_stats is not None else {})
     collections = {path[0] for path in variable_shapes(model, num_classes_of(params, model))}
@@ -135,8 +133,8 @@ def parity_report(
         raise ValueError(f"{model} needs the variables {sorted(collections)}, got {sorted(variables)}")
     rows, references, head_from_checkpoint = [], {}, True
     rng = np.random.default_rng(seed)
-    for height, width in sizes or spec.parity_sizes:
-        reference_size = height if spec.torchvision_size_argument else spec.default_input_size
+    for height, width in sizes or source.parity_sizes:
+        reference_size = height if source.size_argument else spec.default_input_size
         if reference_size not in references:
             references[reference_size] = torch_model(model, state_dict, params, reference_size)
         reference, head_from_checkpoint = references[reference_size]

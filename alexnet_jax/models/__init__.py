@@ -1,7 +1,9 @@
 """The model registry: torchvision's AlexNet, ResNet-18/50, ConvNeXt-Tiny and ViT-B/16 in Flax.
 
-One module per architecture (`alexnet`, `resnet`, `convnext`, `vit`), the layers they share in
-`layers`, and here the one place that knows each model: its `ModelSpec`.
+One module per architecture (`alexnet`, `resnet`, `convnext`, `vit`, and `tiny` for tests), each
+declaring its Flax module, its `ModelSpec` and where its torch weights come from (`spec.torch`, a
+`TorchSource`); the layers they share are in `layers`, the records in `spec`. This registry only
+collects the specs and looks them up. Adding a backbone: one model file and one line in `_SPECS`.
 
     model = get_model("resnet50", num_classes=4)               # the Flax module
     variables = init_variables("resnet50", key, num_classes=4)  # torchvision's init
@@ -24,9 +26,7 @@ module path with '_' for '.' (`features.0` -> `features_0`, `encoder.layers.enco
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alexnet_jax.errors import NoTorchSource
 from alexnet_jax.models import alexnet, convnext, resnet, tiny, vit
 from alexnet_jax.models.alexnet import (
     CONV_LAYERS,
@@ -50,239 +51,35 @@ from alexnet_jax.models.alexnet import (
 from alexnet_jax.models.convnext import ConvNeXtTiny
 from alexnet_jax.models.layers import torch_uniform_init
 from alexnet_jax.models.resnet import ResNet18, ResNet50
+from alexnet_jax.models.spec import Block, ImageNetWeights, ModelSpec, TorchSource, flax_name
 from alexnet_jax.models.tiny import TinyNet
 from alexnet_jax.models.vit import ViTB16
 
 DEFAULT_MODEL = "alexnet"
 COMMON_OPTIONS = ("dtype", "frozen")  # every model takes these besides num_classes
 
-
-def flax_name(torch_path: str) -> str:
-    """The top-level Flax name of a torchvision module path: `features.0` -> `features_0`."""
-    return torch_path.replace(".", "_")
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    """A group of top-level parameters, from input to head: the unit of partial finetuning,
-    layer-wise learning-rate decay and `frozen`. `torch_modules` are the torchvision module
-    paths holding its parameters; `torch_output` is the module whose output ends the block."""
-
-    name: str
-    torch_modules: tuple[str, ...]
-    torch_output: str
-
-    @property
-    def params(self) -> tuple[str, ...]:
-        """The block's top-level Flax parameter names."""
-        return tuple(flax_name(m) for m in self.torch_modules)
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageNetWeights:
-    """torchvision's IMAGENET1K weights: the enum member (`torchvision.models.get_weight(enum)`) and its url."""
-
-    enum: str
-    url: str
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    @property
-    def sha256_prefix(self) -> str:
-        """torch.hub's convention: the hash prefix is the file name's last '-' field."""
-        return re.search(r"-([a-f0-9]+)\.", self.filename).group(1)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """What the converter, the trainer and the benchmark need to know of one model (get_spec(name))."""
-
-    name: str
-    module: type[nn.Module]
-    torch_head: str  # torchvision path of the layer a new task replaces
-    blocks: tuple[Block, ...]
-    batch_norm: bool
-    min_input_size: int
-    torchvision_builder: str | None  # torchvision.models.<builder>; None: no torch twin (the test model)
-    imagenet: ImageNetWeights | None  # None: no ImageNet weights exist
-    options: tuple[str, ...]  # module fields beyond num_classes and COMMON_OPTIONS
-    init_head: Callable[[jax.Array, int], dict]  # a fresh head, torchvision's init: (rng, num_classes)
-    parity_sizes: tuple[tuple[int, int], ...]  # (height, width) the converter checks against torchvision
-    timm_architecture: str | None = None  # the timm model of the same network, whose state dicts convert too
-    extra_taps: tuple[tuple[str, str], ...] = ()  # (intermediate, torchvision module) compared besides blocks
-    default_input_size: int = 224
-    torchvision_size_argument: str | None = None  # the builder's argument for the one size its model takes
-    input_multiple: int = 1  # input sides must be a multiple of this (ViT's patch)
-
-    def torchvision_kwargs(self, num_classes: int, image_size: int) -> dict:
-        """Keyword arguments of `torchvision.models.<builder>`: random weights, this head, this input size."""
-        sized = {self.torchvision_size_argument: image_size} if self.torchvision_size_argument else {}
-        return {"weights": None, "num_classes": num_classes, **sized}
-
-    @property
-    def head(self) -> str:
-        """The head's top-level Flax name."""
-        return flax_name(self.torch_head)
-
-    @property
-    def block_names(self) -> tuple[str, ...]:
-        return tuple(block.name for block in self.blocks)
-
-    @property
-    def taps(self) -> tuple[tuple[str, str], ...]:
-        """(intermediate name, torchvision module) pairs a parity check compares: every block's output."""
-        return tuple((block.name, block.torch_output) for block in self.blocks) + self.extra_taps
-
-
-def _dense_head(fan_in: int, kernel_init, bias_init=nn.initializers.zeros):
-    """init_head for a model whose head is one Dense layer with these initialisers (as its module uses)."""
-
-    def init(rng: jax.Array, num_classes: int) -> dict:
-        kernel_key, bias_key = jax.random.split(rng)
-        return {
-            "kernel": kernel_init(kernel_key, (fan_in, num_classes), jnp.float32),
-            "bias": bias_init(bias_key, (num_classes,), jnp.float32),
-        }
-
-    return init
-
-
-def _resnet_blocks() -> tuple[Block, ...]:
-    stem = Block("stem", ("conv1", "bn1"), "maxpool")
-    return (stem,) + tuple(Block(f"layer{i}", (f"layer{i}",), f"layer{i}") for i in range(1, 5))
-
-
-def _convnext_blocks() -> tuple[Block, ...]:
-    stages = tuple(
-        Block(
-            f"stage{s}",
-            ((f"features.{2 * s - 2}",) if s > 1 else ()) + (f"features.{2 * s - 1}",),
-            f"features.{2 * s - 1}",
-        )
-        for s in range(1, 5)
-    )
-    return (
-        Block("stem", ("features.0",), "features.0"),
-        *stages,
-        Block("final_norm", ("classifier.0",), "classifier.0"),
-    )
-
-
-def _vit_blocks() -> tuple[Block, ...]:
-    embedding = Block("embedding", ("conv_proj", "class_token", "encoder.pos_embedding"), "encoder.dropout")
-    layers = tuple(
-        Block(f"encoder_layer_{i}", (f"encoder.layers.encoder_layer_{i}",), f"encoder.layers.encoder_layer_{i}")
-        for i in range(vit.NUM_LAYERS)
-    )
-    return (embedding, *layers, Block("final_norm", ("encoder.ln",), "encoder.ln"))
-
-
-_CNN_PARITY_SIZES = ((224, 224), (100, 130))  # odd, non-square: exercises padding, pooling and flooring
-_TORCHVISION = "https://download.pytorch.org/models/"
-
-
-def _resnet_spec(name: str, module: type[nn.Module], features: int, weights_file: str) -> ModelSpec:
-    """ResNet-18 and -50 differ only in their blocks, their width before fc and their weights file."""
-    return ModelSpec(
-        name=name,
-        module=module,
-        torch_head="fc",
-        blocks=_resnet_blocks(),
-        batch_norm=True,
-        min_input_size=resnet.MIN_INPUT_SIZE,
-        torchvision_builder=name,
-        imagenet=ImageNetWeights(f"{module.__name__}_Weights.IMAGENET1K_V1", _TORCHVISION + weights_file),
-        options=(),
-        init_head=_dense_head(features, torch_uniform_init(features), torch_uniform_init(features)),
-        parity_sizes=_CNN_PARITY_SIZES,
-        timm_architecture=name,
-    )
-
-
-SPECS: Mapping[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            name="alexnet",
-            module=AlexNet,
-            torch_head="classifier.6",
-            blocks=tuple(
-                Block(f"features_{i}", (f"features.{i}",), f"features.{end}")
-                for i, end in ((0, 2), (3, 5), (6, 7), (8, 9), (10, 12))
-            )
-            + (
-                Block("classifier_1", ("classifier.1",), "classifier.2"),
-                Block("classifier_4", ("classifier.4",), "classifier.5"),
-            ),
-            batch_norm=False,
-            min_input_size=alexnet.MIN_INPUT_SIZE,
-            torchvision_builder="alexnet",
-            imagenet=ImageNetWeights("AlexNet_Weights.IMAGENET1K_V1", _TORCHVISION + "alexnet-owt-7be5be79.pth"),
-            options=("dropout_rate",),
-            init_head=init_head,
-            parity_sizes=((224, 224), (100, 100), (257, 300)),
-            extra_taps=(("features", "features"), ("avgpool", "avgpool")),
-        ),
-        _resnet_spec("resnet18", ResNet18, 512, "resnet18-f37072fd.pth"),
-        _resnet_spec("resnet50", ResNet50, 2048, "resnet50-0676ba61.pth"),
-        ModelSpec(
-            name="convnext_tiny",
-            module=ConvNeXtTiny,
-            torch_head="classifier.2",
-            blocks=_convnext_blocks(),
-            batch_norm=False,
-            min_input_size=convnext.MIN_INPUT_SIZE,
-            torchvision_builder="convnext_tiny",
-            imagenet=ImageNetWeights(
-                "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", _TORCHVISION + "convnext_tiny-983f1562.pth"
-            ),
-            options=("drop_path_rate",),
-            init_head=_dense_head(convnext.STAGES[-1][0], convnext.WEIGHT_INIT),
-            parity_sizes=_CNN_PARITY_SIZES,
-            timm_architecture="convnext_tiny",
-        ),
-        ModelSpec(
-            name="vit_b_16",
-            module=ViTB16,
-            torch_head="heads.head",
-            blocks=_vit_blocks(),
-            batch_norm=False,
-            min_input_size=vit.MIN_INPUT_SIZE,
-            torchvision_builder="vit_b_16",
-            imagenet=ImageNetWeights("ViT_B_16_Weights.IMAGENET1K_V1", _TORCHVISION + "vit_b_16-c867db91.pth"),
-            options=("dropout_rate", "attention_dropout_rate"),
-            init_head=_dense_head(vit.HIDDEN_DIM, nn.initializers.zeros),
-            parity_sizes=((224, 224), (160, 160)),  # 160 px: the 14x14 grid interpolated to 10x10
-            torchvision_size_argument="image_size",
-            input_multiple=vit.PATCH_SIZE,
-        ),
-        ModelSpec(  # for tests only: the trainer's code paths at a few thousand parameters
-            name="tiny",
-            module=TinyNet,
-            torch_head="fc",
-            blocks=(Block("block1", ("conv1", "bn1"), "bn1"), Block("block2", ("conv2", "bn2"), "bn2")),
-            batch_norm=True,
-            min_input_size=tiny.MIN_INPUT_SIZE,
-            torchvision_builder=None,
-            imagenet=None,
-            options=("dropout_rate",),
-            init_head=_dense_head(
-                tiny.WIDTHS[-1], torch_uniform_init(tiny.WIDTHS[-1]), torch_uniform_init(tiny.WIDTHS[-1])
-            ),
-            parity_sizes=(),
-            default_input_size=32,
-        ),
-    )
-}
+_SPECS = (alexnet.SPEC, *resnet.SPECS, convnext.SPEC, vit.SPEC, tiny.SPEC)
+SPECS: Mapping[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 MODEL_NAMES = tuple(SPECS)
+TORCH_MODEL_NAMES = tuple(name for name, spec in SPECS.items() if spec.torch is not None)  # convertible ones
 
 
 def get_spec(name: str) -> ModelSpec:
     if name not in SPECS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     return SPECS[name]
+
+
+def torch_source(name: str) -> TorchSource:
+    """Where model `name`'s torch weights come from; NoTorchSource (one line, naming those that have
+    them) for a model without a torchvision or timm twin."""
+    spec = get_spec(name)
+    if spec.torch is None:
+        raise NoTorchSource(
+            f"model {name!r} has no torchvision or timm twin, so no ImageNet weights to convert or start from; "
+            f"the models that have them are {', '.join(TORCH_MODEL_NAMES)}"
+        )
+    return spec.torch
 
 
 def get_model(name: str = DEFAULT_MODEL, num_classes: int = 1000, **options) -> nn.Module:
@@ -381,7 +178,9 @@ __all__ = [
     "ModelSpec",
     "ResNet18",
     "ResNet50",
+    "TORCH_MODEL_NAMES",
     "TinyNet",
+    "TorchSource",
     "ViTB16",
     "adaptive_avg_pool",
     "count_params",
@@ -394,6 +193,7 @@ __all__ = [
     "init_variables",
     "num_classes_of",
     "param_shapes",
+    "torch_source",
     "torch_uniform_init",
     "variable_shapes",
 ]

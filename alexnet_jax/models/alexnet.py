@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alexnet_jax.models.layers import at_least_float32, check_images, torch_uniform_init
+from alexnet_jax.models.spec import Block, ModelSpec, TorchSource, torchvision_imagenet
 
 CONV_LAYERS = (
     # (torchvision index, out channels, kernel, stride, padding)
@@ -144,3 +145,28 @@ def init_head(rng: jax.Array, num_classes: int, fan_in: int = 4096) -> dict:
         "kernel": init(kernel_key, (fan_in, num_classes)),
         "bias": init(bias_key, (num_classes,)),
     }
+
+
+SPEC = ModelSpec(
+    name="alexnet",
+    module=AlexNet,
+    torch_head="classifier.6",
+    blocks=tuple(
+        Block(f"features_{i}", (f"features.{i}",), f"features.{end}")
+        for i, end in ((0, 2), (3, 5), (6, 7), (8, 9), (10, 12))
+    )
+    + (
+        Block("classifier_1", ("classifier.1",), "classifier.2"),
+        Block("classifier_4", ("classifier.4",), "classifier.5"),
+    ),
+    batch_norm=False,
+    min_input_size=MIN_INPUT_SIZE,
+    options=("dropout_rate",),
+    init_head=init_head,
+    torch=TorchSource(
+        builder="alexnet",
+        imagenet=torchvision_imagenet("AlexNet_Weights.IMAGENET1K_V1", "alexnet-owt-7be5be79.pth"),
+        parity_sizes=((224, 224), (100, 100), (257, 300)),
+        extra_taps=(("features", "features"), ("avgpool", "avgpool")),
+    ),
+)

@@ -16,6 +16,7 @@ torchvision's: convs and linears trunc_normal_(std=0.02), biases 0, LayerNorms 1
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import flax.linen as nn
@@ -31,6 +32,7 @@ from alexnet_jax.models.layers import (
     stochastic_depth,
     trunc_normal_init,
 )
+from alexnet_jax.models.spec import CNN_PARITY_SIZES, Block, ModelSpec, TorchSource, dense_head, torchvision_imagenet
 
 # (channels, blocks) per stage; a downsample to the next stage's channels follows each but the last.
 STAGES = ((96, 3), (192, 3), (384, 9), (768, 3))
@@ -145,3 +147,62 @@ class ConvNeXtTiny(nn.Module):
             self.sow("intermediates", "blocks", blocks)
         x = _dense(self.num_classes, self.dtype, "classifier_2")(x.reshape(x.shape[0], -1))
         return x.astype(at_least_float32(self.dtype))
+
+
+BLOCKS = (
+    Block("stem", ("features.0",), "features.0"),
+    *(
+        Block(
+            f"stage{s}",
+            ((f"features.{2 * s - 2}",) if s > 1 else ()) + (f"features.{2 * s - 1}",),
+            f"features.{2 * s - 1}",
+        )
+        for s in range(1, 5)
+    ),
+    Block("final_norm", ("classifier.0",), "classifier.0"),
+)
+
+# timm's names: `stem.N`, `stages.S.downsample.N`, `stages.S.blocks.M.{conv_dw, norm, mlp.fc1, mlp.fc2, gamma}`
+# and `head.{norm, fc}`, renamed to torchvision's keys.
+_TIMM_BLOCK_PARTS = {"conv_dw": 0, "norm": 2, "mlp.fc1": 3, "mlp.fc2": 5}  # indices in torchvision's `block`
+
+
+def _timm_downsample(m: re.Match) -> str | None:
+    stage = int(m[1])  # timm's stage 0 has no downsample; torchvision's features.2 follows stage 1
+    return f"features.{2 * stage}.{m[2]}.{m[3]}" if stage > 0 else None
+
+
+TIMM_RENAMES = (
+    (r"stem\.(\d+)\.(weight|bias)", lambda m: f"features.0.{m[1]}.{m[2]}", None),
+    (r"stages\.(\d+)\.downsample\.(\d+)\.(weight|bias)", _timm_downsample, None),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.(conv_dw|norm|mlp\.fc1|mlp\.fc2)\.(weight|bias)",
+        lambda m: f"features.{2 * int(m[1]) + 1}.{m[2]}.block.{_TIMM_BLOCK_PARTS[m[3]]}.{m[4]}",
+        None,
+    ),
+    (
+        r"stages\.(\d+)\.blocks\.(\d+)\.gamma",
+        lambda m: f"features.{2 * int(m[1]) + 1}.{m[2]}.layer_scale",
+        lambda value: value.reshape(-1, 1, 1),  # timm keeps (C,), torchvision (C, 1, 1)
+    ),
+    (r"head\.norm\.(weight|bias)", lambda m: f"classifier.0.{m[1]}", None),
+    (r"head\.fc\.(weight|bias)", lambda m: f"classifier.2.{m[1]}", None),
+)
+
+SPEC = ModelSpec(
+    name="convnext_tiny",
+    module=ConvNeXtTiny,
+    torch_head="classifier.2",
+    blocks=BLOCKS,
+    batch_norm=False,
+    min_input_size=MIN_INPUT_SIZE,
+    options=("drop_path_rate",),
+    init_head=dense_head(STAGES[-1][0], WEIGHT_INIT),
+    torch=TorchSource(
+        builder="convnext_tiny",
+        imagenet=torchvision_imagenet("ConvNeXt_Tiny_Weights.IMAGENET1K_V1", "convnext_tiny-983f1562.pth"),
+        parity_sizes=CNN_PARITY_SIZES,
+        timm_architecture="convnext_tiny",
+        timm_renames=TIMM_RENAMES,
+    ),
+)

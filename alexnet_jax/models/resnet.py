@@ -29,6 +29,7 @@ from alexnet_jax.models.layers import (
     kaiming_normal_fan_out,
     torch_uniform_init,
 )
+from alexnet_jax.models.spec import CNN_PARITY_SIZES, Block, ModelSpec, TorchSource, dense_head, torchvision_imagenet
 
 STAGE_PLANES = (64, 128, 256, 512)
 MIN_INPUT_SIZE = 1  # torchvision's meta: every stride-2 layer pads, so even 1 px passes
@@ -176,3 +177,34 @@ class ResNet18(ResNet):
 class ResNet50(ResNet):
     block = Bottleneck
     layers = (3, 4, 6, 3)
+
+
+BLOCKS = (Block("stem", ("conv1", "bn1"), "maxpool"),) + tuple(
+    Block(f"layer{i}", (f"layer{i}",), f"layer{i}") for i in range(1, 5)
+)
+
+
+def _spec(name: str, module: type[ResNet], features: int, weights_file: str) -> ModelSpec:
+    """ResNet-18 and -50 differ only in their residual blocks, their width before fc and their weights file."""
+    return ModelSpec(
+        name=name,
+        module=module,
+        torch_head="fc",
+        blocks=BLOCKS,
+        batch_norm=True,
+        min_input_size=MIN_INPUT_SIZE,
+        options=(),
+        init_head=dense_head(features, torch_uniform_init(features), torch_uniform_init(features)),
+        torch=TorchSource(
+            builder=name,
+            imagenet=torchvision_imagenet(f"{module.__name__}_Weights.IMAGENET1K_V1", weights_file),
+            parity_sizes=CNN_PARITY_SIZES,
+            timm_architecture=name,  # timm's ResNets use torchvision's names: no renames
+        ),
+    )
+
+
+SPECS = (
+    _spec("resnet18", ResNet18, STAGE_PLANES[-1] * BasicBlock.expansion, "resnet18-f37072fd.pth"),
+    _spec("resnet50", ResNet50, STAGE_PLANES[-1] * Bottleneck.expansion, "resnet50-0676ba61.pth"),
+)

@@ -26,6 +26,7 @@ from alexnet_jax.models.layers import (
     kaiming_normal_fan_out,
     torch_uniform_init,
 )
+from alexnet_jax.models.spec import Block, ModelSpec, dense_head
 
 WIDTHS = (8, 16)
 MIN_INPUT_SIZE = 4
@@ -59,3 +60,17 @@ class TinyNet(nn.Module):
         x = nn.Dense(self.num_classes, kernel_init=torch_uniform_init(fan_in), bias_init=torch_uniform_init(fan_in),
                      dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)  # fmt: skip
         return x.astype(at_least_float32(self.dtype))
+
+
+SPEC = ModelSpec(  # for tests only: the trainer's code paths at a few thousand parameters
+    name="tiny",
+    module=TinyNet,
+    torch_head="fc",
+    blocks=(Block("block1", ("conv1", "bn1"), "bn1"), Block("block2", ("conv2", "bn2"), "bn2")),
+    batch_norm=True,
+    min_input_size=MIN_INPUT_SIZE,
+    options=("dropout_rate",),
+    init_head=dense_head(WIDTHS[-1], torch_uniform_init(WIDTHS[-1]), torch_uniform_init(WIDTHS[-1])),
+    torch=None,  # no torchvision twin, no ImageNet weights
+    default_input_size=32,
+)

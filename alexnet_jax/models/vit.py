@@ -41,6 +41,7 @@ from alexnet_jax.models.layers import (
     trunc_normal_init,
     xavier_uniform_init,
 )
+from alexnet_jax.models.spec import Block, ModelSpec, TorchSource, dense_head, torchvision_imagenet
 
 PATCH_SIZE = 16
 HIDDEN_DIM = 768
@@ -226,3 +227,31 @@ class ViTB16(nn.Module):
             name="heads_head",
         )
         return head(x[:, 0]).astype(at_least_float32(self.dtype))
+
+
+BLOCKS = (
+    Block("embedding", ("conv_proj", "class_token", "encoder.pos_embedding"), "encoder.dropout"),
+    *(
+        Block(f"encoder_layer_{i}", (f"encoder.layers.encoder_layer_{i}",), f"encoder.layers.encoder_layer_{i}")
+        for i in range(NUM_LAYERS)
+    ),
+    Block("final_norm", ("encoder.ln",), "encoder.ln"),
+)
+
+SPEC = ModelSpec(
+    name="vit_b_16",
+    module=ViTB16,
+    torch_head="heads.head",
+    blocks=BLOCKS,
+    batch_norm=False,
+    min_input_size=MIN_INPUT_SIZE,
+    options=("dropout_rate", "attention_dropout_rate"),
+    init_head=dense_head(HIDDEN_DIM, nn.initializers.zeros),
+    torch=TorchSource(
+        builder="vit_b_16",
+        imagenet=torchvision_imagenet("ViT_B_16_Weights.IMAGENET1K_V1", "vit_b_16-c867db91.pth"),
+        parity_sizes=((224, 224), (160, 160)),  # 160 px: the 14x14 grid interpolated to 10x10
+        size_argument="image_size",
+    ),
+    input_multiple=PATCH_SIZE,
+)

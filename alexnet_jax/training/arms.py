@@ -114,7 +114,10 @@ def check_available(spec: ArmSpec, pretrained_weights: Path | None, model: str) 
     if (directory / params_io.METADATA_FILENAME).is_file():
         return
     if spec.init == "imagenet":
-        file = models.get_spec(model).imagenet.filename
+        try:
+            file = models.torch_source(model).imagenet.filename
+        except errors.NoTorchSource as error:
+            raise TrainingError(f"the {spec.name} arm starts from ImageNet weights: {error}") from None
         convert = "python -m alexnet_jax.convert" + ("" if model == models.DEFAULT_MODEL else f" --model={model}")
         raise TrainingError(
             f"The {spec.name} arm starts from converted ImageNet weights of {model}, and {directory} has none.\n"
