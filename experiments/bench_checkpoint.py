@@ -27,8 +27,8 @@ def define_flags() -> None:
     flags.DEFINE_string("dir", None, "where to write (default: the system's temporary directory)")
 
 
-def main(argv):
-    del argv
+def time_checkpoints(model: str, num_classes: int = 4, repeats: int = 5, directory: str | None = None) -> dict:
+    """The figures `main` prints: sizes in MB and median seconds of each save, blocking and in all."""
     import jax
     import optax
 
@@ -36,20 +36,19 @@ def main(argv):
     from alexnet_jax.training.rundir import Checkpoints
     from alexnet_jax.training.steps import init_state
 
-    f = flags.FLAGS
-    variables = models.init_variables(f.model, jax.random.key(0), num_classes=f.num_classes)
+    variables = models.init_variables(model, jax.random.key(0), num_classes=num_classes)
     state = init_state(variables["params"], variables.get("batch_stats", {}), optax.sgd(0.01, momentum=0.9), None)
     jax.block_until_ready(state)
     timings = {"save_blocking": [], "save_total": [], "best_blocking": [], "best_total": []}
-    with tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_checkpoint_", dir=f.dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_checkpoint_", dir=directory) as tmp:
         writer = toolbox.BackgroundWriter()
         checkpoints = Checkpoints(Path(tmp) / "arm", False, writer)
         meta = {"global_step": 0, "history": {"test_acc": [0.5] * 400}}
-        for repeat in range(f.repeats + 1):
+        for repeat in range(repeats + 1):
             meta["global_step"] = repeat + 1
             for kind, save in (
                 ("save", lambda: checkpoints.save(state, meta)),
-                ("best", lambda r=repeat: checkpoints.save_best(variables, {"epoch": r}, f.model)),
+                ("best", lambda r=repeat: checkpoints.save_best(variables, {"epoch": r}, model)),
             ):
                 t0 = time.perf_counter()
                 save()
@@ -63,18 +62,20 @@ def main(argv):
         writer.close()
     state_mb = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) / 1e6
     best_mb = sum(leaf.nbytes for leaf in jax.tree.leaves(variables)) / 1e6
-    print(
-        json.dumps(
-            {
-                "model": f.model,
-                "device": jax.devices()[0].device_kind,
-                "state_mb": round(state_mb, 1),
-                "best_mb": round(best_mb, 1),
-                **{f"{name}_s": round(statistics.median(values), 4) for name, values in timings.items()},
-                "load_average": os.getloadavg(),
-            }
-        )
-    )
+    return {
+        "model": model,
+        "device": jax.devices()[0].device_kind,
+        "state_mb": round(state_mb, 4),
+        "best_mb": round(best_mb, 4),
+        **{f"{name}_s": round(statistics.median(values), 4) for name, values in timings.items()},
+        "load_average": os.getloadavg(),
+    }
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    print(json.dumps(time_checkpoints(f.model, f.num_classes, f.repeats, f.dir)))
 
 
 if __name__ == "__main__":

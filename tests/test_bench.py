@@ -1,8 +1,10 @@
-"""The benchmark: analytic FLOPs, peaks, the report format, and a real --quick smoke run.
+"""The benchmark: analytic FLOPs, peaks, the report format, and real --quick smoke runs.
 
-The smoke run measures a reduced set at CI size and checks only the output's shape (JSON
-lines that parse, keys present, numbers positive, the Markdown table written); it never
-asserts on speed.
+The smoke runs measure a reduced set at CI size and check only the output's shape (JSON
+lines that parse, keys present, numbers positive, the Markdown table written); they never
+assert on speed. They parse a real command line and call the library in-process (the
+PyTorch measurements still run in their own subprocess, as always); one run goes through
+`python -m alexnet_jax.bench` for the exit code and the error line.
 """
 
 import json
@@ -12,10 +14,27 @@ import sys
 from pathlib import Path
 
 import pytest
+from absl import flags as absl_flags
 
 from alexnet_jax.bench import flops, records, settings
+from alexnet_jax.bench import run as bench_run
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def bench(capsys, *argv: str) -> list[dict]:
+    """`python -m alexnet_jax.bench ARGV` in this process: its records, checked against its stdout."""
+    from alexnet_jax.bench import __main__ as command
+
+    flag_values = absl_flags.FlagValues()
+    command.define_flags(flag_values)
+    flag_values(["alexnet_jax.bench", *argv])
+    chosen = settings.Settings.from_flag_values(flag_values.flag_values_dict())
+    capsys.readouterr()
+    out = bench_run.run(chosen, "python -m alexnet_jax.bench " + " ".join(argv))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == json.loads(json.dumps(out))  # what it printed is what it returned
+    return lines
 
 
 def test_training_flops_are_three_forward_passes_counted_by_xla():
@@ -67,11 +86,11 @@ def test_finish_record_projects_the_study():
     assert failed["mfu"] is None and failed["mfu_note"]
 
 
-def check_measurement(rec):
+def check_measurement(rec, crop_size=64):
     assert set(records.MEASUREMENT_KEYS) <= set(rec), sorted(set(records.MEASUREMENT_KEYS) - set(rec))
     assert rec["schema"] == records.SCHEMA and isinstance(rec["notes"], list)
     assert rec["error"] is None, rec["error"]
-    assert rec["device"] and rec["device_kind"] and rec["batch_size"] > 0 and rec["crop_size"] == 64
+    assert rec["device"] and rec["device_kind"] and rec["batch_size"] > 0 and rec["crop_size"] == crop_size
     numbers = [rec["train_images_per_s"], rec["eval_images_per_s"]]
     assert any(n is not None for n in numbers)
     for key in (
@@ -90,14 +109,22 @@ def check_measurement(rec):
         assert rec["input_wait_s"] >= 0
 
 
+def check_table(md: Path, names: list[str]) -> None:
+    table = md.read_text()
+    assert "| measurement | dtype |" in table and "0.96 GPU-months" in table
+    for name in names:
+        assert f"| {name} |" in table
+
+
 @pytest.mark.slow
-def test_quick_benchmark_output_format(tmp_path):
+def test_quick_benchmark_output_format(tmp_path, capsys):
+    """Every JAX measurement and lever, on the tiny model (the backbone is not what is tested here;
+    the PyTorch measurements and the measured peaks are, in test_benchmark_of_another_backbone)."""
     md, jsonl = tmp_path / "bench.md", tmp_path / "bench.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "alexnet_jax.bench",
+    lines = bench(
+        capsys,
         "--quick",
+        "--model=tiny",
         "--batch_size=8",
         "--num_images=48",
         "--steps=1",
@@ -107,16 +134,11 @@ def test_quick_benchmark_output_format(tmp_path):
         "--levers=scan,vmap,donate,eval_sync",
         "--vmap_models=2",
         "--scan_steps=2",
-        "--torch=paper,tuned",
-        "--torch_workers=1",
-        "--jpeg_size=48",
+        "--torch=",
+        "--peak_tflops=float32=0.5,bfloat16=1",
         f"--output_md={md}",
         f"--output_jsonl={jsonl}",
-    ]
-    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    )
     assert lines == [json.loads(line) for line in jsonl.read_text().splitlines()]
     measurements = [r for r in lines if r["kind"] == "measurement"]
     names = [r["name"] for r in measurements]
@@ -127,40 +149,40 @@ def test_quick_benchmark_output_format(tmp_path):
         "jax on_device float32 vmap K=2",
         "jax on_device float32 donated",
         "jax on_device float32 not donated",
-        "torch paper recipe float32",
     ):
         assert expected in names, names
-    assert any(n.startswith("torch tuned bf16") for n in names), names
     for rec in measurements:
         check_measurement(rec)
+        assert rec["model"] == "tiny"
+        if rec["train_images_per_s"]:
+            assert rec["train_flops_per_image"] == flops.train_flops_per_image("tiny", 64)
     by_name = {r["name"]: r for r in measurements}
     plain = by_name["jax on_device float32"]
     assert plain["train_images_per_s"] and plain["eval_images_per_s"] and plain["mfu"] is not None
+    assert plain["peak_tflops"] == 0.5
     assert by_name["jax on_device float32 vmap K=2"]["models_per_step"] == 2
     assert by_name["jax on_device float32 scan x2 unrolled"]["steps_per_dispatch"] == 2
-    assert by_name["torch paper recipe float32"]["pipeline"] == "DataLoader+PIL (1 workers)"
     summary = lines[-1]
     assert summary["kind"] == "summary" and summary["paper_gpu_months"] == 0.96
     assert summary["projections_hours"] and all(v > 0 for v in summary["projections_hours"].values())
-    assert {"float32", "bfloat16"} <= set(summary["peaks"])
-    table = md.read_text()
-    assert "| measurement | dtype |" in table and "0.96 GPU-months" in table
-    for name in names:
-        assert f"| {name} |" in table
+    assert {"float32", "bfloat16"} <= set(summary["peaks"]) and summary["torch_matmul_tflops"] is None
+    check_table(md, names)
 
 
 @pytest.mark.slow
-def test_benchmark_of_another_backbone(tmp_path):
+def test_benchmark_of_another_backbone(tmp_path, capsys):
     """--model=resnet18: the trainer's steps with BatchNorm statistics, and torchvision's resnet18 in both
-    PyTorch measurements; the MFU from resnet18's FLOPs."""
-    command = [
-        sys.executable,
-        "-m",
-        "alexnet_jax.bench",
+    PyTorch measurements (the paper recipe and the tuned peer, in their subprocess); the MFU from resnet18's
+    FLOPs against the peak measured here by both frameworks."""
+    md = tmp_path / "bench.md"
+    lines = bench(
+        capsys,
         "--quick",
         "--model=resnet18",
         "--batch_size=4",
         "--num_images=16",
+        "--image_size=40",
+        "--crop_size=32",
         "--steps=1",
         "--warmup=1",
         "--dtypes=float32",
@@ -169,16 +191,28 @@ def test_benchmark_of_another_backbone(tmp_path):
         "--torch=paper,tuned",
         "--torch_workers=1",
         "--jpeg_size=48",
-    ]
-    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    measurements = [json.loads(line) for line in done.stdout.splitlines() if '"measurement"' in line]
+        f"--output_md={md}",
+    )
+    measurements = [r for r in lines if r["kind"] == "measurement"]
     assert {r["framework"] for r in measurements} == {"jax", "torch"} and len(measurements) == 3
     for rec in measurements:
-        check_measurement(rec)
+        check_measurement(rec, crop_size=32)
         assert rec["model"] == "resnet18"
-        assert rec["train_flops_per_image"] == flops.train_flops_per_image("resnet18", 64)
+        assert rec["train_flops_per_image"] == flops.train_flops_per_image("resnet18", 32)
+    names = [r["name"] for r in measurements]
+    assert "torch paper recipe float32" in names, names
+    assert any(n.startswith("torch tuned bf16") for n in names), names
+    by_name = {r["name"]: r for r in measurements}
+    assert by_name["torch paper recipe float32"]["pipeline"] == "DataLoader+PIL (1 workers)"
+    summary = lines[-1]
+    assert summary["kind"] == "summary" and set(summary["torch_matmul_tflops"]) == {"float32", "bfloat16"}
+    assert all("measured here" in peak["source"] for peak in summary["peaks"].values())
+    check_table(md, names)
+
+
+def test_bad_flags_exit_2_with_one_line_naming_the_flag():
+    """The benchmark's command line: a crop the model cannot take."""
+    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     bad = subprocess.run(
         [sys.executable, "-m", "alexnet_jax.bench", "--quick", "--model=vit_b_16", "--crop_size=60"],
         cwd=REPO,
@@ -191,24 +225,19 @@ def test_benchmark_of_another_backbone(tmp_path):
 
 
 @pytest.mark.slow
-def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path):
+def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path, capsys):
     jsonl = tmp_path / "trainer.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "alexnet_jax.bench",
+    (line,) = bench(
+        capsys,
         "--trainer",
+        "--model=tiny",
         "--num_images=48",
         "--batch_size=8",
         "--trainer_epochs=2",
         f"--output_jsonl={jsonl}",
-    ]
-    env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (line,) = [json.loads(x) for x in done.stdout.splitlines()]
+    )
     assert line == json.loads(jsonl.read_text())
-    assert line["kind"] == "trainer" and line["crop_size"] == 64 and line["epochs"] == 2
+    assert line["kind"] == "trainer" and line["crop_size"] == 64 and line["epochs"] == 2 and line["model"] == "tiny"
     assert line["trainer_overhead_ratio"] > 0 and line["pure_epoch_s"] > 0 and line["projected_study_hours"] > 0
     assert line["trainer_overhead_ratio"] == pytest.approx(line["trainer_epoch_s"] / line["pure_epoch_s"], rel=1e-2)
     assert set(line["phases_s"]) == {"train_s", "eval_s", "checkpoint_s", "compile_s", "other_s"}

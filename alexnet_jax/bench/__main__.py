@@ -23,8 +23,8 @@ The PyTorch measurements run in a subprocess (`--torch_worker`): torchvision mus
 imported after TensorFlow in one process (it segfaults), and each framework keeps its own
 thread pools.
 
-`--trainer` measures instead the real trainer end to end on a few hundred small images, where
-an epoch's compute is as short as a GPU epoch's: its wall time per epoch against the same
+`--trainer` measures instead the real trainer (training --model) end to end on a few hundred
+small images, where an epoch's compute is as short as a GPU epoch's: its wall time per epoch against the same
 epoch's steps alone (`trainer_overhead_ratio`), the seconds by phase, and the study projected
 from the measured end-to-end epoch (bench.trainer_side).
 
@@ -45,7 +45,6 @@ the message names it). The flags are defined only when this runs and read once, 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 from absl import app, flags
@@ -57,8 +56,9 @@ from alexnet_jax.errors import SettingsError
 PAPER_SCALE = Settings()
 
 
-def define_flags() -> None:
-    """One flag per Settings field, same name; None defaults take the paper-scale or --quick value."""
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """One flag per Settings field, same name; None defaults take the paper-scale or --quick value.
+    `flag_values`: where to define them (tests parse a command line into their own FlagValues)."""
     from alexnet_jax.models import MODEL_NAMES
 
     q = QUICK
@@ -67,88 +67,134 @@ def define_flags() -> None:
         PAPER_SCALE.quick,
         f"CPU smoke test: {q['image_size']} px images, crop {q['crop_size']}, batch {q['batch_size']}, "
         "few steps (< 2 min).",
+        flag_values=flag_values,
     )
-    flags.DEFINE_enum("model", PAPER_SCALE.model, MODEL_NAMES, "The network measured, in both frameworks.")
+    flags.DEFINE_enum(
+        "model",
+        PAPER_SCALE.model,
+        MODEL_NAMES,
+        "The network measured, in both frameworks (PyTorch needs its torchvision twin).",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
         "batch_size",
         None,
         f"Training and evaluation batch (default {PAPER_SCALE.batch_size}, the paper's; --quick {q['batch_size']}).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "image_size", None, f"Side of the stored images (default {PAPER_SCALE.image_size}; --quick {q['image_size']})."
+        "image_size",
+        None,
+        f"Side of the stored images (default {PAPER_SCALE.image_size}; --quick {q['image_size']}).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "crop_size",
         None,
         f"Training crop (default {PAPER_SCALE.crop_size}; --quick {q['crop_size']}; "
         "at least the model's minimum input size).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "num_images",
         None,
         f"Images in the resident synthetic set (default {PAPER_SCALE.num_images}; --quick {q['num_images']}).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "steps", None, f"Timed steps per measurement (default {PAPER_SCALE.steps}; --quick {q['steps']})."
+        "steps",
+        None,
+        f"Timed steps per measurement (default {PAPER_SCALE.steps}; --quick {q['steps']}).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "warmup",
         None,
         f"Untimed steps first, compilation included (default {PAPER_SCALE.warmup}; --quick {q['warmup']}).",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("devices", PAPER_SCALE.devices, "Devices in the JAX mesh (data parallel).")
-    flags.DEFINE_list("dtypes", list(PAPER_SCALE.dtypes), "JAX compute dtypes.")
-    flags.DEFINE_list("pipelines", list(PAPER_SCALE.pipelines), "JAX input pipelines.")
-    flags.DEFINE_list("torch", list(PAPER_SCALE.torch), "PyTorch measurements (empty: none).")
-    flags.DEFINE_list("levers", list(PAPER_SCALE.levers), "JAX speed levers to measure (empty: none).")
+    flags.DEFINE_integer(
+        "devices", PAPER_SCALE.devices, "Devices in the JAX mesh (data parallel).", flag_values=flag_values
+    )
+    flags.DEFINE_list("dtypes", list(PAPER_SCALE.dtypes), "JAX compute dtypes.", flag_values=flag_values)
+    flags.DEFINE_list("pipelines", list(PAPER_SCALE.pipelines), "JAX input pipelines.", flag_values=flag_values)
+    flags.DEFINE_list("torch", list(PAPER_SCALE.torch), "PyTorch measurements (empty: none).", flag_values=flag_values)
+    flags.DEFINE_list(
+        "levers", list(PAPER_SCALE.levers), "JAX speed levers to measure (empty: none).", flag_values=flag_values
+    )
     flags.DEFINE_list(
         "vmap_models",
         None,
         f"K models per step for the vmap lever (default {','.join(map(str, PAPER_SCALE.vmap_models))}; "
         f"--quick {','.join(map(str, q['vmap_models']))}).",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("scan_steps", PAPER_SCALE.scan_steps, "Steps per dispatch for the scan lever.")
+    flags.DEFINE_integer(
+        "scan_steps", PAPER_SCALE.scan_steps, "Steps per dispatch for the scan lever.", flag_values=flag_values
+    )
     flags.DEFINE_list(
         "scan_modes",
         None,
         "rolled (an XLA while loop) and/or unrolled. Default: both on accelerators, "
         "unrolled on CPU, where a rolled loop of AlexNet steps runs far slower (docs/performance.md).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "torch_workers",
         None,
         f"DataLoader workers of the paper recipe (default {PAPER_SCALE.torch_workers}; --quick {q['torch_workers']}).",
+        flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "torch_compile",
         "auto",
         ["auto", "on", "off"],
         "torch.compile in the tuned peer; auto: on, except in --quick (a cold compile takes ~2 min on a 2-core CPU).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "jpeg_size", PAPER_SCALE.jpeg_size, "Side of the JPEGs the paper recipe decodes (its images were ~100 px)."
+        "jpeg_size",
+        PAPER_SCALE.jpeg_size,
+        "Side of the JPEGs the paper recipe decodes (its images were ~100 px).",
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
         "peak_tflops",
         None,
         "Device peak TFLOP/s for MFU: one number, or dtype=value pairs "
         "(e.g. bfloat16=790,float32=494.7). Default: the table of known peaks, else measured.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_string("output_md", PAPER_SCALE.output_md, "Write the Markdown table here.")
-    flags.DEFINE_string("output_jsonl", PAPER_SCALE.output_jsonl, "Also write the JSON lines here.")
-    flags.DEFINE_integer("seed", PAPER_SCALE.seed, "Seed of the synthetic images and of every step.")
+    flags.DEFINE_string("output_md", PAPER_SCALE.output_md, "Write the Markdown table here.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "output_jsonl", PAPER_SCALE.output_jsonl, "Also write the JSON lines here.", flag_values=flag_values
+    )
+    flags.DEFINE_integer(
+        "seed", PAPER_SCALE.seed, "Seed of the synthetic images and of every step.", flag_values=flag_values
+    )
     flags.DEFINE_list(
-        "torch_worker", None, f"Internal: run these PyTorch measurements (peak, {', '.join(TORCH_MEASUREMENTS)}) here."
+        "torch_worker",
+        None,
+        f"Internal: run these PyTorch measurements (peak, {', '.join(TORCH_MEASUREMENTS)}) here.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("torch_timeout", PAPER_SCALE.torch_timeout, "Seconds allowed for each PyTorch subprocess.")
+    flags.DEFINE_integer(
+        "torch_timeout",
+        PAPER_SCALE.torch_timeout,
+        "Seconds allowed for each PyTorch subprocess.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_bool(
         "trainer",
         PAPER_SCALE.trainer,
         "Measure the whole trainer against its steps on small data (default sizes "
         + ", ".join(f"{k} {v}" for k, v in TRAINER.items())
         + "); prints trainer_overhead_ratio.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("trainer_epochs", PAPER_SCALE.trainer_epochs, "--trainer: epochs of the measured run.")
+    flags.DEFINE_integer(
+        "trainer_epochs", PAPER_SCALE.trainer_epochs, "--trainer: epochs of the measured run.", flag_values=flag_values
+    )
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -165,15 +211,10 @@ def main(argv: list[str]) -> int:
         return cli.report_error(f"unexpected arguments: {' '.join(argv[1:])}", cli.EXIT_BAD_INPUT)
     values = flags.FLAGS.flag_values_dict()  # the only read of the flags: everything else gets `settings`
     try:
-        settings = Settings.from_flag_values({field.name: values[field.name] for field in dataclasses.fields(Settings)})
-        if values["torch_worker"]:
-            from alexnet_jax.bench import torch_side  # only here: torch never shares a process with TensorFlow
+        settings = Settings.from_flag_values(values)
+        from alexnet_jax.bench import run as bench
 
-            torch_side.run_worker(values["torch_worker"], settings)
-            return cli.EXIT_OK
-        from alexnet_jax.bench import run
-
-        run.run_benchmark(settings, "python -m alexnet_jax.bench " + " ".join(sys.argv[1:]))
+        bench.run(settings, "python -m alexnet_jax.bench " + " ".join(sys.argv[1:]), values["torch_worker"])
     except SettingsError as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     return cli.EXIT_OK

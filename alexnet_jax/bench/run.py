@@ -30,6 +30,17 @@ def info(message: str) -> None:
     print(f"[bench {time.monotonic() - _START:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+def run(settings: Settings, command: str, torch_worker: list[str] | None = None) -> list[dict]:
+    """What `python -m alexnet_jax.bench` does: the benchmark (`run_benchmark`), or in the PyTorch
+    subprocess (`--torch_worker`) its PyTorch measurements."""
+    if torch_worker:
+        from alexnet_jax.bench import torch_side  # only here: torch never shares a process with TensorFlow
+
+        torch_side.run_worker(torch_worker, settings)
+        return []
+    return run_benchmark(settings, command)
+
+
 def run_benchmark(settings: Settings, command: str) -> list[dict]:
     """Every measurement the settings ask for, printed and returned, the summary last; writes the outputs."""
     records: list[dict] = []
@@ -39,10 +50,14 @@ def run_benchmark(settings: Settings, command: str) -> list[dict]:
         emit(measure_trainer(settings, info), records)
         write_outputs(settings, records, None)
         return records
-    torch_names = ["peak", *settings.torch]
-    info(f"torch {', '.join(torch_names)} (one subprocess) ...")
-    peak_record, *torch_records = spawn_torch(torch_names, settings)
-    torch_peaks = peak_record.get("peaks")
+    torch_peaks, torch_records = None, []
+    if settings.needs_torch:
+        torch_names = ["peak", *settings.torch]
+        info(f"torch {', '.join(torch_names)} (one subprocess) ...")
+        peak_record, *torch_records = spawn_torch(torch_names, settings)
+        torch_peaks = peak_record.get("peaks")
+    else:
+        info("torch: nothing to measure (--torch= and --peak_tflops gives every peak)")
 
     images, labels = synthetic_images(settings.num_images, settings.image_size, settings.seed)
     bench = JaxBench(settings, images, labels)

@@ -97,8 +97,6 @@ class Settings:
                 f"--crop_size={self.crop_size}: {self.model} needs at least {spec.min_input_size} px"
                 + (f", a multiple of {spec.input_multiple}" if spec.input_multiple > 1 else "")
             )
-        if self.trainer and self.model != "alexnet":
-            raise SettingsError(f"--trainer runs the trainer's own model (AlexNet), not --model={self.model}")
         if self.trainer_epochs < 2:
             raise SettingsError(f"--trainer_epochs must be at least 2 (the first compiles), got {self.trainer_epochs}")
         for name in ("batch_size", "num_images", "steps", "warmup", "scan_steps", "devices"):
@@ -109,13 +107,15 @@ class Settings:
 
     @classmethod
     def from_flag_values(cls, values: Mapping[str, Any]) -> Settings:
-        """Settings from parsed flag values keyed by field name; None takes the paper-scale or --quick default.
+        """Settings from parsed flag values keyed by field name (other flags are ignored); None takes the
+        paper-scale or --quick default.
 
         The flags' own forms are converted here: lists to tuples, --torch_compile auto/on/off,
         --vmap_models strings to integers, --peak_tflops text to a dict. An empty --vmap_models
         or --scan_modes also means the default (an empty --levers or --torch means none).
         """
-        given = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+        fields = {field.name for field in dataclasses.fields(cls)}
+        given = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items() if name in fields}
         given["torch_compile"] = {"auto": None, "on": True, "off": False}[given["torch_compile"]]
         given["peak_tflops"] = parse_peak_flag(given["peak_tflops"])
         given["scan_modes"] = given["scan_modes"] or None
@@ -130,6 +130,12 @@ class Settings:
         chosen = {name: value for name, value in given.items() if value is not None}
         sized = {**(QUICK if given["quick"] else {}), **(TRAINER if given.get("trainer") else {})}
         return cls(**{**sized, **chosen})
+
+    @property
+    def needs_torch(self) -> bool:
+        """Whether the PyTorch subprocess has work: a PyTorch measurement, or a peak --peak_tflops does
+        not give (on a device the peak table lacks, the best of both frameworks' matmuls is the peak)."""
+        return bool(self.torch) or not {"float32", "bfloat16"} <= set(self.peak_tflops or {})
 
     def workload(self) -> dict:
         """The workload fields by name: what the summary line records."""

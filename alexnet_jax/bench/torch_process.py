@@ -19,7 +19,15 @@ TORCH_DTYPES = {"paper": "float32", "tuned": "bfloat16"}
 
 def spawn_torch(names: list[str], settings: Settings) -> list[dict]:
     """Run the PyTorch measurements `names` in one fresh interpreter; one record per name."""
-    command = [sys.executable, "-m", "alexnet_jax.bench", f"--torch_worker={','.join(names)}", *settings.as_flags()]
+    measurements = ",".join(name for name in names if name != "peak")
+    command = [
+        sys.executable,
+        "-m",
+        "alexnet_jax.bench",
+        f"--torch_worker={','.join(names)}",
+        f"--torch={measurements}",  # a run option, not forwarded by as_flags: the worker checks only these
+        *settings.as_flags(),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=settings.torch_timeout)
         stdout, stderr, code = done.stdout, done.stderr, done.returncode

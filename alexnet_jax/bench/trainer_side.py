@@ -29,10 +29,12 @@ PURE_REPEATS = 3
 
 
 def trainer_config(settings: Settings, data_dir: Path):
-    """The default (quick) config at the benchmark's sizes: what `./run.sh` trains, every default kept."""
+    """The default (quick) config at the benchmark's sizes and with --model: what `./run.sh` trains,
+    every other default kept."""
     from alexnet_jax.configs import quick
 
     config = quick.get_config()
+    config.model.name = settings.model
     config.data.dir = str(data_dir)
     config.data.image_size = settings.image_size
     config.augment.crop_size = settings.crop_size

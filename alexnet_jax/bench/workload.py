@@ -24,6 +24,6 @@ def synthetic_images(num: int, size: int, seed: int) -> tuple[np.ndarray, np.nda
 def paper_augment(crop_size: int):
     """The paper's training augmentation (RandomCrop, both flips, RandomRotation(180)): the
     defaults of `augment.AugmentConfig`. The JAX step and the tuned PyTorch peer both take it from here."""
-    from alexnet_jax import augment  # imports JAX (no backend starts): keep it off this module's import
+    from alexnet_jax.inputs.augment import AugmentConfig  # imports JAX (no backend starts): keep it off import
 
-    return augment.AugmentConfig(crop_size=crop_size)
+    return AugmentConfig(crop_size=crop_size)
