@@ -18,6 +18,7 @@ from absl import flags as absl_flags
 
 from alexnet_jax.bench import flops, records, settings
 from alexnet_jax.bench import run as bench_run
+from alexnet_jax.errors import SettingsError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -211,7 +212,7 @@ def test_benchmark_of_another_backbone(tmp_path, capsys):
 
 
 def test_bad_flags_exit_2_with_one_line_naming_the_flag():
-    """The benchmark's command line: a crop the model cannot take."""
+    """The benchmark's command line: a crop the model cannot take, a model without a PyTorch twin."""
     env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     bad = subprocess.run(
         [sys.executable, "-m", "alexnet_jax.bench", "--quick", "--model=vit_b_16", "--crop_size=60"],
@@ -222,6 +223,9 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag():
         timeout=120,
     )
     assert bad.returncode == 2 and "--crop_size=60: vit_b_16 needs at least 16 px, a multiple of 16" in bad.stderr
+    with pytest.raises(SettingsError, match="--torch=paper,tuned: tiny has no torchvision twin"):
+        settings.Settings(model="tiny", crop_size=32)
+    settings.Settings(model="tiny", crop_size=32, torch=())
 
 
 @pytest.mark.slow

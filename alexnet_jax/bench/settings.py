@@ -92,6 +92,13 @@ class Settings:
             spec = get_spec(self.model)
         except ValueError as error:
             raise SettingsError(f"--model: {error}") from None
+        if self.torch and not self.trainer and spec.torch is None:
+            from alexnet_jax.models import TORCH_MODEL_NAMES
+
+            raise SettingsError(
+                f"--torch={','.join(self.torch)}: {self.model} has no torchvision twin to measure; "
+                f"pass --torch= (no PyTorch measurements) or a --model that has one: {', '.join(TORCH_MODEL_NAMES)}"
+            )
         if self.crop_size < spec.min_input_size or self.crop_size % spec.input_multiple:
             raise SettingsError(
                 f"--crop_size={self.crop_size}: {self.model} needs at least {spec.min_input_size} px"
