@@ -80,7 +80,7 @@ def test_param_distributions_uniform(tf_params, jax_params, record_property):
             counts = np.bincount(p[key], minlength=span)
             assert len(counts) == span, f"{source} {key} left the range"
             pvalue = stats.chisquare(counts).pvalue
-            record_property(f"{source}_{key}_chi2_p", pvalue)
+            record_property(f"{source}_{key}_chi2_p", float(pvalue))  # numpy floats cannot cross to xdist's controller
             assert pvalue > 1e-3, f"{source} {key} offsets not uniform: {counts}"
         for key in ("hflip", "vflip"):
             hits = int(p[key].sum())
@@ -88,7 +88,7 @@ def test_param_distributions_uniform(tf_params, jax_params, record_property):
         angles = p["angle_deg"]
         assert angles.min() >= -180.0 and angles.max() <= 180.0
         ks = stats.kstest(angles, stats.uniform(loc=-180.0, scale=360.0).cdf).pvalue
-        record_property(f"{source}_angle_ks_p", ks)
+        record_property(f"{source}_angle_ks_p", float(ks))
         assert ks > 1e-3, f"{source} angles not uniform on [-180, 180]"
     # And the two samplers against each other.
     assert stats.ks_2samp(tf_params["angle_deg"], jax_params["angle_deg"]).pvalue > 1e-3
