@@ -1,20 +1,19 @@
-"""predict: a trained run's best params classify a folder of cut-outs or a prepared set."""
+"""predict: a trained run's best params classify a folder of cut-outs or a prepared set.
+
+The run is the tiny test model's (32 px, crop 28), trained in this process; the command runs once
+as a real process for its CSV and its output line."""
 
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, tiny_config, train
 from PIL import Image
 
-from alexnet_jax import errors, inference, training
+from alexnet_jax import errors, inference
 from alexnet_jax.data.prepared import write_prepared
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
-from test_train import tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +22,7 @@ def trained_run(module_tmp):
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (20, 256, 256, 3), dtype=np.uint8)
     write_prepared(root / "data", images, np.arange(20) % 4, name="tiny-random", source="test")
-    config = tiny_config(**{"epochs.scratch": 1})
-    config.data.dir = str(root / "data")
-    training.train(training.resolve(config, workdir=root / "runs"), [0], ["scratch"], log=lambda s: None)
+    train(tiny_config(root / "data", **{"epochs.scratch": 1}), root / "runs", 0, ["scratch"])
     folder = root / "cutouts"
     folder.mkdir()
     for i in range(3):
@@ -67,26 +64,29 @@ def test_predict_cli_on_a_folder(trained_run, tmp_path):
 
 
 def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
-    from alexnet_jax import params_io
+    from alexnet_jax import models, params_io
     from alexnet_jax.inputs import augment
-    from alexnet_jax.models import AlexNet
 
     params_dir = inference.resolve_params_dir(trained_run / "runs/run_000/scratch")
-    params = params_io.load_params(params_dir)
+    variables = params_io.load_variables(params_dir)
+    params, batch_stats = variables["params"], variables["batch_stats"]
     metadata = params_io.load_metadata(params_dir)
     config, model = metadata["config"], params_io.model_of(metadata)
+    assert model == "tiny"
     names, images, labels = inference.load_images(trained_run / "data")
     assert len(names) == 20 and labels is not None
-    probs = inference.predict_probabilities(params, images, config, model=model, batch_size=8)
+    probs = inference.predict_probabilities(params, images, config, model=model, batch_stats=batch_stats, batch_size=8)
     assert probs.shape == (20, 4)
     small = augment.resize_images(images, config["data"]["image_size"])
     view = augment.eval_transform(
-        small, augment.AugmentConfig(crop_size=64, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
+        small, augment.AugmentConfig(crop_size=28, random_crop=False, hflip=False, vflip=False, rotation_degrees=0.0)
     )
-    logits = AlexNet(num_classes=4).apply({"params": params}, view)
+    logits = models.get_model(model, 4).apply(variables, view)  # eval mode: BatchNorm's running statistics
     expected = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
-    tta = inference.predict_probabilities(params, images[:4], config, model=model, batch_size=4, tta=3)
+    tta = inference.predict_probabilities(
+        params, images[:4], config, model=model, batch_stats=batch_stats, batch_size=4, tta=3
+    )
     assert tta.shape == (4, 4) and np.allclose(tta.sum(1), 1, atol=1e-5)
 
 
