@@ -154,7 +154,8 @@ class ArmTrainer:
             batches = self.pipeline.packed_batches(indices, size, train=False, seeds=data_seeds)
         else:
             batches = self.pipeline.batches(indices[0], size, train=False, seed=data_seeds[0])
-        totals = _stack([zero_eval_totals(self.num_classes) for _ in self.members])
+        # On the mesh, replicated like the step's own outputs: host arrays would compile the step a second time.
+        totals = replicate(_stack([zero_eval_totals(self.num_classes) for _ in self.members]), self.mesh)
         predictions = []
         for step, batch in enumerate(batches):
             totals, preds = self.steps.eval(self.state, self.pipeline.resident, batch, self._keys(purpose, epoch, step),
@@ -198,6 +199,7 @@ class ArmTrainer:
             totals = _stack([{k: jnp.asarray(p[k], zero[k].dtype) for k in zero} for p in partial])
         else:
             totals = _stack([zero_train_totals() for _ in self.members])
+        totals = replicate(totals, self.mesh)  # placed as the step's outputs are, so the step compiles once
         for step, batch in enumerate(self._train_batches(epoch, skip), start=skip):
             if self.stop.is_set():
                 self._interrupt(epoch, step, totals)
