@@ -123,6 +123,14 @@ class JaxBench:
         state = steps.replicate(state, self.mesh)
         return pipeline, built.train, built.eval, state, raw_step
 
+    def zero_totals(self, train: bool = True):
+        """An epoch's zero metrics, placed as the steps return them (replicated): uncommitted
+        zeros would give the first call another signature, and the second call a compilation."""
+        from alexnet_jax.training import steps
+
+        totals = steps.zero_train_totals() if train else steps.zero_eval_totals(NUM_CLASSES)
+        return steps.replicate(totals, self.mesh)
+
     def order(self, length: int, salt: int) -> np.ndarray:
         rng = np.random.default_rng([self.s.seed, salt])
         reps = -(-length // len(self.labels))
@@ -147,7 +155,6 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.training.steps import zero_train_totals
 
         s = self.s
         bs, warmup, steps = s.batch_size, s.warmup, s.steps
@@ -158,7 +165,7 @@ class JaxBench:
         # End to end: the trainer's loop (next batch, dispatch; the metrics accumulate on the device).
         t0 = time.perf_counter()
         first = None
-        totals = zero_train_totals()
+        totals = self.zero_totals()
         for step in range(warmup):
             key_step = seeds.step_key(key, seeds.TRAIN, 0, step)
             state, totals = train_step(state, pipeline.resident, next(batches), key_step, totals, step)
@@ -212,7 +219,6 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.training.steps import zero_eval_totals
 
         s = self.s
         bs, warm, n_batches = s.batch_size, max(1, s.warmup), max(2, s.steps)
@@ -220,7 +226,7 @@ class JaxBench:
         batches = pipeline.batches(self.order((warm + n_batches) * bs, 3), bs, train=False, seed=s.seed + 3)
 
         def run(count, offset):
-            totals = zero_eval_totals(NUM_CLASSES)
+            totals = self.zero_totals(train=False)
             for step in range(count):
                 key_step = seeds.step_key(key, seeds.TEST, 0, offset + step)
                 totals, predictions = eval_step(state, pipeline.resident, next(batches), key_step, totals)
@@ -278,7 +284,6 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.training.steps import zero_train_totals
 
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
@@ -293,7 +298,7 @@ class JaxBench:
         key = jax.random.key(self.s.seed + 5)
         dispatches = max(1, -(-self.s.steps // length))
         groups = [self._index_batches(pipeline, length, 10 + g) for g in range(2 + dispatches)]
-        holder = {"carry": (self._copy(state), zero_train_totals())}
+        holder = {"carry": (self._copy(state), self.zero_totals())}
 
         def call(i):
             stacked = self._stack(groups[i % len(groups)])
@@ -359,7 +364,6 @@ class JaxBench:
         import jax
 
         from alexnet_jax import seeds
-        from alexnet_jax.training.steps import zero_train_totals
 
         pipeline, train_step, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
@@ -372,7 +376,7 @@ class JaxBench:
         for donate in (True, False):
             # Donated: the trainer's own jitted step (already compiled); not donated: a re-jit of it.
             step = train_step if donate else jax.jit(raw, out_shardings=(replicated, replicated))
-            holder = {"carry": (self._copy(state), zero_train_totals())}
+            holder = {"carry": (self._copy(state), self.zero_totals())}
 
             def call(i, step=step, holder=holder):
                 state, totals = holder["carry"]

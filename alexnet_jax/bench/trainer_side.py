@@ -70,7 +70,8 @@ def pure_epoch_seconds(plan, run_index: int = 0) -> float:
     times = []
     for repeat in range(PURE_REPEATS + 1):
         t0 = time.perf_counter()
-        totals, eval_totals = zero_train_totals(), zero_eval_totals(model.num_classes)
+        # replicated, as the steps return them: uncommitted zeros would compile a second signature
+        totals, eval_totals = replicate((zero_train_totals(), zero_eval_totals(model.num_classes)), mesh)
         for step, batch in enumerate(pipeline.batches(order, plan.batch_size, train=True, seed=0)):
             state, totals = steps.train(state, pipeline.resident, batch, seeds.step_key(key, 1, repeat, step), totals,
                                         step)  # fmt: skip
