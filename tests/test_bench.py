@@ -117,7 +117,6 @@ def check_table(md: Path, names: list[str]) -> None:
         assert f"| {name} |" in table
 
 
-@pytest.mark.slow
 def test_quick_benchmark_output_format(tmp_path, capsys):
     """Every JAX measurement and lever, on the tiny model (the backbone is not what is tested here;
     the PyTorch measurements and the measured peaks are, in test_benchmark_of_another_backbone)."""
@@ -228,7 +227,6 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag():
     settings.Settings(model="tiny", crop_size=32, torch=())
 
 
-@pytest.mark.slow
 def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path, capsys):
     jsonl = tmp_path / "trainer.jsonl"
     (line,) = bench(

@@ -69,6 +69,7 @@ def test_the_wheel_carries_the_configs_and_the_console_scripts(installed):
     assert not any(n.startswith(("tests/", "experiments/")) for n in names)
 
 
+@pytest.mark.slow  # trains in a real process
 def test_train_runs_from_the_installed_package_with_its_default_config(installed, tmp_path):
     _, site = installed
     data = tmp_path / "data"
