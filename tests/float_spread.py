@@ -5,8 +5,10 @@ A fixed tight tolerance holds only on the CPU it was tuned on: the order of floa
 measures how far torch's float32 result lies from torch's float64 result on the same input
 (the spread), and allows `SPREAD_FACTOR` times that, but never less than its own fixed
 tolerance: JAX's float32 error and torch's are each about one spread, so two machines that
-round differently stay inside it. Where a computation is ill-conditioned (the spread is near
-the tolerance itself), the test compares in float64 instead.
+round differently stay inside it. Since the spread can only raise the fixed tolerance, a costly
+measurement (a whole network in float64) is made only when an output exceeds the fixed one.
+Where a computation is ill-conditioned (the spread is near the tolerance itself), the test
+compares in float64 instead.
 """
 
 import copy

@@ -122,21 +122,23 @@ def _assert_within(compared, names=None):
 
 def _assert_report_within_spread(report, state_dict, params, fixed=TOLERANCE):
     """Every output of the converter's parity report within tolerance(fixed, torch's float32-vs-float64
-    spread of it), measured on the report's own inputs (numpy seed 0, one draw per size, in order)."""
+    spread of it), measured on the report's own inputs (numpy seed 0, one draw per size, in order). The
+    spread can only raise `fixed`, so it is measured only for a size where some output exceeds `fixed`."""
     model = report["model"]
     spec, source = models.get_spec(model), models.torch_source(model)
-    state_dict = convert.to_torchvision_names(convert.strip_ddp_prefix(state_dict), model)[0]
-    references = {}
     rng = np.random.default_rng(0)
     for row in report["sizes"]:
         images = rng.standard_normal((row["batch"], 3, row["height"], row["width"])).astype(np.float32)
-        size = row["height"] if source.size_argument else spec.default_input_size
-        if size not in references:
-            references[size] = torch_model_of(model, state_dict, params, size)[0]
-        spread = module_spread(references[size], images, dict(spec.taps))
-        for name, d in row.items():
-            if isinstance(d, dict):
-                assert d["scale"] > 0 and d["rel"] <= tolerance(fixed, spread[name]), (row["height"], name, d, spread)
+        outputs = {name: d for name, d in row.items() if isinstance(d, dict)}
+        assert all(d["scale"] > 0 for d in outputs.values()), row
+        over = {name: d["rel"] for name, d in outputs.items() if d["rel"] > fixed}
+        if over:
+            named = convert.to_torchvision_names(convert.strip_ddp_prefix(state_dict), model)[0]
+            size = row["height"] if source.size_argument else spec.default_input_size
+            reference = torch_model_of(model, named, params, size)[0]
+            spread = module_spread(reference, images, dict(spec.taps))
+            for name, rel in over.items():
+                assert rel <= tolerance(fixed, spread[name]), (row["height"], name, rel, spread[name])
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -495,14 +497,19 @@ def test_offline_default_fails_clearly(isolated_imagenet_search, monkeypatch):
     assert not list((isolated_imagenet_search / "torch_home").rglob("*.pth"))  # no partial download left
 
 
-def test_cli_check_only_and_offline_exit(tmp_path):
-    """The command as a process (python -m): exit 3 when the file is not here, 1 when it cannot be had."""
-    env = dict(TORCH_HOME=str(tmp_path / "torch_home"))
-    proc = _run_cli(["--check_only"], cwd=tmp_path, **env)
-    assert proc.returncode == convert.EXIT_NOT_AVAILABLE, proc.stderr[-2000:]
-    assert "not available" in proc.stderr and not (tmp_path / "torch_home").exists()  # nothing downloaded
-    proc = _run_cli([f"--download_url={_closed_port_url()}", "--output=out"], cwd=tmp_path, **env)
-    assert proc.returncode == 1
+def test_cli_check_only_and_offline_exit(tmp_path, monkeypatch):
+    """--check_only: exit 3 when the file is not here, nothing downloaded (in-process). Then the command as
+    a process (python -m, the one such test of `convert`): exit 1 when the file cannot be had."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv(convert.IMAGENET_ENV, raising=False)
+    code, _, stderr = _run_command(["--check_only"])
+    assert code == convert.EXIT_NOT_AVAILABLE, stderr[-2000:]
+    assert "not available" in stderr and not (tmp_path / "torch_home").exists()  # nothing downloaded
+    proc = _run_cli(
+        [f"--download_url={_closed_port_url()}", "--output=out"], cwd=tmp_path, TORCH_HOME=str(tmp_path / "torch_home")
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--torch_checkpoint" in proc.stderr and convert.IMAGENET_ENV in proc.stderr
     assert not (tmp_path / "out").exists()
 

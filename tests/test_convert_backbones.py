@@ -3,10 +3,12 @@
 Random torchvision (and timm) models stand in for trained ones; every tensor that torchvision
 initialises to a constant (norm weights and biases, running statistics, layer scale, biases,
 ViT's class token and zero head) is randomised first, so that every parameter shows in the
-outputs. Each state dict is saved to a file and put through `python -m alexnet_jax.convert`.
-Then, float32 on CPU: the eval logits and every block's output at 224 px and another size
-(the converter's own report, and here against timm's forward), and one SGD step in train mode
-(loss, gradients, updated BatchNorm statistics) against torch's.
+outputs. Each state dict is saved to a file and converted (in-process; the command's exit codes
+are tested through it, and as a process in test_convert.py). Then, float32 on CPU: the eval
+logits and every block's output at 224 px and another size (the converter's own report, and here
+against timm's forward), and one SGD step in train mode (loss and gradients in float32; gradients,
+updated parameters and BatchNorm statistics in float64) against torch's. Tolerances: see
+float_spread.
 """
 
 import copy
@@ -162,12 +164,14 @@ def test_cli_conversion_matches_torchvision_and_timm(converted, model, source):
         for height, width in models.torch_source(model).parity_sizes:
             images = rng.standard_normal((2, 3, height, width)).astype(np.float32)
             theirs = hooked_outputs(result.torch, taps, images)
-            spread = module_spread(result.torch.eval(), images, taps)
             ours = jax_outputs(model, result.variables, images.transpose(0, 2, 3, 1))
             rel = max_relative(ours, theirs)
             assert set(rel) == {"logits", *spec.block_names}
-            for name, value in rel.items():
-                assert value <= tolerance(TOLERANCE, spread[name]), (height, name, value, spread[name])
+            over = {name: value for name, value in rel.items() if value > TOLERANCE}
+            if over:  # the measured spread can only raise TOLERANCE: measured only when needed
+                spread = module_spread(result.torch.eval(), images, taps)
+                for name, value in over.items():
+                    assert value <= tolerance(TOLERANCE, spread[name]), (height, name, value, spread[name])
             blocks = max(rel[name] for name in spec.block_names)
             print(f"measured {model} timm {height}x{width}: logits {rel['logits']:.1e}, blocks max {blocks:.1e}")
 
@@ -265,9 +269,11 @@ def test_train_step_matches_torch(converted, model):
     """
     spec = models.get_spec(model)
     result = converted(model, "torchvision")
-    size = 224 if model == "vit_b_16" else 64  # ViT's gradients are comparable only on its stored grid
-    images = np.random.default_rng(7).standard_normal((3, 3, size, size)).astype(np.float32)
-    labels = np.array([3, 141, 999])
+    # ViT's gradients are comparable only on its stored grid; ConvNeXt at its minimum (torch's float64
+    # depthwise convolutions are slow); the ResNets at 64 px, so that layer4's BatchNorm sees 2x2 maps.
+    size = {"vit_b_16": 224, "convnext_tiny": 32}.get(model, 64)
+    images = np.random.default_rng(7).standard_normal((2, 3, size, size)).astype(np.float32)
+    labels = np.array([141, 999])
     learning_rate = 0.1
     tv_options = {"stochastic_depth_prob": 0.0} if model == "convnext_tiny" else {}
     reference = getattr(torchvision.models, model)(weights=None, **tv_options)
