@@ -2,7 +2,8 @@
 
 Two local CPU processes with one device each, joined through `python -m alexnet_jax.study
 train` (jax.distributed.initialize + gloo), must give the same numbers as one process with
-two devices, and write results.json and best/ once.
+two devices, and write results.json and best/ once. The model is the tiny test model (BatchNorm
+statistics over the global batch, so across the processes), at 32 px with crop 28.
 """
 
 import json
@@ -14,18 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import QUICK, TINY_FLAGS
 
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = [
-    "--config=" + str(REPO / "experiments/configs/quick.py"),
+    f"--config={QUICK}",
     "--run_index=0",
     "--arms=scratch",
-    "--config.data.image_size=72",
-    "--config.augment.crop_size=64",
-    "--config.batch_size=8",
-    "--config.eval_batch_size=8",
+    *(f"--config.{key}={value}" for key, value in TINY_FLAGS.items()),
     "--config.epochs.scratch=2",
 ]
 

@@ -1,7 +1,7 @@
 """The study launcher: device groups, skipping, locks, failure reports, and a real two-worker study.
 
-The end-to-end test trains two tiny runs (72 px images, crop 64, one scratch epoch) in two
-CPU worker processes, then launches again and checks that nothing is retrained.
+The end-to-end test trains two runs of the tiny test model (32 px images, crop 28, one scratch
+epoch) in two CPU worker processes, then launches again and checks that nothing is retrained.
 """
 
 import fcntl
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_FLAGS
 
 from alexnet_jax import results as results_lib
 from alexnet_jax import study, toolbox
@@ -24,11 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = [
     "--config=experiments/configs/quick.py",
     "--config.epochs.scratch=1",
-    "--config.data.image_size=72",
-    "--config.augment.crop_size=64",
-    "--config.batch_size=8",
-    "--config.eval_batch_size=8",
-    "--config.pipeline=on_device",
+    *(f"--config.{key}={value}" for key, value in TINY_FLAGS.items()),
 ]
 
 
@@ -248,6 +245,7 @@ def test_two_workers_train_then_skip(tmp_path, tiny_data):
     assert {r: launcher.results_path(workdir, r).stat().st_mtime_ns for r in (0, 1)} == mtimes
 
 
+@pytest.mark.slow
 def test_runs_share_one_gpu_with_runs_per_device(tmp_path, tiny_data):
     """--runs_per_device=2 on one (pretend) GPU: two trainers side by side, each told its share of
     the GPU's memory. JAX_PLATFORMS=cpu lets them train on this machine's CPU."""
