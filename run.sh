@@ -107,7 +107,7 @@ Training the SCRATCH ARM ONLY. To add the pretrained arm, put alexnet-owt-7be5be
 }
 
 case "${1:-}" in
-  test) shift; setup; lint; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) shift; setup; lint; exec "$VENV/bin/python" -m pytest -n auto --maxprocesses=2 --dist loadfile "$@" ;;
   setup) setup ;;
   *) setup; main_job "$@" ;;
 esac

@@ -150,10 +150,10 @@ write_prepared(sys.argv[1], images, labels, name="slurm_test", source="random")
 EOF
 
 workdir="$tmp/study"
-log "submitting runs $runs (tiny quick config, scratch arm, 1 epoch) and the analysis job"
+log "submitting runs $runs (the tiny test model on the quick config, scratch arm, 1 epoch) and the analysis job"
 submitted="$("$here/submit.sh" --workdir="$workdir" --data_dir="$data" --runs="$runs" \
   --config=experiments/configs/quick.py --arms=scratch --sbatch="--cpus-per-task=1 --time=30" -- \
-  --config.epochs.scratch=1 --config.data.image_size=72 --config.augment.crop_size=64 \
+  --config.epochs.scratch=1 --config.model.name=tiny --config.data.image_size=32 --config.augment.crop_size=28 \
   --config.batch_size=8 --config.eval_batch_size=8)"
 echo "$submitted"
 array_id="$(sed -n 's/^training array: job \([0-9]*\).*/\1/p' <<< "$submitted")"
