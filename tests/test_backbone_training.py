@@ -66,3 +66,16 @@ def test_another_models_weights_are_refused_naming_both(tmp_path, tiny_data):
     config = tiny_backbone_config("resnet18", tiny_data)
     with pytest.raises(TrainingError, match=r"holds tiny weights, and this config trains resnet18"):
         train(config, tmp_path / "runs", [0], ["pretrained"], pretrained_weights=weights, log=quiet)
+
+
+def test_an_imagenet_arm_of_a_model_without_torch_weights_is_refused_in_one_line(tmp_path, tiny_data, monkeypatch):
+    """The tiny test model has no torchvision twin: its pretrained (ImageNet) arm stops before training,
+    in one line naming the model and those that have ImageNet weights."""
+    from helpers import tiny_config
+
+    monkeypatch.chdir(tmp_path)  # no weights/ directory here
+    with pytest.raises(TrainingError) as info:
+        train(tiny_config(tiny_data), tmp_path / "runs", [0], ["pretrained"])
+    message = str(info.value)
+    assert "\n" not in message and "pretrained arm starts from ImageNet weights" in message
+    assert "'tiny'" in message and ", ".join(models.TORCH_MODEL_NAMES) in message
