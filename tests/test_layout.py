@@ -160,7 +160,9 @@ def test_lower_layers_never_import_upper_ones():
 
 def test_the_model_step_and_analysis_import_neither_tensorflow_nor_torch():
     code = (
-        "import sys; import alexnet_jax.train, alexnet_jax.analyze, alexnet_jax.analysis.stats, alexnet_jax.predict; "
+        "import sys, tempfile, pathlib; import alexnet_jax.train, alexnet_jax.analyze, alexnet_jax.analysis.stats, "
+        "alexnet_jax.predict; from alexnet_jax.training.member import tensorboard_writer; "
+        "tensorboard_writer(pathlib.Path(tempfile.mkdtemp())).close(); "  # tensorboardX would import torch
         "bad = sorted(m for m in ('tensorflow', 'torch', 'torchvision') if m in sys.modules); "
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
