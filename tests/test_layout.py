@@ -158,6 +158,16 @@ def test_lower_layers_never_import_upper_ones():
     assert upward == []
 
 
+def test_no_module_imports_another_modules_private_names():
+    """A name with a leading underscore is its module's own; a second user means it is shared, so public."""
+    private = []
+    for name, path in sorted(modules().items()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alexnet_jax"):
+                private += [f"{name} imports {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []
+
+
 def test_the_model_step_and_analysis_import_neither_tensorflow_nor_torch():
     code = (
         "import sys, tempfile, pathlib; import alexnet_jax.train, alexnet_jax.analyze, alexnet_jax.analysis.stats, "

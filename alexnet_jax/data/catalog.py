@@ -195,7 +195,7 @@ def read_catalog_file(path: str | os.PathLike, fmt: str | None = None) -> tuple[
 # ----------------------------------------------------------------------------- normalising
 
 
-def _find(columns, candidates) -> str | None:
+def find_column(columns, candidates) -> str | None:
     lower = {str(c).lower(): c for c in columns}
     for candidate in candidates:
         if candidate in columns:
@@ -205,11 +205,11 @@ def _find(columns, candidates) -> str | None:
     return None
 
 
-def _is_text(series: pd.Series) -> bool:
+def is_text_column(series: pd.Series) -> bool:
     return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
 
 
-def _sexagesimal(values: pd.Series, hours: bool) -> np.ndarray:
+def parse_sexagesimal(values: pd.Series, hours: bool) -> np.ndarray:
     """'hh mm ss.s' / 'dd:mm:ss' strings (or numbers) to decimal degrees."""
     out = np.full(len(values), np.nan)
     for i, value in enumerate(values):
@@ -261,7 +261,7 @@ def normalize_catalog(
             if explicit not in columns:
                 raise CatalogError(f"{source}: column {explicit!r} (given for {key}) not found; columns: {found}")
             return explicit
-        name = _find(columns, ALIASES[key])
+        name = find_column(columns, ALIASES[key])
         if name is None and required:
             raise CatalogError(
                 f"{source}: no {key} column; looked for {', '.join(ALIASES[key])}. Columns found: {found}. "
@@ -287,9 +287,9 @@ def normalize_catalog(
             continue
         values = frame[name]
         unit = units.get(name, "").lower()
-        is_text = _is_text(values)
+        is_text = is_text_column(values)
         if is_text or unit in ("h:m:s", "d:m:s", "hms", "dms"):
-            out[key] = _sexagesimal(values, hours=hours and (is_text or unit in ("h:m:s", "hms")))
+            out[key] = parse_sexagesimal(values, hours=hours and (is_text or unit in ("h:m:s", "hms")))
         else:
             out[key] = values.astype(float).to_numpy()
     out["ttype"] = frame[column_map["ttype"]].to_numpy()
@@ -301,7 +301,7 @@ def normalize_catalog(
         radius = radius_column
     else:
         for candidate, candidate_factor in RADIUS_ALIASES:
-            name = _find(columns, (candidate,))
+            name = find_column(columns, (candidate,))
             if name is None:
                 continue
             unit = units.get(name, "").strip().lower()

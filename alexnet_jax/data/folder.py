@@ -193,21 +193,21 @@ def list_images(image_dir: str | os.PathLike, pattern: str | None = None) -> lis
 
 def _column(table: pd.DataFrame, key: str):
     """The catalogue's id/ra/dec column by the catalogue aliases (None when absent)."""
-    from alexnet_jax.data.catalog import ALIASES, _find
+    from alexnet_jax.data.catalog import ALIASES, find_column
 
-    name = _find(list(table.columns), (key,) + ALIASES[key])
+    name = find_column(list(table.columns), (key,) + ALIASES[key])
     return None if name is None else table[name]
 
 
 def _degrees(table: pd.DataFrame, key: str) -> np.ndarray:
-    from alexnet_jax.data.catalog import _is_text, _sexagesimal
+    from alexnet_jax.data.catalog import is_text_column, parse_sexagesimal
 
     column = _column(table, key)
     if column is None:
         return np.full(len(table), np.nan)
-    if _is_text(column):
+    if is_text_column(column):
         try:
-            return _sexagesimal(column, hours=key == "ra")
+            return parse_sexagesimal(column, hours=key == "ra")
         except ValueError:
             return pd.to_numeric(column, errors="coerce").to_numpy(float)
     return column.to_numpy(float)
