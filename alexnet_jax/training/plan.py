@@ -94,16 +94,21 @@ class Plan:
                 return arm
         raise KeyError(name)
 
+    def check_arms(self, names: list[str], asked_as: str | None = None) -> None:
+        """Refuse arm names the config does not declare, naming the ones it does; `asked_as`, the
+        --arms text the names came from, must name at least one."""
+        unknown = [a for a in names if a not in self.arm_names]
+        if unknown or (asked_as is not None and not names):
+            raise ValueError(
+                f"--arms: unknown arm(s) {unknown or asked_as!r}; this config declares {', '.join(self.arm_names)}"
+            )
+
     def select_arms(self, text: str | None) -> list[str]:
         """`--arms=a,b` -> those arms, in the config's order; None -> every declared arm."""
         if text is None:
             return self.arm_names
         asked = [a.strip() for a in text.split(",") if a.strip()]
-        unknown = [a for a in asked if a not in self.arm_names]
-        if unknown or not asked:
-            raise ValueError(
-                f"--arms: unknown arm(s) {unknown or text!r}; this config declares {', '.join(self.arm_names)}"
-            )
+        self.check_arms(asked, text)
         return [name for name in self.arm_names if name in asked]
 
 

@@ -41,9 +41,7 @@ def train(
     checked before anything trains. `stop` (an Event-like `is_set()`) stops cleanly with
     `Interrupted`; `devices` (default: all) form the data-parallel mesh."""
     arms = plan.arm_names if arms is None else list(arms)
-    unknown = [a for a in arms if a not in plan.arm_names]
-    if unknown:
-        raise ValueError(f"--arms: unknown arm(s) {unknown!r}; this config declares {', '.join(plan.arm_names)}")
+    plan.check_arms(arms)
     return Session(plan, devices=devices, log=log, stop=stop).train(list(runs), arms)
 
 
