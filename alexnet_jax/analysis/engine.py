@@ -34,7 +34,7 @@ from alexnet_jax.analysis.stats import (
     summarize_arm,
     wilcoxon_test,
 )
-from alexnet_jax.analysis.study import ACC_TIE_TOLERANCE, Study, describe_data
+from alexnet_jax.analysis.study import ACC_TIE_TOLERANCE, Study, describe_data, describe_starting_weights
 from alexnet_jax.errors import StudyError
 
 REFERENCE_NAME = "scratch"
@@ -298,6 +298,7 @@ def study_keys(study: Study, resamples: int, seed: int) -> dict:
         "runs": sorted(study.runs),
         "class_names": study.class_names,
         "data": describe_data(study),
+        "starting_weights": describe_starting_weights(study),
         "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95, "method": "percentile"},
         "skipped": [{"path": p, "reason": r} for p, r in study.skipped],
         "warnings": list(study.warnings),

@@ -69,6 +69,40 @@ def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
     )
 
 
+NORMALIZATION_TEXT = {"none": "[0, 1] pixels", "imagenet": "ImageNet mean/std", "inception": "(x - 0.5) / 0.5"}
+
+
+def starting_weights_lines(summary: dict) -> list[str]:
+    """One bullet per arm and starting point: really pretrained (from which file or package) or random."""
+    described = summary.get("starting_weights") or {}
+    lines = []
+    for arm in summary.get("arm_names", described):
+        for start in described.get(arm, []):
+            source, kind = start.get("source") or {}, start.get("kind") or "not recorded"
+            if kind == "converted_torch_weights":
+                origin = (
+                    f"the registry package `{source['package']}` {source.get('package_version') or ''}".rstrip()
+                    if source.get("package")
+                    else f"`{source.get('kind', 'a converted file')}`"
+                )
+                text = f"**ImageNet-pretrained**, weights from {origin}"
+                if source.get("file"):
+                    text += f" (`{source['file']}`)"
+            elif kind.endswith("_default_init"):
+                text = f"random, {kind.removesuffix('_default_init')}'s default initialisation (not pretrained)"
+            elif kind == "checkpoint":
+                text = "a converted checkpoint"
+            else:
+                text = kind
+            if start.get("source_sha256"):
+                text += f", sha256 `{start['source_sha256'][:16]}...`"
+            scaling = start.get("input_normalization")
+            if scaling:
+                text += f"; input scaled as {scaling} ({NORMALIZATION_TEXT.get(scaling, scaling)})"
+            lines.append(f"- `{arm}` (runs {format_ranges(start['runs'])}): {text}.")
+    return ["## Starting weights", "", *lines, ""] if lines else []
+
+
 def table_lines(table: Table) -> list[str]:
     """A table in the report, with the name of its CSV file."""
     return [table.markdown(), "", f"CSV: `{table.stem}.csv`", ""]

