@@ -3,7 +3,8 @@
 A params directory (a run's `best/`, or converted weights) names its model in its metadata
 and carries the config it was trained with; images go through the transform the model was
 evaluated with (resize to 256 px, the paper's, then to the run's image size, then a centre
-crop), or `tta=K` averages K random paper augmentations.
+crop), or `tta=K` averages K random paper augmentations, and then the input scaling the run
+trained with (its config's `normalize`).
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ def predict_probabilities(
     num_classes = num_classes_of(params, model)
     crop = int(run_config.get("augment", {}).get("crop_size", 224))
     image_size = int(run_config.get("data", {}).get("image_size", 256))
-    imagenet = bool(run_config.get("normalize_imagenet", False))
+    scaling = augment.run_normalization(run_config)  # a run made before config.normalize: its normalize_imagenet
+    try:
+        augment.normalization_stats(scaling)
+    except ValueError as error:
+        raise PredictError(f"the run's config.normalize: {error}") from None
     images_u8 = augment.resize_images(images_u8, image_size)
     network = get_model(model, num_classes)
     random_cfg = augment.configs_from(run_config)[0] if "augment" in run_config else augment.AugmentConfig(crop)
@@ -93,10 +98,10 @@ def predict_probabilities(
         if tta:
             keys = jax.random.split(key, tta)
             views = jax.vmap(lambda k: augment.augment(k, batch, random_cfg))(keys)
-            logits = jax.vmap(lambda v: network.apply(variables, augment.normalize(v, imagenet)))(views)
+            logits = jax.vmap(lambda v: network.apply(variables, augment.normalize(v, scaling)))(views)
             return jax.nn.softmax(logits, -1).mean(0)
         view = augment.eval_transform(batch, center_cfg)
-        return jax.nn.softmax(network.apply(variables, augment.normalize(view, imagenet)), -1)
+        return jax.nn.softmax(network.apply(variables, augment.normalize(view, scaling)), -1)
 
     variables = {"params": params} | ({} if batch_stats is None else {"batch_stats": batch_stats})
     variables = jax.tree_util.tree_map(jnp.asarray, variables)

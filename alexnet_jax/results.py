@@ -29,6 +29,9 @@ Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is s
           "spec": {"init": "scratch" | "imagenet" | "checkpoint:PATH",
                    "finetune": "full" | "linear_probe" | "last_blocks:K" | "lr_decay:F",
                    "model": "alexnet", ...},
+          "input_normalization": {"name": "none" | "imagenet" | "inception",   # the scaling the model's
+                                  "mean": [3], "std": [3],   # input got: (x - mean) / std on [0, 1] pixels
+                                  "asked": "weights"},       # config.normalize, where it was resolved
           "trainable_params": 57020228, "total_params": 57020228,
           "train_images_per_epoch": 12000,
           "epoch_seconds": [...],                # wall seconds of each finished epoch, all included
@@ -37,6 +40,7 @@ Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is s
       },
       "config_file": "alexnet_jax/configs/paper.py",   # version 2, optional: the --config path
       "config": {...,                            # the run's full config
+                 "normalize": "imagenet",        # the input scaling, resolved (older runs: normalize_imagenet)
                  "epochs": {NAME: planned epochs},
                  "arms": {NAME: {"init": ..., "finetune": ..., "optim": {...}}}}   # version 2
     }
@@ -169,9 +173,26 @@ def _validate_v2_arm(record: dict, where: str, done: int, fail) -> None:
             fail(f"'{where}.epoch_seconds' is not a list of seconds >= 0")
         if len(seconds) != done:
             fail(f"'{where}.epoch_seconds' has {len(seconds)} entries for {done} finished epochs")
+    _validate_normalization(record.get("input_normalization"), f"{where}.input_normalization", fail)
     timing = record.get("time")
     if timing is not None and not (isinstance(timing, dict) and all(_is_seconds(timing.get(k)) for k in TIME_KEYS)):
         fail(f"'{where}.time' must hold seconds >= 0 under each of {TIME_KEYS}")
+
+
+def _validate_normalization(record, where: str, fail) -> None:
+    """The optional input scaling of an arm: a name, and 3 means and 3 positive standard deviations."""
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+        fail(f"'{where}' must be an object with a 'name' (e.g. none, imagenet, inception)")
+    for key, lowest in (("mean", -math.inf), ("std", 0.0)):
+        values = record.get(key)
+        if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) and v > lowest for v in values)):
+            fail(f"'{where}.{key}' is {values!r}, expected 3 numbers" + (" > 0" if lowest == 0 else ""))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _validate_v2_top(results: dict, fail) -> None:

@@ -403,7 +403,9 @@ def test_backbones_config(name):
     assert config.optim.learning_rate == pytest.approx(
         backbones.RECIPES[name]["learning_rate"] * 384 / backbones.RECIPE_BATCH[name]
     )
-    assert config.normalize_imagenet and config.batch_size == 384 and config.epochs.to_dict() == base.epochs.to_dict()
+    assert (
+        config.normalize == "weights" and config.batch_size == 384 and config.epochs.to_dict() == base.epochs.to_dict()
+    )
     for section in ("data", "augment"):
         assert config[section].to_dict() == base[section].to_dict()
     assert base.model.name == "alexnet" and backbones.get_config("alexnet").to_dict() == base.to_dict()

@@ -498,7 +498,7 @@ def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
         rows = list(csv.DictReader(handle))
     probs = np.array([[float(row[f"p_class_{c}"]) for c in range(1000)] for row in rows])
     view = augment.eval_transform(images, augment.center_crop(224))
-    logits = models.get_model("resnet18").apply(result.variables, augment.normalize(view, False))
+    logits = models.get_model("resnet18").apply(result.variables, augment.normalize(view, "none"))
     expected = np.asarray(jax.nn.softmax(logits, -1))
     np.testing.assert_allclose(probs, expected, atol=2e-6)  # the CSV keeps 6 decimals
     same = inference.predict_probabilities(

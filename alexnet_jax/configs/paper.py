@@ -12,7 +12,8 @@ the paper did:
     --config.eval_augment=center      evaluate on a deterministic centre crop (paper: random)
     --config.selection=val            pick the peak epoch on a validation split (paper: test)
     --config.data.val_fraction=0.1    size of that validation split, carved from training
-    --config.normalize_imagenet=True  ImageNet mean/std normalisation (paper: off)
+    --config.normalize=weights        scale the inputs as the model's ImageNet weights expect
+                                      (or none, imagenet, inception; paper: none, [0, 1] pixels)
     --config.data.shuffle_each_epoch=True  new order each epoch (paper: one fixed order,
                                       because DistributedSampler.set_epoch was never called)
 """
@@ -41,7 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.augment.vflip = True
     config.augment.rotation_degrees = 180.0
     config.eval_augment = "random"  # "random" (paper) or "center"
-    config.normalize_imagenet = False
+    # The input scaling of every arm: none ([0, 1], the paper), imagenet (torchvision's mean/std),
+    # inception ((x - 0.5) / 0.5) or weights (what the model's ImageNet weights were trained with).
+    config.normalize = "none"
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "alexnet"  # a name of alexnet_jax.models (configs/backbones.py sets the others)

@@ -5,19 +5,46 @@ augmentation, SGD and peak selection), with fewer images, smaller images and few
     python -m alexnet_jax.data prepare --dataset=synthetic --num_examples=1200 --output=data/synthetic_quick
     python -m alexnet_jax.train --config=alexnet_jax/configs/quick.py \
         --data_dir=data/synthetic_quick --workdir=runs/quick --runs=0-1
+
+`quick.py:MODEL` shrinks a backbone's config (configs/backbones.py:MODEL, e.g. efficientnet_lite0)
+the same way: its recipe's optimiser, its model options and the input scaling of its weights,
+at the sizes and epochs below, with the recipe's learning rate scaled linearly to the batch of 64;
+BACKBONE_OVERRIDES holds what a backbone's quick run sets otherwise (the main job's among them).
 """
 
-from alexnet_jax.configs import paper
+from alexnet_jax.configs import backbones, paper
+
+VARIANTS = ("", *backbones.VARIANTS)  # --config=alexnet_jax/configs/quick.py[:MODEL]
+SIZES = {
+    "data.dir": "data/synthetic_quick",
+    "data.image_size": 72,  # resized once from the prepared 256 px
+    "augment.crop_size": 64,  # AlexNet's minimum input is 63 px
+    "batch_size": 64,
+    "eval_batch_size": 128,
+    "epochs.pretrained": 4,
+    "epochs.scratch": 8,
+}
+PAPER_LEARNING_RATE = 0.01  # few epochs: a larger step than the paper's 0.001
+# Per backbone, dotted config keys set after SIZES and the scaled recipe (tune them here).
+BACKBONE_OVERRIDES = {
+    "efficientnet_lite0": {"epochs.pretrained": 4, "epochs.scratch": 8},  # ./run.sh's main job
+}
 
 
-def get_config():
-    config = paper.get_config()
-    config.data.dir = "data/synthetic_quick"
-    config.data.image_size = 72  # resized once from the prepared 256 px
-    config.augment.crop_size = 64  # AlexNet's minimum input is 63 px
-    config.optim.learning_rate = 0.01  # few epochs: a larger step
-    config.batch_size = 64
-    config.eval_batch_size = 128
-    config.epochs.pretrained = 4
-    config.epochs.scratch = 8
+def get_config(model: str | None = None):
+    if model and model not in backbones.VARIANTS:
+        raise ValueError(f"quick.py:{model}: name a backbone of configs/backbones.py, one of {', '.join(VARIANTS[1:])}")
+    if model and model != "alexnet":
+        config = backbones.get_config(model)
+        overrides = {**SIZES, "optim.learning_rate": backbones.recipe_learning_rate(model, SIZES["batch_size"])}
+        overrides |= BACKBONE_OVERRIDES.get(model, {})
+    else:
+        config = paper.get_config()
+        overrides = {**SIZES, "optim.learning_rate": PAPER_LEARNING_RATE}
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        target = config
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
     return config

@@ -63,18 +63,51 @@ def configs_from(config) -> tuple[AugmentConfig, AugmentConfig]:
     raise ValueError(f"--config.eval_augment={mode!r}: use 'random' (paper) or 'center'")
 
 
-# torchvision's ImageNet statistics (RGB, on [0, 1] pixels), which its pretrained weights expect.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The input scalings a run can give its model (config.normalize, resolved; the names are
+# alexnet_jax.models.spec.NORMALIZATIONS): per-channel RGB (mean, std) on [0, 1] pixels.
+# "none" leaves the pixels as they are (the paper); "imagenet" is torchvision's statistics, which
+# its ImageNet weights expect; "inception" is TF's and timm's mean = std = 0.5, (x - 0.5) / 0.5 in
+# [-1, 1], which the EfficientNet-Lite weights expect.
+NORMALIZATION_STATS = {
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+# What configs said before config.normalize: True meant "imagenet", False "none".
+LEGACY_NORMALIZE_KEY = "normalize_imagenet"
 
 
-def normalize(images: jax.Array, imagenet: bool) -> jax.Array:
-    """ImageNet mean/std normalisation when `imagenet`, else the [0, 1] pixels unchanged (the paper)."""
-    if not imagenet:
+def normalization_stats(how: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of scaling `how`; ValueError naming the choices for an unknown name."""
+    if how not in NORMALIZATION_STATS:
+        raise ValueError(f"unknown input normalization {how!r}; use one of {', '.join(NORMALIZATION_STATS)}")
+    return NORMALIZATION_STATS[how]
+
+
+def normalize(images: jax.Array, how: str) -> jax.Array:
+    """The model's input from [0, 1] pixels: (x - mean) / std of scaling `how`; "none" returns
+    the pixels unchanged (the paper's protocol, bit for bit)."""
+    mean, std = normalization_stats(how)
+    if how == "none":
         return images
-    mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
-    std = jnp.asarray(IMAGENET_STD, images.dtype)
-    return (images - mean) / std
+    return (images - jnp.asarray(mean, images.dtype)) / jnp.asarray(std, images.dtype)
+
+
+def normalization_record(how: str, asked: str | None = None) -> dict:
+    """What results.json records of a run's scaling: its name, mean and std, and the config value
+    it was resolved from (`asked`, e.g. "weights") when that differs."""
+    mean, std = normalization_stats(how)
+    record = {"name": how, "mean": list(mean), "std": list(std)}
+    return record | ({"asked": asked} if asked not in (None, how) else {})
+
+
+def run_normalization(run_config: dict) -> str:
+    """The scaling a run's resolved config (results.json's, or best/'s metadata) names:
+    `normalize`, or for a run made before that key its `normalize_imagenet` (True: "imagenet",
+    False: "none"); "none", the paper's, when it has neither."""
+    if "normalize" in run_config:
+        return str(run_config["normalize"])
+    return "imagenet" if run_config.get(LEGACY_NORMALIZE_KEY) else "none"
 
 
 def check_config(cfg: AugmentConfig, image_size: int) -> None:

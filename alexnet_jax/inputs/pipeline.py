@@ -114,13 +114,14 @@ def _constrain(x: jax.Array, sharding: NamedSharding) -> jax.Array:
 class _Base(abc.ABC):
     name = ""
 
-    def __init__(self, images, labels, *, train_augment, eval_augment, mesh, prefetch, normalize_imagenet):
+    def __init__(self, images, labels, *, train_augment, eval_augment, mesh, prefetch, normalize):
         self.num_examples = len(labels)
         self.image_size = int(images.shape[1])
         self.labels = np.asarray(labels).astype(np.int32)
         self.train_augment = train_augment
         self.eval_augment = eval_augment
-        self.normalize_imagenet = bool(normalize_imagenet)
+        aug.normalization_stats(normalize)  # an unknown name fails here, not inside the step
+        self.normalize = normalize
         self.mesh = mesh
         self.prefetch = max(0, int(prefetch))
         self.num_data_devices = _data_devices(mesh)
@@ -129,7 +130,7 @@ class _Base(abc.ABC):
 
     @property
     def signature(self) -> tuple:
-        return (self.name, self.image_size, self.train_augment, self.eval_augment, self.normalize_imagenet)
+        return (self.name, self.image_size, self.train_augment, self.eval_augment, self.normalize)
 
     def augment_config(self, train: bool) -> AugmentConfig:
         return self.train_augment if train else self.eval_augment
@@ -193,7 +194,7 @@ class OnDevicePipeline(_Base):
         else:
             params = aug.sample_augment_params(rng, n, size, cfg)
         images = aug.apply_augment_indexed(resident, indices, params, cfg)
-        return _constrain(aug.normalize(images, self.normalize_imagenet), self.batch_sharding)
+        return _constrain(aug.normalize(images, self.normalize), self.batch_sharding)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,10 +350,10 @@ class TFDataPipeline(_Base):
         return self.dataset(order, batch_size, train=train, seed=seed, skip=skip).as_numpy_iterator()
 
     def preprocess(self, resident, batch: dict, rng, train: bool) -> jax.Array:
-        """The host's uint8 crops as [0, 1] floats (normalised if asked), computed on the device."""
+        """The host's uint8 crops as [0, 1] floats, scaled by `normalize`, computed on the device."""
         del resident, rng, train  # augmented on the host already
         images = aug.to_unit_float(batch["images"])
-        return _constrain(aug.normalize(images, self.normalize_imagenet), self.batch_sharding)
+        return _constrain(aug.normalize(images, self.normalize), self.batch_sharding)
 
 
 def make_pipeline(
@@ -364,7 +365,7 @@ def make_pipeline(
     train_augment: AugmentConfig,
     eval_augment: AugmentConfig,
     mesh: Mesh,
-    normalize_imagenet: bool = False,
+    normalize: str = "none",
     prefetch: int = 2,
     num_parallel_calls=None,
 ) -> Pipeline:
@@ -372,7 +373,8 @@ def make_pipeline(
 
     The images are resized once to `image_size` when that differs (quick runs), with
     `augment.resize_images`, so that both pipelines see the same pixels. `preprocess` hands
-    the model its input: augmented, in [0, 1], and ImageNet-normalised if asked.
+    the model its input: augmented, in [0, 1], then scaled by `normalize` (a name of
+    `augment.NORMALIZATION_STATS`: "none", the paper's, leaves the pixels as they are).
     """
     if name not in PIPELINES:
         raise ValueError(f"unknown input pipeline {name!r} (config field `input_pipeline`); choose one of {PIPELINES}")
@@ -394,7 +396,7 @@ def make_pipeline(
         eval_augment=eval_augment,
         mesh=mesh,
         prefetch=prefetch,
-        normalize_imagenet=normalize_imagenet,
+        normalize=normalize,
     )
     if name == "on_device":
         return OnDevicePipeline(images, labels, **common)

@@ -180,6 +180,7 @@ class Member:
             "selection": self.selection,
             "init": self.provenance,
             "spec": {**self.spec.record(), "model": self.plan.model.name},
+            "input_normalization": self.plan.data.input_normalization,
             **self.extra,
             **{k: h[k] for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
             "best_epoch": self.best["epoch"],

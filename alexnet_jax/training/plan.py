@@ -18,7 +18,8 @@ from typing import Any
 
 from alexnet_jax import models
 from alexnet_jax.errors import TrainingError
-from alexnet_jax.inputs.augment import AugmentConfig, configs_from
+from alexnet_jax.inputs.augment import LEGACY_NORMALIZE_KEY, AugmentConfig, configs_from, normalization_record
+from alexnet_jax.models.spec import NORMALIZATIONS
 from alexnet_jax.training.arms import ARM_NAME, INITS, ArmSpec, parse_finetune
 from alexnet_jax.training.rundir import CheckpointPolicy
 from alexnet_jax.training.steps import OPTIMIZERS
@@ -27,6 +28,7 @@ DTYPES = ("float32", "bfloat16")
 SPLITS = ("paper", "stratified")
 SELECTIONS = ("test", "val")
 PIPELINES = ("auto", "on_device", "tf_data")
+NORMALIZE_CHOICES = ("weights", *NORMALIZATIONS)  # config.normalize; "weights" resolves per model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +63,13 @@ class DataPlan:
     pipeline: str  # "on_device" or "tf_data" ("auto" resolved)
     train_augment: AugmentConfig
     eval_augment: AugmentConfig
-    normalize_imagenet: bool
+    normalize: str  # the input scaling every arm gets, resolved (NORMALIZATIONS)
+    normalize_asked: str  # config.normalize as written ("weights", or the name itself)
+
+    @property
+    def input_normalization(self) -> dict:
+        """What results.json records of the scaling (name, mean, std, and what was asked)."""
+        return normalization_record(self.normalize, self.normalize_asked)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +140,10 @@ def resolve(
                 config.keep_every_epoch = True
     plain = json.loads(config.to_json())
     keep_every = bool(config.get("keep_every_epoch", False))
+    model = resolve_model(config)
+    plain["normalize"] = resolve_normalization(config, model.spec)  # results.json and best/ hold the resolved name
     return Plan(
-        model=resolve_model(config),
+        model=model,
         arms=tuple(arm_specs(config).values()),
         data=_resolve_data(config, plain),
         batch_size=int(config.batch_size),  # checked against the mesh when the pipeline is built
@@ -220,8 +230,30 @@ def _resolve_data(config, plain: dict) -> DataPlan:
         pipeline=choose_pipeline(pipeline),
         train_augment=train_augment,
         eval_augment=eval_augment,
-        normalize_imagenet=bool(config.get("normalize_imagenet", False)),
+        normalize=plain["normalize"],
+        normalize_asked=str(config.get("normalize", "none")),
     )
+
+
+def resolve_normalization(config, spec: models.ModelSpec) -> str:
+    """The input scaling of every arm of the study: `config.normalize` as a name of NORMALIZATIONS.
+
+    "weights" is what the model's ImageNet weights were trained with (its TorchSource's
+    `input_normalization`: torchvision's "imagenet", TF's "inception" for EfficientNet-Lite), and
+    "none" for a model without ImageNet weights (the test model `tiny`). The model is the study's,
+    so a scratch arm gets the same scaling as the pretrained arm it is compared with.
+    """
+    if LEGACY_NORMALIZE_KEY in config:
+        raise TrainingError(
+            f"config.{LEGACY_NORMALIZE_KEY} is gone: use --config.normalize=imagenet (for True) or "
+            "--config.normalize=none (for False), or 'weights' for what the model's ImageNet weights expect"
+        )
+    asked = config.get("normalize", "none")
+    if asked not in NORMALIZE_CHOICES:
+        raise TrainingError(f"--config.normalize={asked!r}: use one of {', '.join(NORMALIZE_CHOICES)}")
+    if asked != "weights":
+        return asked
+    return spec.torch.input_normalization if spec.torch is not None else "none"
 
 
 def choose_pipeline(name: str) -> str:

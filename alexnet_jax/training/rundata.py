@@ -65,7 +65,7 @@ def shared_pipeline(plan: Plan, data: RunData, mesh):
     except ValueError as error:
         raise TrainingError(str(error)) from None
     d = plan.data
-    key = (id(data.images), d.pipeline, d.image_size, d.train_augment, d.eval_augment, d.normalize_imagenet, mesh)
+    key = (id(data.images), d.pipeline, d.image_size, d.train_augment, d.eval_augment, d.normalize, mesh)
     if key not in _PIPELINES:
         _PIPELINES[key] = input_pipeline.make_pipeline(
             d.pipeline,
@@ -74,7 +74,7 @@ def shared_pipeline(plan: Plan, data: RunData, mesh):
             image_size=d.image_size,
             train_augment=d.train_augment,
             eval_augment=d.eval_augment,
-            normalize_imagenet=d.normalize_imagenet,
+            normalize=d.normalize,
             mesh=mesh,
         )
     return _PIPELINES[key]

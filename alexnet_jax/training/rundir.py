@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 from alexnet_jax.errors import RunLockedError, TrainingError
+from alexnet_jax.inputs.augment import LEGACY_NORMALIZE_KEY, run_normalization
 
 LOCK_FILENAME = ".lock"
 # Config keys that say what to keep on disk, when to save it and how to schedule the work,
@@ -110,6 +111,8 @@ def config_fingerprint(config) -> dict:
     for key in NOT_FINGERPRINTED + RETIRED_KEYS:
         d.pop(key, None)
     d.get("data", {}).pop("dir", None)
+    d["normalize"] = run_normalization(d)  # a run made with normalize_imagenet=True/False resumes as imagenet/none
+    d.pop(LEGACY_NORMALIZE_KEY, None)
     for dotted, value in _added_defaults().items():
         *parents, leaf = dotted.split(".")
         target = d

@@ -49,8 +49,9 @@ def replicate(tree, mesh: jax.sharding.Mesh):
 def scale_by_layer(scales: Mapping[str, float]) -> optax.GradientTransformation:
     """Multiplies each top-level layer's update by its factor (layer-wise learning-rate decay).
 
-    For SGD, momentum and weight decay are linear in the learning rate, so scaling the final
-    update is exactly a per-layer learning rate."""
+    For SGD and RMSProp, momentum and weight decay are linear in the learning rate (momentum
+    accumulates steps already scaled by it), so scaling the final update is exactly a per-layer
+    learning rate."""
 
     def update(updates, state, params=None):
         del params
@@ -59,29 +60,54 @@ def scale_by_layer(scales: Mapping[str, float]) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+# TensorFlow's RMSProp as it trained EfficientNet(-Lite) (tensorflow/tpu models/official/efficientnet:
+# tf.compat.v1.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3)).
+RMSPROP_DECAY = 0.9
+RMSPROP_EPSILON = 1e-3
 
 
 def make_optimizer(optim: Mapping[str, Any], lr_scales: Mapping[str, float] | None = None):
-    """PyTorch's optimizers. `sgd` (the paper's): weight decay is added to the gradient before
-    momentum. `adamw`: decoupled weight decay and torchvision's betas (0.9, 0.999), eps 1e-8.
+    """The optimizers, each as its recipe's framework defines it.
+
+    `sgd` (the paper's, PyTorch's): weight decay is added to the gradient before momentum.
+    `adamw` (PyTorch's): decoupled weight decay and torchvision's betas (0.9, 0.999), eps 1e-8.
+    `rmsprop` (TensorFlow 1's, which trained the EfficientNet-Lite weights; timm's RMSpropTF):
+        ms = 0.9 ms + 0.1 g^2, starting from ms = 1 (TF's slot initialiser, optax's initial_scale);
+        mom = momentum mom + lr g / sqrt(ms + 1e-3) (eps inside the root, lr inside the momentum);
+        w -= mom. Weight decay is an L2 term of the loss (g += wd w) on the kernels only: the
+        recipe leaves BatchNorm's variables out, as timm leaves out every 1-D parameter.
     `clip_grad_norm` clips the global gradient norm first (torch.nn.utils.clip_grad_norm_)."""
     name = optim.get("name") or "sgd"
     lr, decay = float(optim["learning_rate"]), float(optim.get("weight_decay") or 0.0)
+    momentum = float(optim.get("momentum") or 0.0) or None
     parts = []
     if optim.get("clip_grad_norm"):
         parts.append(optax.clip_by_global_norm(float(optim["clip_grad_norm"])))
     if name == "sgd":
         if decay:
             parts.append(optax.add_decayed_weights(decay))
-        parts.append(optax.sgd(lr, momentum=float(optim.get("momentum") or 0.0) or None))
+        parts.append(optax.sgd(lr, momentum=momentum))
     elif name == "adamw":
         parts.append(optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=decay))
+    elif name == "rmsprop":
+        if decay:
+            parts.append(optax.add_decayed_weights(decay, mask=_kernels))
+        parts.append(
+            optax.rmsprop(
+                lr, decay=RMSPROP_DECAY, eps=RMSPROP_EPSILON, initial_scale=1.0, eps_in_sqrt=True, momentum=momentum
+            )
+        )
     else:
         raise ValueError(f"--config.optim.name={name!r}: use one of {', '.join(OPTIMIZERS)}")
     if lr_scales:
         parts.append(scale_by_layer(lr_scales))
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
+
+
+def _kernels(params):
+    """True for the parameters weight decay applies to under `rmsprop`: those of 2 or more dimensions."""
+    return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
 
 
 def split_trainable(params: Mapping, trainable: frozenset[str] | None) -> tuple[dict, dict]:
