@@ -270,6 +270,25 @@ def test_resize_once_to_image_size(data, mesh):
             np.testing.assert_array_equal(np.asarray(pipe.resident), aug.resize_images(images, 32))
 
 
+@pytest.mark.parametrize("name", ip.PIPELINES)
+def test_both_pipelines_scale_the_inputs_as_asked(name, data, mesh):
+    """'none' hands the model the [0, 1] pixels, bit for bit; the others (x - mean) / std of
+    augment.NORMALIZATION_STATS, computed on the same augmented batch."""
+    out = {}
+    for how in aug.NORMALIZATION_STATS:
+        pipe = _make(name, data, mesh, normalize=how)
+        batch = next(iter(pipe.batches(np.arange(N), 8, train=True, seed=2)))
+        out[how] = np.asarray(jax.jit(pipe.preprocess, static_argnums=3)(pipe.resident, batch, jax.random.key(1), True))
+    pixels = out["none"]
+    assert pixels.min() >= 0 and pixels.max() <= 1
+    np.testing.assert_array_equal(pixels, np.asarray(_unit(np.rint(pixels * 255).astype(np.uint8))))
+    mean, std = (np.asarray(v, np.float32) for v in aug.NORMALIZATION_STATS["imagenet"])
+    np.testing.assert_allclose(out["imagenet"], (pixels - mean) / std, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["inception"], 2 * pixels - 1, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown input normalization 'imagenet1k'.*none, imagenet, inception"):
+        _make(name, data, mesh, normalize="imagenet1k")
+
+
 def test_clear_errors(data, mesh):
     for name in ip.PIPELINES:
         pipe = _make(name, data, mesh)

@@ -90,6 +90,33 @@ def test_predictions_match_the_models_centre_crop_evaluation(trained_run):
     assert tta.shape == (4, 4) and np.allclose(tta.sum(1), 1, atol=1e-5)
 
 
+def test_predict_scales_inputs_as_the_run_did_old_runs_included(trained_run):
+    """A run's config names its scaling (`normalize`, resolved); one made before that key says
+    `normalize_imagenet`, which still predicts as it trained (True: imagenet, False: none)."""
+    from alexnet_jax import params_io
+
+    params_dir = inference.resolve_params_dir(trained_run / "runs/run_000/scratch")
+    variables = params_io.load_variables(params_dir)
+    config = params_io.load_metadata(params_dir)["config"]
+    assert config["normalize"] == "none"  # the quick config's (the paper's) scaling, as trained
+    _, images, _ = inference.load_images(trained_run / "data")
+    images = images[:4]
+
+    def probabilities(run_config):
+        return inference.predict_probabilities(
+            variables["params"], images, run_config, model="tiny", batch_stats=variables["batch_stats"], batch_size=4
+        )
+
+    legacy = {k: v for k, v in config.items() if k != "normalize"}
+    by_name = {how: probabilities({**config, "normalize": how}) for how in ("none", "imagenet")}
+    assert not np.allclose(by_name["none"], by_name["imagenet"])
+    np.testing.assert_array_equal(probabilities({**legacy, "normalize_imagenet": False}), by_name["none"])
+    np.testing.assert_array_equal(probabilities({**legacy, "normalize_imagenet": True}), by_name["imagenet"])
+    np.testing.assert_array_equal(probabilities(legacy), by_name["none"])  # neither key: the paper's pixels
+    with pytest.raises(errors.PredictError, match="config.normalize: unknown input normalization 'tf'"):
+        probabilities({**config, "normalize": "tf"})
+
+
 def test_clear_errors(trained_run, tmp_path):
     with pytest.raises(errors.PredictError, match="no trained params there"):
         inference.resolve_params_dir(tmp_path)
