@@ -122,9 +122,37 @@ def config_argument(argv: Sequence[str], default: str) -> str:
     return found
 
 
-def config_problem(argument: str) -> str | None:
-    """None if the config `argument` (PATH or PATH:VARIANT) loads, else one line naming what is
-    wrong and what exists: the config files of its folder, or the file's variants (its VARIANTS)."""
+def config_overrides(argv: Sequence[str]) -> list[str]:
+    """The dotted field names of the `--config.a.b=value` (or `--config.a.b value`) flags in `argv`."""
+    found = []
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg.startswith("--config."):
+            found.append(arg[len("--config.") :].split("=", 1)[0])
+    return found
+
+
+def _override_problem(config, field: str) -> str | None:
+    """One line when the config has no field `field` (dotted), naming the nearest ones it has."""
+    import difflib
+
+    node, walked = config, []
+    for part in field.split("."):
+        keys = list(node.keys()) if hasattr(node, "keys") else []
+        if part not in keys:
+            close = difflib.get_close_matches(part, keys, n=3, cutoff=0.5)
+            where = ".".join(walked) or "the config"
+            hint = f"; did you mean {', '.join('--config.' + '.'.join([*walked, c]) for c in close)}?" if close else ""
+            return f"--config.{field}: {where} has no field {part!r}{hint}"
+        node, walked = node[part], [*walked, part]
+    return None
+
+
+def config_problem(argument: str, overrides: Sequence[str] = ()) -> str | None:
+    """None if the config `argument` (PATH or PATH:VARIANT) loads and has every overridden field, else
+    one line naming what is wrong and what exists: the config files of its folder, the file's variants
+    (its VARIANTS), or the fields nearest an unknown `--config.X`."""
     import importlib.util
     import inspect
 
@@ -156,10 +184,10 @@ def config_problem(argument: str) -> str | None:
         told = f"has no variant {variant!r}" if variant else "needs a variant"
         return f"{where}: {path.name} {told}; use one of {listed}"
     try:
-        get_config(*([variant] if variant else []))
+        config = get_config(*([variant] if variant else []))
     except Exception as error:  # noqa: BLE001
         return f"{where}: get_config failed ({type(error).__name__}: {_one_line(error)})"
-    return None
+    return next(filter(None, (_override_problem(config, field) for field in overrides)), None)
 
 
 def _config_files(folder: Path) -> list[str]:
@@ -172,7 +200,8 @@ def _one_line(error: BaseException) -> str:
 
 def exit_on_bad_config(argv: Sequence[str], default: str) -> None:
     """Before absl parses the flags: a config that is missing, does not import or names an unknown
-    variant ends the command with one line and exit code 2, not ml_collections' traceback."""
-    problem = config_problem(config_argument(argv, default))
+    variant, or is given an unknown `--config.X`, ends the command with one line and exit code 2, not
+    ml_collections' traceback."""
+    problem = config_problem(config_argument(argv, default), config_overrides(argv))
     if problem:
         sys.exit(report_error(problem, EXIT_BAD_INPUT))

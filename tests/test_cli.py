@@ -93,6 +93,17 @@ def test_a_bad_config_names_itself_and_what_exists(tmp_path):
     assert cli.config_problem(cli.config_argument(["--config", f"{CONFIGS}/quick.py"], "unused")) is None
 
 
+def test_an_unknown_config_field_is_one_line_naming_the_nearest():
+    """`--config.X` for a field the config lacks (a renamed one, a typo): one line, not ml_collections' traceback."""
+    argv = ["--config.normalize_imagenet=True", "--config.optim.learning_rate", "0.1", "--", "--config.late=1"]
+    assert cli.config_overrides(argv) == ["normalize_imagenet", "optim.learning_rate"]
+    legacy = cli.config_problem(f"{CONFIGS}/quick.py", ["normalize_imagenet"])
+    assert legacy.startswith("--config.normalize_imagenet: the config has no field 'normalize_imagenet'")
+    assert "--config.normalize" in legacy and "\n" not in legacy
+    assert "optim has no field 'lr'" in cli.config_problem(f"{CONFIGS}/paper.py", ["optim.lr"])
+    assert cli.config_problem(f"{CONFIGS}/quick.py:efficientnet_lite0", ["model.depthwise", "normalize"]) is None
+
+
 PLAN_REFUSALS = [
     # (config field, bad value, what the one error must say)
     ("model.name", "resnet51", "--config.model.name: unknown model 'resnet51'"),
