@@ -83,9 +83,9 @@ MODEL_OPTIONS = {  # the model's own options, as get_model takes them
     "vit_b_16": {"dropout_rate": 0.0, "attention_dropout_rate": 0.0},
     # TensorFlow's dropout before the classifier and drop-connect; 'auto': the depthwise
     # convolutions' fastest form on the platform (alexnet_jax/models/efficientnet_lite.py)
-    "efficientnet_lite0": {"dropout_rate": 0.2, "drop_path_rate": 0.2, "depthwise": "auto"},
-    "efficientnet_lite1": {"dropout_rate": 0.2, "drop_path_rate": 0.2, "depthwise": "auto"},
-    "efficientnet_lite2": {"dropout_rate": 0.3, "drop_path_rate": 0.2, "depthwise": "auto"},
+    "efficientnet_lite0": {"dropout_rate": 0.2, "drop_path_rate": 0.2, "depthwise": "auto", "bn_momentum": 0.01},
+    "efficientnet_lite1": {"dropout_rate": 0.2, "drop_path_rate": 0.2, "depthwise": "auto", "bn_momentum": 0.01},
+    "efficientnet_lite2": {"dropout_rate": 0.3, "drop_path_rate": 0.2, "depthwise": "auto", "bn_momentum": 0.01},
 }
 
 

@@ -13,10 +13,14 @@ Stages (kernel, stride, width, repeats) are EfficientNet-B0's; a size multiplies
 (rounded to multiples of 8) and the repeats of the middle stages (rounded up), and keeps the
 stem, the head and the first and last stages, as "Lite" does. No squeeze-excitation, ReLU6
 instead of swish. BatchNorm has TensorFlow's eps 1e-3 and momentum 0.99 (0.01 in PyTorch's
-convention), which the ImageNet weights were trained with. Drop-connect (timm's drop_path)
+convention), which the ImageNet weights were trained with (`bn_momentum`; timm's module keeps
+PyTorch's 0.1, which a run of a few hundred steps needs: at 0.01 the running statistics are
+still mostly ImageNet's after 100 steps, and evaluation uses them). Drop-connect (timm's drop_path)
 grows linearly with the block index to `drop_path_rate`; timm's training notes give 0.2, and
 dropout before the classifier 0.2 (Lite0, 1) or 0.3 (Lite2-4). Initialisation is timm's
-(TensorFlow's): convs N(0, 2 / fan_out), BatchNorm 1 and 0, the classifier U(+-1/sqrt(classes)).
+(TensorFlow's): convs N(0, 2 / fan_out), BatchNorm 1 and 0; the classifier is the one timm's
+`reset_classifier` gives a finetune, PyTorch's Linear default U(+-1/sqrt(1280)), not TensorFlow's
+U(+-1/sqrt(classes)): with 4 classes that would be +-0.5 and start a run at logits of std ~10.
 
 `depthwise` picks how depthwise convolutions are computed (layers.DepthwiseConv): 'auto' is the
 shifted form on CPU and XLA's grouped convolution elsewhere. The weights come from the
@@ -42,8 +46,9 @@ from alexnet_jax.models.layers import (
     check_images,
     goog_conv_init,
     stochastic_depth,
+    torch_uniform_init,
 )
-from alexnet_jax.models.spec import Block, ModelSpec, PackagedWeights, TorchSource
+from alexnet_jax.models.spec import Block, ModelSpec, PackagedWeights, TorchSource, dense_head
 
 # EfficientNet-B0's stages as timm's arch_def for Lite: (kernel, stride, expansion, width, repeats)
 STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3),
@@ -91,8 +96,8 @@ def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.
                    kernel_init=goog_conv_init(), dtype=dtype, param_dtype=jnp.float32, name=name)  # fmt: skip
 
 
-def _bn(dtype: Any, name: str) -> BatchNorm:
-    return BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype, name=name)
+def _bn(momentum: float, dtype: Any, name: str) -> BatchNorm:
+    return BatchNorm(momentum=momentum, epsilon=BN_EPSILON, dtype=dtype, name=name)
 
 
 def _depthwise(kernel: int, stride: int, impl: str, dtype: Any) -> DepthwiseConv:
@@ -108,6 +113,7 @@ class MBConv(nn.Module):
     features: int
     drop_path_rate: float
     depthwise: str
+    bn_momentum: float
     dtype: Any
 
     @nn.compact
@@ -116,11 +122,11 @@ class MBConv(nn.Module):
         norms = iter(("bn1", "bn2", "bn3"))
         if self.expansion != 1:
             x = _conv(x.shape[-1] * self.expansion, 1, 1, self.dtype, "conv_pw")(x)
-            x = nn.relu6(_bn(self.dtype, next(norms))(x, use_running_average, mask))
+            x = nn.relu6(_bn(self.bn_momentum, self.dtype, next(norms))(x, use_running_average, mask))
         x = _depthwise(self.kernel, self.stride, self.depthwise, self.dtype)(x)
-        x = nn.relu6(_bn(self.dtype, next(norms))(x, use_running_average, mask))
+        x = nn.relu6(_bn(self.bn_momentum, self.dtype, next(norms))(x, use_running_average, mask))
         x = _conv(self.features, 1, 1, self.dtype, "conv_pw" if self.expansion == 1 else "conv_pwl")(x)
-        x = _bn(self.dtype, next(norms))(x, use_running_average, mask)
+        x = _bn(self.bn_momentum, self.dtype, next(norms))(x, use_running_average, mask)
         if self.stride == 1 and shortcut.shape[-1] == self.features:
             if self.drop_path_rate:
                 x = stochastic_depth(self.drop_path_rate)(x, deterministic=not train)
@@ -137,14 +143,15 @@ class Stage(nn.Module):
     features: int
     drop_path_rates: tuple[float, ...]
     depthwise: str
+    bn_momentum: float
     dtype: Any
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask, train: bool):
         for index, rate in enumerate(self.drop_path_rates):
             stride = self.stride if index == 0 else 1
-            block = MBConv(self.kernel, stride, self.expansion, self.features, rate, self.depthwise, self.dtype,
-                           name=str(index))  # fmt: skip
+            block = MBConv(self.kernel, stride, self.expansion, self.features, rate, self.depthwise,
+                           self.bn_momentum, self.dtype, name=str(index))  # fmt: skip
             x = block(x, use_running_average, mask, train)
         return x
 
@@ -165,6 +172,7 @@ class EfficientNetLite(nn.Module):
     dropout_rate: float | None = None  # None: the size's (0.2 or 0.3)
     drop_path_rate: float = DEFAULT_DROP_PATH_RATE
     depthwise: str = "auto"
+    bn_momentum: float = BN_MOMENTUM
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
@@ -174,38 +182,29 @@ class EfficientNetLite(nn.Module):
             return not train or block in self.frozen
 
         x = _conv(STEM_WIDTH, 3, 2, self.dtype, "conv_stem")(images.astype(self.dtype))
-        x = nn.relu6(_bn(self.dtype, "bn1")(x, use_running_average("stem"), mask))
+        x = nn.relu6(_bn(self.bn_momentum, self.dtype, "bn1")(x, use_running_average("stem"), mask))
         blocks = {"stem": x}
         repeats = [self.size.repeats(s) for s in range(len(STAGES))]
         total, first = sum(repeats), 0
         for s, ((kernel, stride, expansion, width, _), depth) in enumerate(zip(STAGES, repeats, strict=True)):
             rates = tuple(self.drop_path_rate * (first + i) / total for i in range(depth))
             first += depth
-            stage = Stage(kernel, stride, expansion, self.size.width(width), rates, self.depthwise, self.dtype,
-                          name=f"blocks_{s}")  # fmt: skip
+            stage = Stage(kernel, stride, expansion, self.size.width(width), rates, self.depthwise,
+                          self.bn_momentum, self.dtype, name=f"blocks_{s}")  # fmt: skip
             x = stage(x, use_running_average(f"stage{s + 1}"), mask, train)
             blocks[f"stage{s + 1}"] = x
         x = _conv(HEAD_WIDTH, 1, 1, self.dtype, "conv_head")(x)
-        x = nn.relu6(_bn(self.dtype, "bn2")(x, use_running_average("head_conv"), mask))
+        x = nn.relu6(_bn(self.bn_momentum, self.dtype, "bn2")(x, use_running_average("head_conv"), mask))
         blocks["head_conv"] = x
         if capture:
             self.sow("intermediates", "blocks", blocks)
         x = jnp.mean(x, axis=(1, 2))
         rate = self.size.dropout if self.dropout_rate is None else self.dropout_rate
         x = nn.Dropout(rate, deterministic=not train)(x)
-        x = nn.Dense(self.num_classes, kernel_init=classifier_init, bias_init=nn.initializers.zeros,
-                     dtype=self.dtype, param_dtype=jnp.float32, name="classifier")(x)  # fmt: skip
+        head_init = torch_uniform_init(HEAD_WIDTH)
+        x = nn.Dense(self.num_classes, kernel_init=head_init, bias_init=head_init, dtype=self.dtype,
+                     param_dtype=jnp.float32, name="classifier")(x)  # fmt: skip
         return x.astype(at_least_float32(self.dtype))
-
-
-def classifier_init(key, shape, dtype=jnp.float32):
-    """timm's Linear init for EfficientNets: U(-r, r), r = 1 / sqrt(fan_out), for an (in, out) kernel."""
-    bound = 1.0 / math.sqrt(shape[-1])
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-
-def init_head(rng: jax.Array, num_classes: int) -> dict:
-    return {"kernel": classifier_init(rng, (HEAD_WIDTH, num_classes)), "bias": jnp.zeros((num_classes,))}
 
 
 # --------------------------------------------------------------------------- lukemelas' key names
@@ -267,8 +266,8 @@ def _spec(name: str) -> ModelSpec:
         blocks=BLOCKS,
         batch_norm=True,
         min_input_size=MIN_INPUT_SIZE,
-        options=("dropout_rate", "drop_path_rate", "depthwise"),
-        init_head=init_head,
+        options=("dropout_rate", "drop_path_rate", "depthwise", "bn_momentum"),
+        init_head=dense_head(HEAD_WIDTH, torch_uniform_init(HEAD_WIDTH), torch_uniform_init(HEAD_WIDTH)),
         torch=TorchSource(
             builder=f"tf_{name}",
             imagenet=weights,
