@@ -55,7 +55,9 @@ def _random_resnet18(seed=0):
 # --------------------------------------------------------------------------- the registry
 
 
-@pytest.mark.parametrize("name", models.TORCH_MODEL_NAMES)
+@pytest.mark.parametrize(
+    "name", [m for m in models.TORCH_MODEL_NAMES if models.torch_source(m).framework == "torchvision"]
+)  # timm's (EfficientNet-Lite): test_efficientnet_lite.test_registry_matches_timm
 def test_specs_match_torchvision(name):
     spec = models.get_spec(name)
     source = models.torch_source(name)
@@ -165,13 +167,21 @@ def test_forward_flops_come_from_xla():
 # --------------------------------------------------------------------------- initialisation
 
 
-@pytest.mark.parametrize("name", ("resnet18", "convnext_tiny", "vit_b_16"))  # ResNet-50 shares ResNet-18's init code
+# ResNet-50 shares ResNet-18's init code, Lite1-4 Lite0's. XLA takes ~20 s on 2 cores to compile Lite0's init.
+@pytest.mark.parametrize(
+    "name", ("resnet18", "convnext_tiny", "vit_b_16", pytest.param("efficientnet_lite0", marks=pytest.mark.slow))
+)
 def test_init_statistics_match_torchvision(name):
-    """Each tensor, ours against torchvision's: constants equal; otherwise the same distribution
-    (Kolmogorov-Smirnov on samples), mean and standard deviation within sampling error."""
+    """Each tensor, ours against torchvision's (timm's for EfficientNet-Lite: TensorFlow's init): constants
+    equal; otherwise the same distribution (Kolmogorov-Smirnov on samples), mean and standard deviation
+    within sampling error."""
+    source = models.torch_source(name)
     ours = models.init_variables(name, jax.random.key(0), 1000)
     torch.manual_seed(0)
-    theirs = convert.convert_state_dict(getattr(torchvision.models, name)(weights=None).state_dict(), name)
+    reference = source.build_reference(1000, 224)
+    if source.framework == "timm":  # ours is the classifier timm gives a finetune (PyTorch's Linear default)
+        reference.reset_classifier(1000)
+    theirs = convert.convert_state_dict(reference.state_dict(), name, naming=source.framework)
     assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(theirs)
     rng = np.random.default_rng(0)
     checked = 0

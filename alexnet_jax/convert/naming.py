@@ -190,19 +190,20 @@ def checkpoint_num_classes(state_dict: Mapping[str, Any], model: str = "alexnet"
     return int(shape[0]) if len(shape) == 2 else None
 
 
-def _closest_model(keys: set[str], model: str) -> str | None:
-    """The registered model whose keys (torchvision's, or timm's where it has them) overlap `keys`
-    best, when that is not `model`."""
-    overlap = {}
+def _closest_model(state_dict: Mapping[str, Any], model: str) -> tuple[str, str] | None:
+    """(the registered model whose keys and shapes, read in its own namings, overlap the state dict's best,
+    the naming read for it), when that is not `model`. Shapes count: Lite1 and Lite2 have the same keys."""
+    overlap, namings = {}, {}
     for other in TORCH_MODEL_NAMES:
-        expected = set(expected_torch_shapes(1000, other))
+        expected = set(expected_torch_shapes(1000, other).items())
         try:
-            renamed = set(to_reference_names(dict.fromkeys(keys), other)[0])
+            renamed, namings[other], _ = to_reference_names(state_dict, other)
         except ConversionError:  # timm's names collide under this model's renames: not this model
             continue
-        overlap[other] = len(renamed & expected) / len(renamed | expected)
+        found = {(k, _shape_of(v)) for k, v in renamed.items() if not k.endswith(IGNORED_SUFFIX)}
+        overlap[other] = len(found & expected) / len(found | expected)
     best = max(overlap, key=overlap.get)
-    return best if best != model and overlap[best] > overlap.get(model, 0.0) else None
+    return (best, namings[best]) if best != model and overlap[best] > overlap.get(model, 0.0) else None
 
 
 def convert_state_dict(
@@ -226,7 +227,8 @@ def convert_state_dict(
     torch_source(model)  # a model without a torch twin has no state dict to convert: say so, in one line
     if num_classes is not None and num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    state_dict, naming, original = to_reference_names(strip_ddp_prefix(state_dict), model, naming)
+    as_given = strip_ddp_prefix(state_dict)
+    state_dict, naming, original = to_reference_names(as_given, model, naming)
 
     def named(key: str) -> str:
         return f"{key!r} ({naming}: {original[key]!r})" if key in original else repr(key)
@@ -264,15 +266,18 @@ def convert_state_dict(
             listed.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more")
         closest = None
         if len(problems) > len(expected) / 4:  # another network, not a damaged one
-            closest = _closest_model({k for k in state_dict if not k.endswith(IGNORED_SUFFIX)}, model)
+            closest = _closest_model(as_given, model)
         if closest:  # one line: the problems would only list the differences between two networks
             raise ConversionError(
-                f"these are {closest}'s weights ({naming} names), not {model}'s: pass --model={closest} "
+                f"these are {closest[0]}'s weights ({closest[1]} names), not {model}'s: pass --model={closest[0]} "
                 f"({len(problems)} keys or shapes differ from {model})"
             )
         against = f"state dict ({naming} names) does not match {reference_naming(model)} {model}"
-        if len(problems) <= 2:  # a missing or renamed key: one line that names it
-            raise ConversionError(f"{against}: {'; '.join(problems)}")
+        if len(problems) <= 2:  # a missing or renamed key: one line that names it and what to do
+            raise ConversionError(
+                f"{against}: {'; '.join(problems)}. Convert the complete state dict as the model saved it "
+                "(every key, under its own name)"
+            )
         raise ConversionError(f"{against}:\n  - " + "\n  - ".join(listed))
 
     variables: dict[str, dict] = {}
