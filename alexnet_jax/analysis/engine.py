@@ -298,6 +298,9 @@ def study_keys(study: Study, resamples: int, seed: int) -> dict:
         "runs": sorted(study.runs),
         "class_names": study.class_names,
         "data": describe_data(study),
+        "models": sorted(
+            {str(r.spec["model"]) for a in study.arm_names for r in study.records(a) if r.spec and r.spec.get("model")}
+        ),
         "starting_weights": describe_starting_weights(study),
         "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95, "method": "percentile"},
         "skipped": [{"path": p, "reason": r} for p, r in study.skipped],

@@ -22,7 +22,15 @@ from alexnet_jax.analysis.prose import SD_NOTE, figure_lines, problem_lines, tab
 from alexnet_jax.analysis.tables import Table
 from alexnet_jax.results import ARMS
 
-TITLE = "pretrained vs from-scratch AlexNet"
+MODEL_TITLES = {"alexnet": "AlexNet"}  # how a title names a model; others by their registry name
+
+
+def title(summary: dict) -> str:
+    """The paper's title, naming the network the runs trained (AlexNet where they record none)."""
+    models = summary.get("models") or ["alexnet"]
+    return "pretrained vs from-scratch " + ", ".join(MODEL_TITLES.get(m, m) for m in models)
+
+
 TABLE_ORDER = ("table1_summary", "paired_differences", "table2_class_accuracy", "table3_long_runs")
 TABLE_ORDER += ("table4_precision_recall_f1",)
 Figure = tuple[str, str, str]  # (name, file name, caption)

@@ -34,6 +34,8 @@ SUMMARY_ORDER = (
     "class_names",
     "arms_found",
     "data",
+    "models",
+    "starting_weights",
     "pretrained",
     "scratch",
     "scratch_first_200",

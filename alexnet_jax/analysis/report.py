@@ -25,14 +25,14 @@ def render_report(
     """The whole report.md; figures are those drawn (none with --nofigures)."""
     by_stem = {table.stem: table for table in tables}
     paper = has_paper_pair(summary)
-    title = paper_report.TITLE if paper else ", ".join(summary["arm_names"])
+    title = paper_report.title(summary) if paper else ", ".join(summary["arm_names"])
     lines = [f"# Study analysis: {title}", "", MADE_BY.format(workdir=summary["workdir"]), ""]
     lines += ["## Data and runs", "", data_paragraph(summary, side_by_side=paper), ""]
-    lines += starting_weights_lines(summary)
     if paper:
         lines += paper_report.runs_lines(summary)
         lines += paper_report.sections(summary, by_stem, paper_figures, example_run)
     else:
         lines += arm_report.runs_lines(summary)
     drawn = {filename: (name, caption) for name, filename, caption in arm_figures}
-    return "\n".join(lines) + "\n" + arm_report.sections(summary, by_stem, drawn)
+    body = "\n".join(lines) + "\n" + arm_report.sections(summary, by_stem, drawn)
+    return body + "\n" + "\n".join(starting_weights_lines(summary))  # appended: earlier sections keep their text
