@@ -73,7 +73,7 @@ main_job() {
       --data_dir=*) data_dir="${arg#*=}" ;;
       --num_examples=*) num_examples="${arg#*=}" ;;
       --no_lite) lite=0 ;;
-      -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+      -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
       *) extra+=("$arg") ;;
     esac
   done
