@@ -1,0 +1,134 @@
+"""The CPU formulations of models.layers against XLA's own convolutions: the same outputs and gradients.
+
+DepthwiseConv 'shifted' (k*k multiply-adds with hand-written gradients) and PointwiseConv 'matmul'
+(a 1x1 convolution as one matrix product) replace XLA's grouped and 1x1 convolutions on CPU
+(docs/performance.md). Both must compute the same function: outputs, input gradients and kernel
+gradients within float32 rounding of 'native', at odd sizes, both strides, kernels 3 and 5,
+TensorFlow's "SAME" padding and a symmetric one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from alexnet_jax.models import layers
+
+TOLERANCE = 1e-5  # relative to the largest magnitude of each compared array
+
+
+def _outputs_and_grads(module, x: jax.Array, seed: int = 1):
+    """The module's output and the gradients of <output, a fixed random cotangent> by input and by kernel."""
+    variables = module.init(jax.random.key(0), x)
+    y = module.apply(variables, x)
+    cotangent = jax.random.normal(jax.random.key(seed), y.shape, y.dtype)
+
+    def loss(params, x):
+        return jnp.sum(module.apply({"params": params}, x) * cotangent)
+
+    grad_params, grad_x = jax.grad(loss, argnums=(0, 1))(variables["params"], x)
+    return y, grad_x, grad_params
+
+
+def _assert_close(ours, reference, name: str):
+    ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    assert ours.shape == reference.shape, name
+    scale = max(np.max(np.abs(reference)), 1e-30)
+    assert np.max(np.abs(ours - reference)) / scale <= TOLERANCE, name
+
+
+def _assert_same_function(make, impl: str, x):
+    """make(impl) and make('native'): outputs, input gradients and parameter gradients within TOLERANCE."""
+    ours, native = _outputs_and_grads(make(impl), x), _outputs_and_grads(make("native"), x)
+    for name, a, b in zip(("output", "input gradient", "parameter gradients"), ours, native, strict=True):
+        jax.tree.map(lambda a, b, name=name: _assert_close(a, b, f"{impl}: {name}"), a, b)
+
+
+@pytest.mark.parametrize("kernel", (3, 5))
+@pytest.mark.parametrize("stride", (1, 2))
+@pytest.mark.parametrize(("height", "width"), ((7, 10), (8, 5), (2, 3), (1, 1)))
+def test_depthwise_shifted_matches_xla_convolution(kernel, stride, height, width):
+    """'shifted' against XLA's grouped convolution with TF's "SAME" padding: odd and even sides, images
+    smaller than the kernel, the odd padding pixel at the end."""
+    x = jax.random.normal(jax.random.key(2), (2, height, width, 6))
+
+    def make(impl):
+        return layers.DepthwiseConv(kernel, stride, "SAME", impl, nn_normal())
+
+    _assert_same_function(make, "shifted", x)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), ((3, 1, 1), (3, 2, 1), (5, 2, 2), (5, 1, 0), (3, 2, 3)))
+def test_depthwise_shifted_with_symmetric_padding(kernel, stride, padding):
+    x = jax.random.normal(jax.random.key(3), (3, 9, 6, 4))
+    _assert_same_function(lambda impl: layers.DepthwiseConv(kernel, stride, padding, impl, nn_normal()), "shifted", x)
+
+
+@pytest.mark.parametrize(("stride", "bias"), ((1, False), (2, False), (1, True), (2, True)))
+def test_pointwise_matmul_matches_xla_convolution(stride, bias):
+    x = jax.random.normal(jax.random.key(4), (3, 7, 5, 6))
+    make = lambda impl: layers.PointwiseConv(10, stride, bias, impl, nn_normal(), nn_normal())  # noqa: E731
+    _assert_same_function(make, "matmul", x)
+
+
+def test_bfloat16_formulations_stay_bfloat16_and_close():
+    """In bfloat16 the CPU forms return bfloat16, with float32 parameters and their float32 gradients."""
+    x = jax.random.normal(jax.random.key(5), (2, 9, 9, 8), jnp.bfloat16)
+    for module in (
+        layers.DepthwiseConv(3, 2, "SAME", "shifted", nn_normal(), jnp.bfloat16),
+        layers.PointwiseConv(4, 1, False, "matmul", nn_normal(), dtype=jnp.bfloat16),
+    ):
+        y, grad_x, grad_params = _outputs_and_grads(module, x)
+        assert y.dtype == grad_x.dtype == jnp.bfloat16 and grad_params["kernel"].dtype == jnp.float32
+        native = _outputs_and_grads(module.clone(impl="native"), x)[0]
+        y, native = np.asarray(y, np.float32), np.asarray(native, np.float32)
+        assert np.max(np.abs(y - native)) <= 2**-6 * np.max(np.abs(native))  # a few bfloat16 roundings (8 bits)
+
+
+def test_auto_is_the_cpu_form_on_cpu_and_bad_names_are_refused():
+    on_cpu = jax.default_backend() == "cpu"
+    assert layers.resolve_depthwise("auto") == ("shifted" if on_cpu else "native")
+    assert layers.resolve_pointwise("auto") == ("matmul" if on_cpu else "native")
+    assert layers.resolve_depthwise("native") == "native" and layers.resolve_pointwise("matmul") == "matmul"
+    with pytest.raises(ValueError, match="depthwise='im2col': use one of auto, native, shifted"):
+        layers.resolve_depthwise("im2col")
+    with pytest.raises(ValueError, match="pointwise='dot': use one of auto, native, matmul"):
+        layers.resolve_pointwise("dot")
+
+
+def nn_normal():
+    """Kernels of unit scale, so that a relative tolerance means the same at every shape."""
+    return jax.nn.initializers.normal(1.0)
+
+
+@pytest.mark.slow
+def test_lite0_training_gradients_are_the_same_with_either_depthwise_form():
+    """The whole network in train mode (batch statistics; dropout and drop-connect off): the loss and every
+    parameter's gradient, depthwise 'shifted' against 'native', at an odd input size. In float64: at this
+    tiny batch BatchNorm magnifies float32 rounding chaotically (measured: each float32 form lies up to
+    1e-3 or 4e-3 of the largest gradient from the float64 result, which of the two is closer changing with
+    the input), which would hide a real difference; in float64 the two forms agree to 1e-9."""
+    from alexnet_jax.models import get_model
+
+    results = {}
+    with jax.enable_x64(True):
+        images = jax.random.uniform(jax.random.key(6), (2, 37, 45, 3), jnp.float64)
+        labels = jnp.array([0, 2])
+        for impl in ("native", "shifted"):
+            model = get_model(
+                "efficientnet_lite0", 3, depthwise=impl, dropout_rate=0.0, drop_path_rate=0.0, dtype=jnp.float64
+            )
+            variables = model.init(jax.random.key(0), images)
+
+            def loss(params, model=model, variables=variables):
+                logits, _ = model.apply({**variables, "params": params}, images, train=True, mutable=["batch_stats"])
+                return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+
+            results[impl] = jax.device_get(jax.jit(jax.value_and_grad(loss))(variables["params"]))
+    (loss_shifted, grads_shifted), (loss_native, grads_native) = results["shifted"], results["native"]
+    assert abs(loss_shifted - loss_native) <= 1e-12
+    largest = max(np.max(np.abs(g)) for g in jax.tree.leaves(grads_native))
+    worst = max(jax.tree.leaves(jax.tree.map(lambda a, b: np.max(np.abs(a - b)), grads_shifted, grads_native)))
+    assert worst <= 1e-9 * largest, (worst, largest)
