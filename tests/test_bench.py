@@ -210,6 +210,39 @@ def test_benchmark_of_another_backbone(tmp_path, capsys):
     check_table(md, names)
 
 
+@pytest.mark.slow
+def test_benchmark_of_efficientnet_lite0_beside_timm(tmp_path, capsys):
+    """--model=efficientnet_lite0: the JAX step (its depthwise form named in the notes) and timm's
+    tf_efficientnet_lite0 in the paper recipe, on the same images; --depthwise picks the form."""
+    lines = bench(
+        capsys,
+        "--quick",
+        "--model=efficientnet_lite0",
+        "--depthwise=native",
+        "--batch_size=2",
+        "--num_images=8",
+        "--image_size=40",
+        "--crop_size=32",
+        "--steps=1",
+        "--warmup=1",
+        "--dtypes=float32",
+        "--pipelines=on_device",
+        "--levers=",
+        "--torch=paper",
+        "--torch_workers=0",
+        "--jpeg_size=40",
+        "--peak_tflops=1",
+    )
+    measurements = [r for r in lines if r["kind"] == "measurement"]
+    assert [r["name"] for r in measurements] == ["jax on_device float32", "torch paper recipe float32"]
+    jax_rec, torch_rec = measurements
+    for rec in measurements:
+        check_measurement(rec, crop_size=32)
+        assert rec["model"] == "efficientnet_lite0"
+    assert "depthwise convolutions: native; 1x1 convolutions: matmul" in jax_rec["notes"]
+    assert lines[-1]["settings"]["depthwise"] == "native"
+
+
 def test_bad_flags_exit_2_with_one_line_naming_the_flag():
     """The benchmark's command line: a crop the model cannot take, a model without a PyTorch twin."""
     env = {**os.environ, "XLA_FLAGS": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -222,9 +255,11 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag():
         timeout=120,
     )
     assert bad.returncode == 2 and "--crop_size=60: vit_b_16 needs at least 16 px, a multiple of 16" in bad.stderr
-    with pytest.raises(SettingsError, match="--torch=paper,tuned: tiny has no torchvision twin"):
+    with pytest.raises(SettingsError, match="--torch=paper,tuned: tiny has no torchvision or timm twin"):
         settings.Settings(model="tiny", crop_size=32)
     settings.Settings(model="tiny", crop_size=32, torch=())
+    with pytest.raises(SettingsError, match="--depthwise=native: resnet18 has no depthwise option"):
+        settings.Settings(model="resnet18", depthwise="native")
 
 
 def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path, capsys):

@@ -6,7 +6,7 @@
     python -m alexnet_jax.bench --model=resnet50 --output_md=bench_resnet50.md   # another backbone
 
 Measured side by side for `--model` (default alexnet; any name of alexnet_jax.models, the same
-torchvision network on the PyTorch side), on the same machine and the same synthetic uint8 images:
+torchvision or timm network on the PyTorch side), on the same machine and the same synthetic uint8 images:
   * jax/<pipeline>/<dtype>: the trainer's steps (`alexnet_jax.training.steps`) with each input pipeline
     (on_device, and tf_data where TensorFlow imports), float32 and bfloat16;
   * torch/paper: the torchvision model, a DataLoader decoding JPEGs with the paper's transforms
@@ -73,7 +73,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "model",
         PAPER_SCALE.model,
         MODEL_NAMES,
-        "The network measured, in both frameworks (PyTorch needs its torchvision twin).",
+        "The network measured, in both frameworks (PyTorch needs its torchvision or timm twin).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "depthwise",
+        PAPER_SCALE.depthwise,
+        ["auto", "native", "shifted"],
+        "How --model computes depthwise convolutions (EfficientNet-Lite; models.layers.DepthwiseConv): "
+        "auto is shifted multiply-adds on CPU and XLA's grouped convolution elsewhere.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(

@@ -61,6 +61,18 @@ def measure_jax_matmul_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
     return 2.0 * n**3 / best / 1e12
 
 
+def model_options(settings: Settings) -> tuple[dict, list[str]]:
+    """The registry's defaults for --model, but --depthwise; and a note of how the convolutions that have
+    a CPU formulation (models.layers) are computed here."""
+    from alexnet_jax.models import get_spec, layers
+
+    if "depthwise" not in get_spec(settings.model).options:
+        return {}, []
+    depthwise = layers.resolve_depthwise(settings.depthwise)
+    note = f"depthwise convolutions: {depthwise}; 1x1 convolutions: {layers.resolve_pointwise('auto')}"
+    return {"depthwise": settings.depthwise}, [note]
+
+
 class JaxBench:
     """Builds the model (--model), optimizer, pipeline and steps as the trainer does."""
 
@@ -81,6 +93,7 @@ class JaxBench:
         except ValueError as error:
             raise SettingsError(f"{error} (--devices={self.mesh.size})") from None
         self.info = jax_device_info(self.mesh)
+        self.model_options, self.notes = model_options(settings)
         self.config = self._config()
 
     def _config(self):
@@ -111,7 +124,7 @@ class JaxBench:
             eval_augment=cfg,
             mesh=self.mesh,
         )
-        model = get_model(self.s.model, NUM_CLASSES, dtype=getattr(jnp, dtype))  # the registry's defaults
+        model = get_model(self.s.model, NUM_CLASSES, dtype=getattr(jnp, dtype), **self.model_options)
         batch_norm = get_spec(self.s.model).batch_norm
         optim = tuple(sorted((k, self.config.optim[k]) for k in ("learning_rate", "momentum", "weight_decay")))
         key = steps.StepKey(model, optim, None, None, batch_norm, pipeline.signature, self.mesh, NUM_CLASSES, 1)
@@ -211,6 +224,7 @@ class JaxBench:
             compile_s=round(first or 0.0, 3),
         )
         rec["notes"].append(f"host time blocked in next(batch): {1000 * host_wait / steps:.2f} ms/step")
+        rec["notes"] += self.notes
         return rec, (pipeline, train_step, eval_step, state, raw_step)
 
     def measure_eval(self, pipeline, eval_step, state, *, sync_every_batch: bool) -> float:

@@ -63,6 +63,7 @@ class Settings:
     vmap_models: tuple[int, ...] = (1, 2, 4)
     scan_modes: tuple[str, ...] | None = None  # None: chosen by backend (jax_side.default_scan_modes)
     trainer_epochs: int = 6  # --trainer: epochs of the measured run (the first compiles)
+    depthwise: str = "auto"  # how the model computes depthwise convolutions (layers.DepthwiseConv), if it has them
 
     dtypes: tuple[str, ...] = _run_option(("float32", "bfloat16"))
     pipelines: tuple[str, ...] = _run_option(("on_device", "tf_data"))
@@ -96,13 +97,18 @@ class Settings:
             from alexnet_jax.models import TORCH_MODEL_NAMES
 
             raise SettingsError(
-                f"--torch={','.join(self.torch)}: {self.model} has no torchvision twin to measure; "
+                f"--torch={','.join(self.torch)}: {self.model} has no torchvision or timm twin to measure; "
                 f"pass --torch= (no PyTorch measurements) or a --model that has one: {', '.join(TORCH_MODEL_NAMES)}"
             )
         if self.crop_size < spec.min_input_size or self.crop_size % spec.input_multiple:
             raise SettingsError(
                 f"--crop_size={self.crop_size}: {self.model} needs at least {spec.min_input_size} px"
                 + (f", a multiple of {spec.input_multiple}" if spec.input_multiple > 1 else "")
+            )
+        if self.depthwise != "auto" and "depthwise" not in spec.options:
+            raise SettingsError(
+                f"--depthwise={self.depthwise}: {self.model} has no depthwise option; leave it at auto "
+                "or pick an EfficientNet-Lite"
             )
         if self.trainer_epochs < 2:
             raise SettingsError(f"--trainer_epochs must be at least 2 (the first compiles), got {self.trainer_epochs}")

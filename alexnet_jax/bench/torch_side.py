@@ -20,7 +20,6 @@ import traceback
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from PIL import Image
 from torchvision import transforms
 
@@ -47,10 +46,10 @@ def torch_device_info(device) -> dict:
     return {"device": "cpu:0", "device_kind": cpu_device_kind(), "device_count": 1}
 
 
-def torchvision_model(settings: Settings) -> torch.nn.Module:
-    """torchvision's network of --model with random weights, a NUM_CLASSES head, built for the crop."""
-    source = torch_source(settings.model)
-    return getattr(torchvision.models, source.builder)(**source.torchvision_kwargs(NUM_CLASSES, settings.crop_size))
+def reference_model(settings: Settings) -> torch.nn.Module:
+    """--model's torch twin (torchvision's, or timm's for EfficientNet-Lite) with random weights, a
+    NUM_CLASSES head, built for the crop: the converter's parity reference (`TorchSource.build_reference`)."""
+    return torch_source(settings.model).build_reference(NUM_CLASSES, settings.crop_size)
 
 
 def _sync(device):
@@ -131,7 +130,7 @@ def torch_paper(settings: Settings) -> dict:
             dataset, batch_size=bs, shuffle=True, num_workers=workers, persistent_workers=False, drop_last=True
         )
 
-    model = torchvision_model(settings).to(device)
+    model = reference_model(settings).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = torch.nn.CrossEntropyLoss()
 
@@ -257,7 +256,7 @@ def torch_tuned(settings: Settings) -> dict:
     # NHWC uint8 viewed as NCHW: channels_last memory layout for free.
     data = torch.from_numpy(images).to(device).permute(0, 3, 1, 2)
     targets = torch.from_numpy(labels).to(device)
-    model = torchvision_model(settings).to(device, memory_format=torch.channels_last)
+    model = reference_model(settings).to(device, memory_format=torch.channels_last)
     try:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, fused=True)
     except (RuntimeError, TypeError) as error:

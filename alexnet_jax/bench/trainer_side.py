@@ -42,6 +42,8 @@ def trainer_config(settings: Settings, data_dir: Path):
     config.epochs.scratch = settings.trainer_epochs
     config.pipeline = settings.pipelines[0]
     config.model.dtype = settings.dtypes[0]
+    if settings.depthwise != "auto":  # Settings checked that the model has the option
+        config.model.depthwise = settings.depthwise
     return config
 
 
