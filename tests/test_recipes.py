@@ -99,12 +99,17 @@ def test_quick_config_and_its_backbone_variants():
     assert sizes == (72, 64, 64, 128)
     assert plain.optim.learning_rate == 0.01 and plain.normalize == "none" and plain.model.name == "alexnet"
     assert (plain.epochs.pretrained, plain.epochs.scratch) == (4, 8)
+    # A variant without overrides: the backbone's model options and its recipe, the rate scaled to batch 64.
+    lite1 = quick.get_config("efficientnet_lite1")
+    assert lite1.model.to_dict() == backbones.get_config("efficientnet_lite1").model.to_dict()
+    assert lite1.optim.name == "rmsprop" and lite1.optim.learning_rate == pytest.approx(0.016 * 64 / 256)
+    # The main job's Lite0: the same, then its overrides (the paper's SGD, BatchNorm momentum 0.1, 2 + 2 epochs).
     lite = quick.get_config("efficientnet_lite0")
-    full = backbones.get_config("efficientnet_lite0")
-    assert lite.model.to_dict() == full.model.to_dict() and lite.normalize == "weights"
+    full = backbones.get_config("efficientnet_lite0").model.to_dict()
+    assert lite.model.to_dict() == full | {"bn_momentum": 0.1} and lite.normalize == "weights"
     assert (lite.data.image_size, lite.augment.crop_size, lite.batch_size) == (72, 64, 64)
     assert lite.data.dir == plain.data.dir
-    assert lite.optim.name == "rmsprop" and lite.optim.learning_rate == pytest.approx(0.016 * 64 / 256)
+    assert lite.optim.name == "sgd" and lite.optim.learning_rate == quick.PAPER_LEARNING_RATE
     for key, value in quick.BACKBONE_OVERRIDES["efficientnet_lite0"].items():
         section, field = key.split(".") if "." in key else (None, key)
         assert (lite[section][field] if section else lite[field]) == value
