@@ -1,6 +1,6 @@
 """The CPU formulations of models.layers against XLA's own convolutions: the same outputs and gradients.
 
-DepthwiseConv 'shifted' (k*k multiply-adds with hand-written gradients) and PointwiseConv 'matmul'
+DepthwiseConv 'shifted' (k*k shifted multiply-adds, differentiated by JAX) and PointwiseConv 'matmul'
 (a 1x1 convolution as one matrix product) replace XLA's grouped and 1x1 convolutions on CPU
 (docs/performance.md). Both must compute the same function: outputs, input gradients and kernel
 gradients within float32 rounding of 'native', at odd sizes, both strides, kernels 3 and 5,

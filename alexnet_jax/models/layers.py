@@ -8,7 +8,6 @@ last axis.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -189,9 +188,10 @@ class BatchNorm(nn.Module):
 
 # --------------------------------------------------------------------------- depthwise and 1x1 convolutions
 # XLA:CPU runs both through slow paths (docs/performance.md, EfficientNet-Lite): a grouped convolution
-# with one channel per group, and the weight gradient of a 1x1 convolution, which it rewrites into a
-# whole-image convolution between transposed copies. On CPU these layers therefore compute the same
-# sums another way; elsewhere cuDNN's (or the TPU's) own convolution stays.
+# with one channel per group (10-50x slower to train than k*k shifted multiply-adds), and the weight
+# gradient of a 1x1 convolution, which it rewrites into a whole-image convolution between transposed
+# copies. On CPU these layers compute the same sums another way; elsewhere cuDNN's (or the TPU's)
+# own convolution stays.
 
 DEPTHWISE_IMPLS = ("auto", "native", "shifted")
 POINTWISE_IMPLS = ("auto", "native", "matmul")
@@ -221,75 +221,13 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _window(padded: jax.Array, dy: int, dx: int, stride: int, out_h: int, out_w: int) -> jax.Array:
-    """The (out_h, out_w) pixels of `padded` that meet kernel tap (dy, dx) at this stride."""
-    s = stride
-    return padded[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :]
-
-
-def _taps(padded: jax.Array, kernel: jax.Array, stride: int, out_h: int, out_w: int) -> jax.Array:
-    """The sum over taps (dy, dx) of their window of `padded` times kernel[dy, dx]: one loop fusion."""
-    k, out = kernel.shape[0], None
-    for dy in range(k):
-        for dx in range(k):
-            tap = _window(padded, dy, dx, stride, out_h, out_w) * kernel[dy, dx]
-            out = tap if out is None else out + tap
-    return out
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def depthwise_shifted(x: jax.Array, kernel: jax.Array, stride: int, pads: tuple) -> jax.Array:
-    """Depthwise convolution of NHWC `x` with a (k, k, C) `kernel`, `pads` ((top, bottom), (left, right)),
-    as k*k shifted multiply-adds. The gradients are written out too: autodiff of the slices would turn
-    into k*k padded copies summed with per-pixel bounds checks, which XLA:CPU runs slowly."""
-    padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    k = kernel.shape[0]
-    out_h, out_w = (padded.shape[1] - k) // stride + 1, (padded.shape[2] - k) // stride + 1
-    return _taps(padded, kernel, stride, out_h, out_w)
-
-
-def _depthwise_shifted_fwd(x, kernel, stride, pads):
-    return depthwise_shifted(x, kernel, stride, pads), (x, kernel)
-
-
-def _depthwise_shifted_bwd(stride, pads, residuals, grad):
-    x, kernel = residuals
-    k, s = kernel.shape[0], stride
-    (top, _), (left, _) = pads
-    padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    out_h, out_w = grad.shape[1:3]
-    # The kernel: per tap, one reduction of its window of the input times the output gradient.
-    kernel_grad = [[jnp.sum(_window(padded, dy, dx, s, out_h, out_w) * grad, axis=(0, 1, 2)) for dx in range(k)]
-                   for dy in range(k)]  # fmt: skip
-    # The input: the output gradient spread back to stride 1 (zeros between), padded by k - 1, correlated
-    # with the kernel turned by 180 degrees; only the rows and columns of x itself are computed.
-    height, width = padded.shape[1], padded.shape[2]
-    spread = jax.lax.pad(
-        grad,
-        jnp.zeros((), grad.dtype),
-        (
-            (0, 0, 0),
-            (k - 1, height - (out_h - 1) * s - 1, s - 1),
-            (k - 1, width - (out_w - 1) * s - 1, s - 1),
-            (0, 0, 0),
-        ),
-    )
-    spread = spread[:, top : top + x.shape[1] + k - 1, left : left + x.shape[2] + k - 1, :]
-    grad_x = _taps(spread, kernel[::-1, ::-1], 1, x.shape[1], x.shape[2])
-    return grad_x.astype(x.dtype), jnp.asarray(kernel_grad).astype(kernel.dtype)
-
-
-depthwise_shifted.defvjp(_depthwise_shifted_fwd, _depthwise_shifted_bwd)
-
-
 class DepthwiseConv(nn.Module):
     """A k x k convolution with one filter per channel (torch `groups=C`), no bias, on NHWC.
 
     The kernel is HWIO (k, k, 1, C), as nn.Conv stores it, whichever `impl` computes it:
-    'native' is XLA's grouped convolution, 'shifted' the sum of k*k strided windows of the padded
-    input times one kernel tap each, with its gradients written out (`depthwise_shifted`): the same
-    numbers up to float rounding, several times faster on XLA:CPU. `padding` is "SAME"
-    (TensorFlow's) or a symmetric pixel count.
+    'native' is XLA's grouped convolution, 'shifted' the sum of k*k strided slices of the padded
+    input times one kernel tap each (the same numbers up to float rounding, faster on XLA:CPU).
+    `padding` is "SAME" (TensorFlow's) or a symmetric pixel count.
     """
 
     kernel_size: int
@@ -305,14 +243,21 @@ class DepthwiseConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32).astype(self.dtype)
         x = x.astype(self.dtype)
         if self.padding == "SAME":
-            pads = (same_padding(x.shape[1], k, s), same_padding(x.shape[2], k, s))
+            pads = [same_padding(x.shape[1], k, s), same_padding(x.shape[2], k, s)]
         else:
-            pads = ((int(self.padding),) * 2,) * 2
+            pads = [(int(self.padding),) * 2] * 2
         if resolve_depthwise(self.impl) == "native":
             return jax.lax.conv_general_dilated(
                 x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels
             )
-        return depthwise_shifted(x, kernel[:, :, 0, :], s, pads)
+        x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+        out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+        out = None
+        for dy in range(k):
+            for dx in range(k):
+                tap = x[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :] * kernel[dy, dx, 0]
+                out = tap if out is None else out + tap
+        return out
 
 
 class PointwiseConv(nn.Module):
