@@ -45,11 +45,19 @@ def tiny_data(tmp_path_factory):
     """44 random 256 px images in the prepared format: the trainer tests' data set."""
     import numpy as np
 
+    from alexnet_jax import paper
     from alexnet_jax.data.prepared import write_prepared
 
     directory = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (44, 256, 256, 3), dtype=np.uint8)
     labels = np.arange(44) % 4
-    write_prepared(directory, images, labels, name="tiny-random", source="test: uniform random pixels")
+    write_prepared(
+        directory,
+        images,
+        labels,
+        name="tiny-random",
+        source="test: uniform random pixels",
+        class_names=paper.CLASS_NAMES,
+    )
     return directory

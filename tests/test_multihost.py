@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from helpers import QUICK, TINY_FLAGS, configure, quick_config, train
 
+from alexnet_jax import paper
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
         np.arange(44) % 4,
         name="tiny-random",
         source="test",
+        class_names=paper.CLASS_NAMES,
     )
     base = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     port = _free_port()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alexnet_jax import cli
+from alexnet_jax import cli, paper
 from alexnet_jax.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ def test_train_runs_from_the_installed_package_with_its_default_config(installed
         np.arange(20) % 4,
         name="tiny-random",
         source="test: uniform random pixels",
+        class_names=paper.CLASS_NAMES,
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -12,7 +12,7 @@ import pytest
 from helpers import REPO, tiny_config, train
 from PIL import Image
 
-from alexnet_jax import errors, inference
+from alexnet_jax import errors, inference, paper
 from alexnet_jax.data.prepared import write_prepared
 
 
@@ -21,7 +21,9 @@ def trained_run(module_tmp):
     root = module_tmp
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (20, 256, 256, 3), dtype=np.uint8)
-    write_prepared(root / "data", images, np.arange(20) % 4, name="tiny-random", source="test")
+    write_prepared(
+        root / "data", images, np.arange(20) % 4, name="tiny-random", source="test", class_names=paper.CLASS_NAMES
+    )
     train(tiny_config(root / "data", **{"epochs.scratch": 1}), root / "runs", 0, ["scratch"])
     folder = root / "cutouts"
     folder.mkdir()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alexnet_jax import paper
 from alexnet_jax.data import CLASS_NAMES, load_prepared, read_manifest, write_prepared
 from alexnet_jax.data.prepared import METADATA_COLUMNS, SCHEMA
 from alexnet_jax.errors import PreparedDataError
@@ -24,7 +25,14 @@ def test_round_trip_with_generator_info(tmp_path):
     images, labels = tiny()
     generator = {"name": "alexnet_jax.synthetic", "version": "1.0.0", "seed": 3, "params": {"k": 1}}
     manifest = write_prepared(
-        tmp_path, images, labels, name="t", source="unit test", generator=generator, extra={"note": "x"}
+        tmp_path,
+        images,
+        labels,
+        name="t",
+        source="unit test",
+        generator=generator,
+        extra={"note": "x"},
+        class_names=paper.CLASS_NAMES,
     )
     data = load_prepared(tmp_path, verify=True)
     np.testing.assert_array_equal(data.images, images)
@@ -49,7 +57,7 @@ def test_metadata_is_kept_with_ids_as_text(tmp_path):
             "scale": [0.1, 0.2, 0.3, 0.4],
         }
     )
-    write_prepared(tmp_path, images, labels, metadata, name="m", source="s")
+    write_prepared(tmp_path, images, labels, metadata, name="m", source="s", class_names=paper.CLASS_NAMES)
     data = load_prepared(tmp_path)
     assert list(data.metadata["id"]) == ["0001", "0002", "J1+2", "x"]
     assert data.metadata["ttype"].tolist() == [-5, 0, 3, 99]
@@ -58,7 +66,7 @@ def test_metadata_is_kept_with_ids_as_text(tmp_path):
 
 def test_tampering_is_detected(tmp_path):
     images, labels = tiny()
-    write_prepared(tmp_path, images, labels, name="t", source="s")
+    write_prepared(tmp_path, images, labels, name="t", source="s", class_names=paper.CLASS_NAMES)
     flipped = labels.copy()
     flipped[0] = 3
     np.save(tmp_path / "labels.npy", flipped)
@@ -70,18 +78,26 @@ def test_tampering_is_detected(tmp_path):
 def test_refusals(tmp_path):
     images, labels = tiny()
     with pytest.raises(PreparedDataError, match=r"\(N, 256, 256, 3\) uint8"):
-        write_prepared(tmp_path, images[:, :128], labels, name="t", source="s")
+        write_prepared(tmp_path, images[:, :128], labels, name="t", source="s", class_names=paper.CLASS_NAMES)
     with pytest.raises(PreparedDataError, match="uint8"):
-        write_prepared(tmp_path, images.astype(np.float32), labels, name="t", source="s")
+        write_prepared(tmp_path, images.astype(np.float32), labels, name="t", source="s", class_names=paper.CLASS_NAMES)
     with pytest.raises(PreparedDataError, match="labels must be"):
-        write_prepared(tmp_path, images, labels[:3], name="t", source="s")
+        write_prepared(tmp_path, images, labels[:3], name="t", source="s", class_names=paper.CLASS_NAMES)
     with pytest.raises(PreparedDataError, match="labels must lie in 0..3"):
-        write_prepared(tmp_path, images, labels + 1, name="t", source="s")
+        write_prepared(tmp_path, images, labels + 1, name="t", source="s", class_names=paper.CLASS_NAMES)
     with pytest.raises(PreparedDataError, match="metadata has 2 rows"):
-        write_prepared(tmp_path, images, labels, pd.DataFrame({"id": ["a", "b"]}), name="t", source="s")
+        write_prepared(
+            tmp_path,
+            images,
+            labels,
+            pd.DataFrame({"id": ["a", "b"]}),
+            name="t",
+            source="s",
+            class_names=paper.CLASS_NAMES,
+        )
     with pytest.raises(PreparedDataError, match="no manifest.json.*prepare --dataset=synthetic"):
         read_manifest(tmp_path / "nothing")
-    write_prepared(tmp_path, images, labels, name="t", source="s")
+    write_prepared(tmp_path, images, labels, name="t", source="s", class_names=paper.CLASS_NAMES)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "schema": "other/9"}))
     with pytest.raises(PreparedDataError, match="schema 'other/9'"):

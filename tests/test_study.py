@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from helpers import TINY_FLAGS
 
+from alexnet_jax import paper, study, toolbox
 from alexnet_jax import results as results_lib
-from alexnet_jax import study, toolbox
 from alexnet_jax.data.prepared import write_prepared
 from alexnet_jax.training import launcher
 
@@ -204,6 +204,7 @@ def tiny_data(tmp_path_factory):
         np.arange(40) % 4,
         name="tiny-random",
         source="test: uniform random pixels",
+        class_names=paper.CLASS_NAMES,
     )
     return directory
 

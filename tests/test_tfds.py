@@ -18,7 +18,7 @@ def prepared(tmp_path_factory):
     images = rng.integers(0, 256, (8, 256, 256, 3), dtype=np.uint8)
     labels = np.array([0, 1, 2, 3, 2, 2, 1, 0])
     metadata = pd.DataFrame({"id": [f"J{i:03d}" for i in range(8)], "ttype": [-5, 0, 4, np.nan, 1, 9, -3, -5]})
-    write_prepared(directory, images, labels, metadata, name="tiny", source="test")
+    write_prepared(directory, images, labels, metadata, name="tiny", source="test", class_names=CLASS_NAMES)
     return directory, images, labels
 
 

@@ -96,7 +96,14 @@ def measure_trainer(settings: Settings, info) -> dict:
     with tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_trainer_") as tmp:
         root = Path(tmp)
         images, labels = synthetic_images(settings.num_images, 256, settings.seed)
-        write_prepared(root / "data", images, labels, name="bench-synthetic", source="alexnet_jax.bench: random pixels")
+        write_prepared(
+            root / "data",
+            images,
+            labels,
+            name="bench-synthetic",
+            class_names=paper.CLASS_NAMES,
+            source="alexnet_jax.bench: random pixels",
+        )
         config = trainer_config(settings, root / "data")
         info(f"trainer: {settings.trainer_epochs} epochs of {settings.num_images} images at {settings.crop_size} px")
         started = time.perf_counter()

@@ -210,6 +210,8 @@ def _prepare_synthetic(options: DataOptions) -> dict:
             labels,
             metadata,
             name="synthetic",
+            class_names=synthetic.CLASS_NAMES,
+            allow_empty_classes=True,  # a small set in the catalogue's proportions may miss irr_misc
             source=f"alexnet_jax synthetic generator {synthetic.GENERATOR_VERSION}, seed {options.seed}",
             generator={
                 "name": params.get("name", "alexnet_jax.synthetic"),

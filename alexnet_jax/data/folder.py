@@ -375,6 +375,7 @@ def prepare_folder(
             result.labels,
             result.metadata,
             name=name,
+            class_names=CLASS_NAMES,
             source=f"folder {Path(image_dir).absolute()} with catalogue {catalog_path.absolute()}",
             extra={
                 "catalog": {

@@ -2,12 +2,16 @@
 
 Layout (schema "alexnet_jax.prepared/1"):
     images.npy      (N, 256, 256, 3) uint8 RGB, the paper's 256x256 resize; memory-mapped on load
-    labels.npy      (N,) int64 class indices, see `labels.CLASS_NAMES`
+    labels.npy      (N,) int64 indices into the manifest's `class_names`
     metadata.csv    one row per image: index, id, ra, dec, ttype, label, class_name, source_file
-                    (ra/dec/ttype empty where unknown)
-    manifest.json   schema, name, source, num_examples, image_size, class_names, class_counts,
-                    sha256 of each file above, and `generator` (name, version, seed, params)
-                    for synthetic data
+                    (ra/dec/ttype empty where unknown), plus `split` (train | val | test) where
+                    the source declares its own split, and any source columns (e.g. vote fractions)
+    manifest.json   schema, name, source, num_examples, image_size, target ("class": one class
+                    per galaxy), class_names (in label order), class_counts, declared_split
+                    (counts per split, or null), sha256 of each file above, and `generator`
+                    (name, version, seed, params) for synthetic data
+The class names come from the data: the paper's four for the paper's catalogue and the
+synthetic galaxies, the folder or catalogue mapping's for a user's set.
 Every file is written to a temporary name and renamed, and the manifest last, so a
 directory with a manifest is complete.
 """
@@ -17,19 +21,21 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from alexnet_jax.data.labels import CLASS_NAMES
 from alexnet_jax.errors import PreparedDataError
 from alexnet_jax.toolbox import atomic_path, sha256_file, write_json_atomic
 
 SCHEMA = "alexnet_jax.prepared/1"
 IMAGE_SIZE = 256
 METADATA_COLUMNS = ("index", "id", "ra", "dec", "ttype", "label", "class_name", "source_file")
+TARGET = "class"  # one class per galaxy; the only target so far (vote-fraction regression would be another)
+SPLIT_NAMES = ("train", "val", "test")  # values of metadata's `split` column where a source declares one
 
 
 class PreparedDataset(NamedTuple):
@@ -46,11 +52,19 @@ def write_prepared(
     *,
     name: str,
     source: str,
+    class_names: Sequence[str],
+    allow_empty_classes: bool = False,
     generator: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict:
-    """Write a prepared data set and return its manifest."""
+    """Write a prepared data set and return its manifest.
+
+    `class_names` are the classes in label order. Every one must have an example (a class
+    without examples can be neither trained nor scored) unless `allow_empty_classes`: a small
+    synthetic set drawn in the catalogue's proportions may miss the rarest class.
+    """
     directory = Path(directory)
+    class_names = check_class_names(class_names, where=f"data set {name!r}")
     images = np.asarray(images)
     labels = np.asarray(labels, np.int64)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
@@ -59,14 +73,30 @@ def write_prepared(
         )
     if labels.shape != (len(images),):
         raise PreparedDataError(f"labels must be ({len(images)},), got {labels.shape}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
-        raise PreparedDataError(f"labels must lie in 0..{len(CLASS_NAMES) - 1}")
-    metadata = default_metadata(labels) if metadata is None else metadata.copy()
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise PreparedDataError(
+            f"labels must lie in 0..{len(class_names) - 1} (one per class of {', '.join(class_names)})"
+        )
+    counts = np.bincount(labels, minlength=len(class_names))
+    empty = [c for c, n in zip(class_names, counts, strict=True) if n == 0]
+    if len(labels) and empty and not allow_empty_classes:
+        raise PreparedDataError(
+            f"data set {name!r}: no examples of class(es) {', '.join(map(repr, empty))}; "
+            "add images of each, or leave these classes out of the class list or mapping"
+        )
+    metadata = default_metadata(labels, class_names) if metadata is None else metadata.copy()
     for column in METADATA_COLUMNS:
         if column not in metadata.columns:
-            metadata[column] = default_metadata(labels)[column]
+            metadata[column] = default_metadata(labels, class_names)[column]
     if len(metadata) != len(labels):
         raise PreparedDataError(f"metadata has {len(metadata)} rows for {len(labels)} images")
+    declared_split = None
+    if "split" in metadata.columns:
+        values = metadata["split"].astype(str)
+        unknown = sorted(set(values) - set(SPLIT_NAMES))
+        if unknown:
+            raise PreparedDataError(f"metadata column 'split' holds {unknown}; use {', '.join(SPLIT_NAMES)}")
+        declared_split = {s: int((values == s).sum()) for s in SPLIT_NAMES}
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / "manifest.json"
     if manifest_path.exists():
@@ -83,8 +113,10 @@ def write_prepared(
         "source": source,
         "num_examples": int(len(labels)),
         "image_size": IMAGE_SIZE,
-        "class_names": list(CLASS_NAMES),
-        "class_counts": np.bincount(labels, minlength=len(CLASS_NAMES)).tolist(),
+        "target": TARGET,
+        "class_names": list(class_names),
+        "class_counts": counts.tolist(),
+        "declared_split": declared_split,
         "sha256": {f: sha256_file(directory / f) for f in ("images.npy", "labels.npy", "metadata.csv")},
         "generator": generator,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -94,7 +126,31 @@ def write_prepared(
     return manifest
 
 
-def default_metadata(labels: np.ndarray) -> pd.DataFrame:
+def check_class_names(class_names: Sequence[str], *, where: str) -> list[str]:
+    """`class_names` as a list, checked: at least two, unique, non-empty, no commas or newlines."""
+    if isinstance(class_names, str):
+        raise PreparedDataError(f"{where}: class_names must be a list of names, got the string {class_names!r}")
+    names = [str(c) for c in class_names]
+    if len(names) < 2:
+        raise PreparedDataError(f"{where}: a classification needs at least two classes, got {names}")
+    bad = [c for c in names if not c.strip() or c != c.strip() or any(ch in c for ch in ",;=\n\r\t")]
+    if bad:
+        raise PreparedDataError(
+            f"{where}: class name(s) {bad} are empty, start or end with a space, or hold ',', ';', '=', "
+            "a tab or a line break; rename them"
+        )
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise PreparedDataError(f"{where}: class name(s) {repeated} appear more than once in {names}")
+    return names
+
+
+def class_names_of(manifest: dict) -> list[str]:
+    """A prepared set's class names, in label order (every manifest since the first schema has them)."""
+    return list(manifest["class_names"])
+
+
+def default_metadata(labels: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
     labels = np.asarray(labels, np.int64)
     return pd.DataFrame(
         {
@@ -104,7 +160,7 @@ def default_metadata(labels: np.ndarray) -> pd.DataFrame:
             "dec": np.nan,
             "ttype": np.nan,
             "label": labels,
-            "class_name": [CLASS_NAMES[label] for label in labels],
+            "class_name": [class_names[label] for label in labels],
             "source_file": "",
         }
     )

@@ -509,6 +509,7 @@ def prepare_nair_abraham(
             result.labels,
             result.metadata,
             name="nair_abraham",
+            class_names=paper.CLASS_NAMES,
             source=f"Nair & Abraham (2010) catalogue ({cat.source}) with SDSS cut-outs from {base_url}",
             extra={
                 "catalog": {

@@ -151,7 +151,9 @@ def _metadata(labels: np.ndarray, rows: list, seed: int) -> pd.DataFrame:
     ttype = params.pop("ttype").astype(np.int64).to_numpy()
     if len(ttype) and not np.array_equal(ttype_to_class(ttype), labels):
         raise AssertionError("internal error: a drawn T-type disagrees with its class")
-    table = default_metadata(labels).assign(id=[f"synthetic-{seed}-{i:06d}" for i in range(len(labels))], ttype=ttype)
+    table = default_metadata(labels, CLASS_NAMES).assign(
+        id=[f"synthetic-{seed}-{i:06d}" for i in range(len(labels))], ttype=ttype
+    )
     return pd.concat([table, params.reset_index(drop=True)], axis=1)
 
 
