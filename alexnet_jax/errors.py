@@ -34,7 +34,12 @@ class BadImageError(ValueError):
 
 
 class LabelError(ValueError):
-    """A TType that the paper's rule does not cover."""
+    """A value no class rule covers (a TType outside the paper's rule, a catalogue value outside
+    the mapping), a mapping that puts one value in two classes, or a vote rule that cannot apply."""
+
+
+class DataFileError(ValueError):
+    """A data file in another layout than its format promises (e.g. an HDF5 file without `images`)."""
 
 
 class CliError(ValueError):

@@ -16,7 +16,15 @@ from typing import Any
 
 from alexnet_jax import cli, paper
 from alexnet_jax.data import sdss  # stdlib + numpy only: the cut-out rule's defaults
-from alexnet_jax.errors import CatalogError, CliError, FolderError, LabelError, PreparedDataError, SplitError
+from alexnet_jax.errors import (
+    CatalogError,
+    CliError,
+    DataFileError,
+    FolderError,
+    LabelError,
+    PreparedDataError,
+    SplitError,
+)
 
 DATASETS = ("synthetic", "nair_abraham", "folder")
 
@@ -24,6 +32,7 @@ DATASETS = ("synthetic", "nair_abraham", "folder")
 BAD_INPUT = (
     CliError,
     CatalogError,
+    DataFileError,
     FolderError,
     LabelError,
     PreparedDataError,
