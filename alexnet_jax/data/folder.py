@@ -101,6 +101,7 @@ def load_image(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
 class IngestResult:
     images: np.ndarray  # (N, 256, 256, 3) uint8
     labels: np.ndarray  # (N,) int64
+    class_names: list[str]  # in label order
     metadata: pd.DataFrame  # prepared-format columns plus catalog_row
     dropped: list[dict]  # {"row", "id", "file", "reason"} for each skipped row
     unused_files: list[str]  # files no catalogue row refers to (id pairing only)
@@ -224,16 +225,28 @@ def ingest_folder(
     num_workers: int | None = None,
     progress: bool = False,
     paths: Sequence[Path] | None = None,
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> IngestResult:
     """Pair images with catalogue rows, decode, convert and resize them; see the module docstring.
 
-    `paths` (one per row) skips the pairing step; the SDSS pipeline uses it.
+    `paths` (one per row) skips the pairing step; the SDSS pipeline uses it. `labels` (one per
+    row, indices into `class_names`) skips reading classes from the table: importers that apply
+    their own rule (Galaxy Zoo votes, a class mapping) give them.
     """
     if on_bad_image not in ("fail", "skip"):
         raise FolderError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
     image_dir = Path(image_dir)
     table = catalog.reset_index(drop=True)
-    labels, ttype = labels_from_table(table, source)
+    if labels is None:
+        labels, ttype = labels_from_table(table, source)
+        class_names = list(CLASS_NAMES)
+    else:
+        if class_names is None or len(labels) != len(table):
+            raise FolderError(f"{source}: give class_names and one label per row ({len(labels)} for {len(table)})")
+        labels, class_names = np.asarray(labels, np.int64), list(class_names)
+        ttype = pd.to_numeric(table["ttype"], errors="coerce").to_numpy(float) if "ttype" in table else None
+        ttype = np.full(len(table), np.nan) if ttype is None else ttype
     unused: list[str] = []
     missing: dict[int, str] = {}
     if paths is not None:
@@ -299,14 +312,21 @@ def ingest_folder(
             "dec": _degrees(table, "dec")[keep],
             "ttype": ttype[keep],
             "label": labels[keep],
-            "class_name": [CLASS_NAMES[label] for label in labels[keep]],
+            "class_name": [class_names[label] for label in labels[keep]],
             "source_file": [paths[i].name for i in keep],
             "catalog_row": keep,
         }
     )
     if len(keep) != len(paths):
         images = images[keep]
-    return IngestResult(images=images, labels=labels[keep], metadata=metadata, dropped=dropped, unused_files=unused)
+    return IngestResult(
+        images=images,
+        labels=labels[keep],
+        class_names=class_names,
+        metadata=metadata,
+        dropped=dropped,
+        unused_files=unused,
+    )
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -375,7 +395,7 @@ def prepare_folder(
             result.labels,
             result.metadata,
             name=name,
-            class_names=CLASS_NAMES,
+            class_names=result.class_names,
             source=f"folder {Path(image_dir).absolute()} with catalogue {catalog_path.absolute()}",
             extra={
                 "catalog": {
