@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from alexnet_jax.data.class_map import parse_class_map
 from alexnet_jax.data.folder import ingest_folder, load_image, prepare_folder, staged_output, to_rgb
 from alexnet_jax.data.prepared import load_prepared
-from alexnet_jax.errors import BadImageError, FolderError
+from alexnet_jax.errors import BadImageError, FolderError, LabelError, PreparedDataError
 
 TTYPES = [-5, 0, 3, 10, 5, -2]
 LABELS = [0, 1, 2, 3, 2, 1]
@@ -115,12 +116,32 @@ def test_label_columns(tmp_path):
         **{"class": ["Elliptical", "lenticular", "spiral", "irr_misc", "spiral", "lenticular"]}
     )
     np.testing.assert_array_equal(ingest_folder(folder, by_class).labels, LABELS)
-    with pytest.raises(FolderError, match="no label column.*Columns found: name, RAJ2000, DEJ2000"):
+    with pytest.raises(LabelError, match="no class column.*Columns found: name, RAJ2000, DEJ2000"):
         ingest_folder(folder, catalog.drop(columns=["TType"]))
-    with pytest.raises(FolderError, match="bad values at rows 1"):
+    with pytest.raises(LabelError, match="bad values at rows 1"):
         ingest_folder(folder, by_label.assign(label=[0, 7, 1, 1, 1, 1]))
-    with pytest.raises(FolderError, match="must be one of"):
+    with pytest.raises(LabelError, match="holds one class only"):
         ingest_folder(folder, by_class.assign(**{"class": ["disc"] * 6}))
+    own = by_class.assign(**{"class": ["smooth", "disk", "disk", "odd", "disk", "smooth"]})
+    result = ingest_folder(folder, own)  # any names: the classes are the column's values, sorted
+    assert result.class_names == ["disk", "odd", "smooth"]
+    np.testing.assert_array_equal(result.labels, [2, 0, 0, 1, 0, 2])
+    assert list(result.metadata["class_name"]) == ["smooth", "disk", "disk", "odd", "disk", "smooth"]
+
+
+def test_class_map_on_a_catalogue_column_drops_or_refuses_unmapped_rows(tmp_path):
+    folder, catalog, _ = make_folder(tmp_path)  # TTypes -5, 0, 3, 10, 5, -2
+    early_late = parse_class_map("early=..0; late=1..9")
+    result = ingest_folder(folder, catalog, class_map=early_late, unmapped="drop")
+    assert result.class_names == ["early", "late"]
+    np.testing.assert_array_equal(result.labels, [0, 0, 1, 1, 0])
+    assert list(result.metadata["catalog_row"]) == [0, 1, 2, 4, 5]  # row 3 (TType 10) is in no class
+    assert np.all(np.abs(row_colour(result.images) - 40 * np.array([0, 1, 2, 4, 5])) <= 3)
+    assert result.labelling["rows_in_no_class"] == 1 and result.labelling["unmapped_values"] == {"10": 1}
+    with pytest.raises(LabelError, match=r"column 'TType' holds values in no class .*: 10 \(1 rows, first row 3\)"):
+        ingest_folder(folder, catalog, class_map=early_late, unmapped="fail")
+    with pytest.raises(LabelError, match="no column 'morph' for --class_column"):
+        ingest_folder(folder, catalog, class_column="morph", class_map=early_late)
 
 
 def test_mode_conversions(tmp_path):
@@ -182,13 +203,17 @@ def test_prepare_folder_writes_a_prepared_set_and_protects_existing(tmp_path):
     before = (out / "manifest.json").read_text()
     with pytest.raises(FolderError, match="already holds files; pass --overwrite"):
         prepare_folder(folder, catalog_path, out, progress=False)
-    (folder / "gal_000.jpg").write_bytes(b"broken")  # a failing rebuild leaves the old set intact
-    with pytest.raises(FolderError, match="gal_000.jpg"):
+    (folder / "gal_002.jpg").write_bytes(b"broken")  # a failing rebuild leaves the old set intact
+    with pytest.raises(FolderError, match="gal_002.jpg"):
         prepare_folder(folder, catalog_path, out, overwrite=True, progress=False)
     assert (out / "manifest.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.csv", "images", "prepared"]
     manifest, _ = prepare_folder(folder, catalog_path, out, overwrite=True, on_bad_image="skip", progress=False)
-    assert manifest["num_examples"] == 5 and manifest["dropped"][0]["file"] == "gal_000.jpg"
+    assert manifest["num_examples"] == 5 and manifest["dropped"][0]["file"] == "gal_002.jpg"
+    (folder / "gal_000.jpg").write_bytes(b"broken")  # the only elliptical: skipping it would empty a class
+    with pytest.raises(PreparedDataError, match="no examples of class\\(es\\) 'elliptical'"):
+        prepare_folder(folder, catalog_path, out, overwrite=True, on_bad_image="skip", progress=False)
+    assert len(load_prepared(out).labels) == 5  # the refused rebuild left the previous set
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.csv", "images", "prepared"]
 
 

@@ -5,8 +5,9 @@ Pairing, as the user chooses:
     as the original paired `sorted(glob("*.jpg"))` with its catalogue; counts must agree.
   * by id (`id_column`): each row names its file (exact file name, or the name without
     extension); rows without a file are errors, files without a row are ignored.
-Labels: a TType column (the paper's rule), else `label` (0..3) or `class`/`class_name`
-(one of CLASS_NAMES).
+Classes (alexnet_jax.data.class_map.table_labels): a TType column (the paper's rule), `label`
+(0..3, the paper's classes), a `class` column of names, or any column with a mapping of its
+values to classes (`class_map`); rows in no class are dropped and counted, or refused.
 
 Every image is decoded in full. Modes are made RGB where that is sound: greyscale and
 bilevel are replicated to three channels, palette images expanded, alpha composited
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alexnet_jax.data.labels import CLASS_NAMES, ttype_to_class
+from alexnet_jax.data.class_map import ClassMap, table_labels
 from alexnet_jax.data.prepared import IMAGE_SIZE
 from alexnet_jax.errors import BadImageError, FolderError
 from alexnet_jax.toolbox import atomic_directory, sha256_file
@@ -105,6 +106,7 @@ class IngestResult:
     metadata: pd.DataFrame  # prepared-format columns plus catalog_row
     dropped: list[dict]  # {"row", "id", "file", "reason"} for each skipped row
     unused_files: list[str]  # files no catalogue row refers to (id pairing only)
+    labelling: dict = dataclasses.field(default_factory=dict)  # the class rule and its counts
 
 
 def load_images(
@@ -143,41 +145,6 @@ def load_images(
         if bar is not None:
             bar.close()
     return out, bad
-
-
-def labels_from_table(table: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, ttype as float with NaN where absent) from a TType, label or class column."""
-    lower = {str(c).lower(): c for c in table.columns}
-    for name in ("ttype", "t-type", "t_type"):
-        if name in lower:
-            raw = table[lower[name]].to_numpy()
-            labels = ttype_to_class(raw, source=source)
-            return labels, pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(float)
-    nan = np.full(len(table), np.nan)
-    if "label" in lower:
-        values = pd.to_numeric(table[lower["label"]], errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(~np.isin(values, np.arange(len(CLASS_NAMES))))
-        if len(bad):
-            raise FolderError(
-                f"{source}: column {lower['label']!r} must hold class indices 0..{len(CLASS_NAMES) - 1}; "
-                f"bad values at rows {', '.join(map(str, bad[:10]))}"
-            )
-        return values.astype(np.int64), nan
-    for name in ("class", "class_name"):
-        if name in lower:
-            values = table[lower[name]].astype(str).str.strip().str.lower()
-            lookup = {c: i for i, c in enumerate(CLASS_NAMES)}
-            bad = np.flatnonzero(~values.isin(list(lookup)))
-            if len(bad):
-                raise FolderError(
-                    f"{source}: column {lower[name]!r} must be one of {', '.join(CLASS_NAMES)}; "
-                    f"bad values at rows {', '.join(map(str, bad[:10]))} (e.g. {values.iloc[bad[0]]!r})"
-                )
-            return values.map(lookup).to_numpy(np.int64), nan
-    raise FolderError(
-        f"{source}: no label column; give a TType column (Nair & Abraham T-types), 'label' (0..3) or "
-        f"'class' ({', '.join(CLASS_NAMES)}). Columns found: {', '.join(map(str, table.columns))}"
-    )
 
 
 def list_images(image_dir: str | os.PathLike, pattern: str | None = None) -> list[Path]:
@@ -227,26 +194,31 @@ def ingest_folder(
     paths: Sequence[Path] | None = None,
     labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
+    class_column: str | None = None,
+    class_map: ClassMap | None = None,
+    unmapped: str = "fail",
 ) -> IngestResult:
     """Pair images with catalogue rows, decode, convert and resize them; see the module docstring.
 
     `paths` (one per row) skips the pairing step; the SDSS pipeline uses it. `labels` (one per
-    row, indices into `class_names`) skips reading classes from the table: importers that apply
-    their own rule (Galaxy Zoo votes, a class mapping) give them.
+    row, indices into `class_names`, -1 for a row in no class) skips reading classes from the
+    table: importers that apply their own rule (Galaxy Zoo votes) give them. Rows in no class are
+    not decoded; the result counts them in `labelling`.
     """
     if on_bad_image not in ("fail", "skip"):
         raise FolderError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
     image_dir = Path(image_dir)
     table = catalog.reset_index(drop=True)
     if labels is None:
-        labels, ttype = labels_from_table(table, source)
-        class_names = list(CLASS_NAMES)
+        found = table_labels(table, source, class_column=class_column, class_map=class_map, unmapped=unmapped)
+        labels, class_names, ttype, labelling = found.labels, found.class_names, found.ttype, found.report
     else:
         if class_names is None or len(labels) != len(table):
             raise FolderError(f"{source}: give class_names and one label per row ({len(labels)} for {len(table)})")
         labels, class_names = np.asarray(labels, np.int64), list(class_names)
         ttype = pd.to_numeric(table["ttype"], errors="coerce").to_numpy(float) if "ttype" in table else None
         ttype = np.full(len(table), np.nan) if ttype is None else ttype
+        labelling = {"rule": "given by the importer"}
     unused: list[str] = []
     missing: dict[int, str] = {}
     if paths is not None:
@@ -287,8 +259,10 @@ def ingest_folder(
         used = {p.name for p in paths}
         unused = [p.name for p in files if p.name not in used]
 
-    images, bad = load_images(paths, num_workers=num_workers, progress=progress)
-    bad.update(missing)
+    wanted = np.flatnonzero(labels >= 0)  # rows in no class are neither decoded nor kept
+    loaded, bad_loaded = load_images([paths[i] for i in wanted], num_workers=num_workers, progress=progress)
+    bad = {int(wanted[i]): reason for i, reason in bad_loaded.items()}
+    bad.update({row: reason for row, reason in missing.items() if labels[row] >= 0})
     ids_column = _column(table, "id") if id_column is None else table[id_column]
     ids_out = (
         ids_column.astype(str).str.strip().to_numpy()
@@ -303,7 +277,7 @@ def ingest_folder(
             f"{len(dropped)} of {len(paths)} images could not be used:\n{listing}{more}\n"
             "Fix or replace them, or pass --on_bad_image=skip to drop these rows (reported in the manifest)."
         )
-    keep = np.setdiff1d(np.arange(len(paths)), sorted(bad))
+    keep = np.setdiff1d(wanted, sorted(bad))
     metadata = pd.DataFrame(
         {
             "index": np.arange(len(keep)),
@@ -317,8 +291,8 @@ def ingest_folder(
             "catalog_row": keep,
         }
     )
-    if len(keep) != len(paths):
-        images = images[keep]
+    images = loaded if len(keep) == len(wanted) else loaded[np.isin(wanted, keep)]
+    labelling["rows_in_no_class"] = int(len(labels) - len(wanted))
     return IngestResult(
         images=images,
         labels=labels[keep],
@@ -326,6 +300,7 @@ def ingest_folder(
         metadata=metadata,
         dropped=dropped,
         unused_files=unused,
+        labelling=labelling,
     )
 
 
@@ -370,6 +345,9 @@ def prepare_folder(
     name: str = "folder",
     num_workers: int | None = None,
     progress: bool = True,
+    class_column: str | None = None,
+    class_map: ClassMap | None = None,
+    unmapped: str = "fail",
 ) -> tuple[dict, IngestResult]:
     """Ingest a folder + catalogue and write a prepared data set to `output`; return (manifest, result)."""
     from alexnet_jax.data.prepared import write_prepared
@@ -386,6 +364,9 @@ def prepare_folder(
             on_bad_image=on_bad_image,
             num_workers=num_workers,
             progress=progress,
+            class_column=class_column,
+            class_map=class_map,
+            unmapped=unmapped,
         )
         if not len(result.labels):
             raise FolderError(f"no usable images in {image_dir}")
@@ -406,6 +387,7 @@ def prepare_folder(
                 "pairing": f"id column {id_column!r}" if id_column else "sorted file names by row position",
                 "image_dir": str(Path(image_dir).absolute()),
                 "on_bad_image": on_bad_image,
+                "labelling": result.labelling,
                 "dropped": result.dropped,
                 "unused_files": result.unused_files,
                 "resize": "PIL bilinear to 256x256",
