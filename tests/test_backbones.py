@@ -409,7 +409,8 @@ def test_backbones_config(name):
     config, base = backbones.get_config(name), paper.get_config()
     options = {k: v for k, v in config.model.items() if k not in ("name", "num_classes")}
     assert config.model.name == name and set(options) == {"dtype", *models.get_spec(name).options}
-    assert models.get_model(name, config.model.num_classes, **options).num_classes == 4
+    assert config.model.num_classes == 0  # the data set's classes, resolved by the plan
+    assert models.get_model(name, 4, **options).num_classes == 4
     assert config.optim.learning_rate == pytest.approx(
         backbones.RECIPES[name]["learning_rate"] * 384 / backbones.RECIPE_BATCH[name]
     )

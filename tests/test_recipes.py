@@ -86,7 +86,8 @@ def test_efficientnet_lite_configs_are_the_paper_with_tensorflows_recipe(name):
     assert config.model.drop_path_rate == 0.2 and config.normalize == "weights"
     options = {k: v for k, v in config.model.items() if k not in ("name", "num_classes")}
     assert set(options) == {"dtype", *models.get_spec(name).options}
-    assert models.get_model(name, config.model.num_classes, **options).num_classes == 4
+    assert config.model.num_classes == 0  # the data set's classes, resolved by the plan
+    assert models.get_model(name, 4, **options).num_classes == 4
     assert config.batch_size == 384 and config.epochs.to_dict() == base.epochs.to_dict()
     for section in ("data", "augment"):
         assert config[section].to_dict() == base[section].to_dict()

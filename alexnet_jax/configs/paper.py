@@ -30,7 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict()
     config.data.dir = "data/synthetic"  # a prepared data set; --data_dir overrides
     config.data.image_size = 256  # the paper's resize
-    config.data.split = "paper"  # "paper" (the original draw) or "stratified"
+    # auto: "paper" (the original draw) for the paper's four classes, "declared" where the data set
+    # keeps its source's split (e.g. train/ and validation/ folders), else "stratified" by class.
+    config.data.split = "auto"
     # None: 12,000 / 2,034 for 14,034 images, scaled as round(N * 12000 / 14034) otherwise.
     config.data.train_size = ml_collections.FieldReference(None, field_type=int)
     config.data.val_fraction = 0.0
@@ -48,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "alexnet"  # a name of alexnet_jax.models (configs/backbones.py sets the others)
-    config.model.num_classes = 4
+    config.model.num_classes = 0  # 0: the data set's classes (manifest.json); the paper's data has 4
     config.model.dropout_rate = 0.5
     config.model.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
 

@@ -164,6 +164,26 @@ def carve_validation(
     return train_idx[~is_val], train_idx[is_val]
 
 
+def declared_split(split_column, *, source: str = "metadata.csv") -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, test_idx) as the data's source declared them (metadata column `split`).
+
+    The held-out set is the `test` rows, or the `val` rows where the source has no test rows
+    (a train/ + validation/ folder tree). The same for every run index; validation for
+    model selection is carved from the training rows like any other split's.
+    """
+    if split_column is None:
+        raise SplitError(f"{source} has no 'split' column: the data set declares no split; use another split rule")
+    values = np.asarray(split_column).astype(str)
+    train = np.flatnonzero(values == "train")
+    held_out = np.flatnonzero(values == "test")
+    if not len(held_out):
+        held_out = np.flatnonzero(values == "val")
+    if not len(train) or not len(held_out):
+        found = ", ".join(f"{v} {int(np.sum(values == v))}" for v in sorted(set(values))) or "no rows"
+        raise SplitError(f"{source}: the declared split needs train rows and test or val rows; found {found}")
+    return train.astype(np.int64), held_out.astype(np.int64)
+
+
 def class_counts(labels, indices=None, num_classes: int = 4) -> np.ndarray:
     """Per-class counts of `labels[indices]` (all labels when `indices` is None)."""
     labels = _labels_array(labels)

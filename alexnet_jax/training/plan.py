@@ -25,7 +25,7 @@ from alexnet_jax.training.rundir import CheckpointPolicy
 from alexnet_jax.training.steps import OPTIMIZERS
 
 DTYPES = ("float32", "bfloat16")
-SPLITS = ("paper", "stratified")
+SPLITS = ("auto", "paper", "stratified", "declared")
 SELECTIONS = ("test", "val")
 PIPELINES = ("auto", "on_device", "tf_data")
 NORMALIZE_CHOICES = ("weights", *NORMALIZATIONS)  # config.normalize; "weights" resolves per model
@@ -56,7 +56,7 @@ class ModelPlan:
 class DataPlan:
     dir: str
     image_size: int
-    split: str  # one of SPLITS
+    split: str  # one of SPLITS; "auto" only while the data set is not there yet
     train_size: int | None  # None: the paper's 12,000 of 14,034, scaled to the data set
     val_fraction: float  # > 0: a validation split carved from the training split
     shuffle_each_epoch: bool
@@ -140,7 +140,8 @@ def resolve(
                 config.keep_every_epoch = True
     plain = json.loads(config.to_json())
     keep_every = bool(config.get("keep_every_epoch", False))
-    model = resolve_model(config)
+    _resolve_from_data(config, plain)  # results.json and the fingerprint hold the resolved values
+    model = resolve_model(config, plain)
     plain["normalize"] = resolve_normalization(config, model.spec)  # results.json and best/ hold the resolved name
     return Plan(
         model=model,
@@ -161,7 +162,41 @@ def resolve(
     )
 
 
-def resolve_model(config) -> ModelPlan:
+def _resolve_from_data(config, plain: dict) -> None:
+    """What the data set decides: the number of classes (config.model.num_classes = 0) and the
+    split (config.data.split = "auto"), written into `plain` once the data set is there. The
+    paper's data resolve to 4 classes and the paper's split, so its runs record what they did."""
+    from alexnet_jax import paper
+    from alexnet_jax.data.prepared import read_manifest
+
+    asked_classes, asked_split = int(config.model.get("num_classes", 0) or 0), str(config.data.split)
+    if asked_split not in SPLITS:
+        raise TrainingError(f"--config.data.split={asked_split!r}: use one of {', '.join(SPLITS)}")
+    if not (Path(str(config.data.dir)) / "manifest.json").exists():
+        return  # resolved when the data set is read (training.rundata), which refuses a missing one
+    try:
+        manifest = read_manifest(str(config.data.dir))
+    except ValueError as error:
+        raise TrainingError(f"--config.data.dir: {error}") from None
+    names = list(manifest["class_names"])
+    if asked_classes not in (0, len(names)):
+        raise TrainingError(
+            f"--config.model.num_classes={asked_classes}, but the data set {config.data.dir} has {len(names)} "
+            f"classes ({', '.join(names)}); set --config.model.num_classes=0 to follow the data"
+        )
+    declared = bool(manifest.get("declared_split"))
+    if asked_split == "declared" and not declared:
+        raise TrainingError(
+            f"--config.data.split=declared, but the data set {config.data.dir} declares no split (its source had "
+            "no train/validation/test folders or split column); use 'auto', 'stratified' or 'paper'"
+        )
+    if asked_split == "auto":
+        asked_split = "declared" if declared else "paper" if names == list(paper.CLASS_NAMES) else "stratified"
+    plain["model"]["num_classes"] = len(names)
+    plain["data"]["split"] = asked_split
+
+
+def resolve_model(config, plain: dict | None = None) -> ModelPlan:
     if "name" not in config.model:
         raise TrainingError(f"--config.model.name is not set: name one of {', '.join(models.MODEL_NAMES)}")
     try:
@@ -172,7 +207,8 @@ def resolve_model(config) -> ModelPlan:
     if dtype not in DTYPES:
         raise TrainingError(f"--config.model.dtype={dtype!r}: use 'float32' or 'bfloat16'")
     options = tuple(sorted((name, config.model[name]) for name in spec.options if name in config.model))
-    return ModelPlan(spec.name, int(config.model.num_classes), dtype, options)
+    num_classes = int((plain or {}).get("model", {}).get("num_classes", config.model.get("num_classes", 0)) or 0)
+    return ModelPlan(spec.name, num_classes, dtype, options)
 
 
 def arm_specs(config) -> dict[str, ArmSpec]:
@@ -205,8 +241,6 @@ def arm_specs(config) -> dict[str, ArmSpec]:
 
 def _resolve_data(config, plain: dict) -> DataPlan:
     data = config.data
-    if data.split not in SPLITS:
-        raise TrainingError(f"--config.data.split={data.split!r}: use 'paper' or 'stratified'")
     pipeline = config.get("pipeline", "auto")
     if pipeline not in PIPELINES:
         raise TrainingError(f"--config.pipeline={pipeline!r}: use 'auto', 'on_device' or 'tf_data'")
@@ -223,7 +257,7 @@ def _resolve_data(config, plain: dict) -> DataPlan:
     return DataPlan(
         dir=str(data.dir),
         image_size=int(data.image_size),
-        split=str(data.split),
+        split=str(plain["data"]["split"]),
         train_size=None if train_size is None else int(train_size),
         val_fraction=float(data.get("val_fraction", 0.0) or 0.0),
         shuffle_each_epoch=bool(data.get("shuffle_each_epoch", False)),

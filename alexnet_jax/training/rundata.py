@@ -37,22 +37,47 @@ def load_run_data(plan: Plan, run_index: int) -> RunData:
     data = plan.data
     data_dir = str(Path(data.dir).resolve())
     if data_dir not in _DATASETS:
-        images, labels, _ = prepared.load_prepared(data_dir)
-        _DATASETS[data_dir] = (np.asarray(images), np.asarray(labels), prepared.read_manifest(data_dir))
-    images, labels, manifest = _DATASETS[data_dir]
+        images, labels, metadata = prepared.load_prepared(data_dir)
+        declared = metadata["split"].astype(str).to_numpy() if "split" in metadata.columns else None
+        _DATASETS[data_dir] = (np.asarray(images), np.asarray(labels), prepared.read_manifest(data_dir), declared)
+    images, labels, manifest, declared = _DATASETS[data_dir]
+    names = list(manifest["class_names"])
+    if data.split == "auto" or plan.model.num_classes != len(names):
+        raise TrainingError(
+            f"the data set {data.dir} has {len(names)} classes ({', '.join(names)}) but the plan was made "
+            f"{'before it existed' if data.split == 'auto' else f'for {plan.model.num_classes}'}; "
+            "set --config.model.num_classes=0 and --config.data.split=auto to follow the data"
+        )
     n = len(labels)
     train_size = data.train_size if data.train_size is not None else splits.default_train_size(n)
     if data.split == "paper":
         train_idx, test_idx = splits.paper_split(run_index, num_examples=n, train_size=train_size)
-    else:  # "stratified" (the plan allows no other)
+    elif data.split == "declared":
+        try:
+            train_idx, test_idx = splits.declared_split(declared, source=f"{data.dir}/metadata.csv")
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+    else:  # "stratified"
         seed = seeds.numpy_seed(plan.seed, run_index)
         train_idx, test_idx = splits.stratified_split(labels, train_size=train_size, seed=seed)
     val_idx = None
     if data.val_fraction > 0:  # the plan asks for it when selection is "val"
         seed = seeds.numpy_seed(plan.seed, run_index, 7)
         train_idx, val_idx = splits.carve_validation(train_idx, labels, data.val_fraction, seed=seed)
+    _check_every_class_trains(labels, np.asarray(train_idx), names, data, run_index)
     val = None if val_idx is None else np.asarray(val_idx)
     return RunData(images, labels, manifest, np.asarray(train_idx), np.asarray(test_idx), val)
+
+
+def _check_every_class_trains(labels, train_idx, names, data, run_index: int) -> None:
+    counts = np.bincount(labels[train_idx], minlength=len(names))
+    missing = [f"{name} ({int(np.sum(labels == k))} in the data set)" for k, name in enumerate(names) if counts[k] == 0]
+    if missing:
+        raise TrainingError(
+            f"run {run_index}: the {data.split} split of {data.dir} leaves no training example of "
+            f"{', '.join(missing)}; add examples of these classes, leave them out when preparing the data, "
+            "or use --config.data.split=stratified"
+        )
 
 
 def shared_pipeline(plan: Plan, data: RunData, mesh):
