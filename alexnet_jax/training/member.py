@@ -49,6 +49,7 @@ class RunRecord:
 
     def _read(self) -> dict:
         existing = results_lib.load_results(self.path)
+        self.check_classes(existing.get("class_names"), self.path)
         differences = fingerprint_differences(
             config_fingerprint(self.plan.config), config_fingerprint(existing["config"])
         )
@@ -94,6 +95,17 @@ class RunRecord:
     @property
     def class_names(self) -> list[str]:
         return list(self.data.manifest.get("class_names") or CLASS_NAMES)
+
+    def check_classes(self, recorded: list[str] | None, where: Path) -> None:
+        """Refuse to go on with a run (results.json, a checkpoint) made on other classes, or the same in
+        another order: the data directory is no part of the config's fingerprint. None: not recorded."""
+        if recorded is None or list(recorded) == self.class_names:
+            return
+        raise TrainingError(
+            f"{where} records a run on the classes {list(recorded)}, but the data set {self.plan.data.dir} has "
+            f"{self.class_names}; resuming would mix two data sets. Use another --workdir, or delete {self.dir} "
+            "to start over."
+        )
 
     def complete(self, arm: str) -> bool:
         return results_lib.is_complete(self.results, arm)
@@ -141,6 +153,7 @@ class Member:
             "best": self.best,
             "time": self.time,
             "provenance": self.provenance,
+            "class_names": self.run.class_names,
         }
 
     def resume_from(self, meta: dict) -> None:

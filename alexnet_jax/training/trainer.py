@@ -118,6 +118,8 @@ class ArmTrainer:
             check_free_space(member.arm_dir, state, member.label)
         checkpoints = Checkpoints(member.arm_dir, self.plan.keep_every_epoch, self.writer)
         self.checkpoints.append(checkpoints)
+        if checkpoints.steps():  # another data set's classes: say so, rather than fail on the head's shape
+            member.run.check_classes((checkpoints.latest_meta() or {}).get("class_names"), checkpoints.directory)
         restored = checkpoints.restore(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
         if restored is None:
             return state
