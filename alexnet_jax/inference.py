@@ -5,6 +5,13 @@ and carries the config it was trained with; images go through the transform the 
 evaluated with (resize to 256 px, the paper's, then to the run's image size, then a centre
 crop), or `tta=K` averages K random paper augmentations, and then the input scaling the run
 trained with (its config's `normalize`).
+
+The output columns are the classes the params directory records (`class_names`, the training
+data's, in the head's order). A labelled data set must have exactly those classes in that order,
+or its labels would be scored against the wrong outputs; a folder of images has no labels to
+check. A run saved before class names were recorded is read as the paper's four classes when
+its head has four outputs (with a warning), and refused otherwise. Converted weights (no
+training data) name their outputs class_0, class_1, ... and score no labels.
 """
 
 from __future__ import annotations
@@ -36,6 +43,59 @@ def resolve_params_dir(checkpoint: str | os.PathLike) -> Path:
     raise PredictError(
         f"--checkpoint={checkpoint}: no trained params there. Give a run's arm directory "
         "(e.g. runs/quick/run_000/scratch, which holds best/) or a params directory."
+    )
+
+
+def is_converted_weights(metadata: dict) -> bool:
+    """Converted weights: no training data, no recorded classes (a trained run has a config)."""
+    return params_io.class_names_in(metadata) is None and "config" not in metadata
+
+
+def checkpoint_class_names(params_dir: Path, metadata: dict) -> tuple[list[str], str | None]:
+    """The classes of the head's outputs, in order, and a warning where they are assumed, not recorded."""
+    num_outputs = int(metadata["num_classes"])
+    names = params_io.class_names_in(metadata)
+    metadata_file = params_dir / params_io.METADATA_FILENAME
+    if names is not None:
+        if len(names) != num_outputs:
+            raise PredictError(
+                f"{metadata_file}: names {len(names)} classes {names} for a head of {num_outputs} outputs; "
+                "the directory was altered after training. Use the best/ the run wrote."
+            )
+        return names, None
+    if is_converted_weights(metadata):
+        return [f"class_{i}" for i in range(num_outputs)], None
+    paper = list(CLASS_NAMES)
+    if num_outputs == len(paper):
+        return paper, (
+            f"{params_dir} records no class names (saved before they were recorded); its head has "
+            f"{num_outputs} outputs, read as the paper's classes {paper}"
+        )
+    raise PredictError(
+        f"{metadata_file}: records no class names and its head has {num_outputs} outputs, so which class each "
+        f'output is cannot be known; add "class_names": [...] (in label order) to it, or train the run again'
+    )
+
+
+def data_class_names(source: str | os.PathLike) -> list[str] | None:
+    """A prepared data set's class names in label order; None for a folder of images (no labels)."""
+    from alexnet_jax.data import prepared
+
+    source = Path(source)
+    if not (source / "manifest.json").exists():
+        return None
+    return prepared.class_names_of(prepared.read_manifest(source))
+
+
+def check_same_classes(checkpoint_names: list[str], data_names: list[str] | None, params_dir, source) -> None:
+    """Refuse a labelled data set whose classes (or their order) differ from the checkpoint's."""
+    if data_names is None or list(data_names) == list(checkpoint_names):
+        return
+    reordered = " (the same classes in another order)" if sorted(data_names) == sorted(checkpoint_names) else ""
+    raise PredictError(
+        f"--images={source}: its classes {list(data_names)} differ from the classes {list(checkpoint_names)} "
+        f"that {params_dir} was trained on{reordered}, so its labels would be scored against the wrong outputs. "
+        "Predict on a data set prepared with the checkpoint's classes in that order, or on a folder of image files."
     )
 
 
@@ -131,8 +191,9 @@ def write_predictions(path: str | os.PathLike, names, probabilities: np.ndarray,
 class Predictions:
     names: list[str]
     probabilities: np.ndarray  # (N, C)
-    class_names: list[str]
+    class_names: list[str]  # the checkpoint's, in the order of the columns
     labels: np.ndarray | None  # the data set's labels, for a prepared data set
+    warnings: tuple[str, ...] = ()  # what the command prints before its result
 
     def summary(self) -> list[str]:
         """The lines the command prints: the counts per predicted class, and the accuracy when labels are known."""
@@ -146,9 +207,16 @@ class Predictions:
 
 def predict(checkpoint, images, *, batch_size: int = 64, tta: int = 0, seed: int = 0) -> Predictions:
     """The class probabilities of the trained params at `checkpoint` (an arm directory or a params
-    directory) for `images` (a folder of image files or a prepared data set)."""
+    directory) for `images` (a folder of image files or a prepared data set with the same classes)."""
     params_dir = resolve_params_dir(checkpoint)
     metadata = params_io.load_metadata(params_dir)
+    class_names, warning = checkpoint_class_names(params_dir, metadata)
+    warnings = [] if warning is None else [warning]
+    data_names = data_class_names(images)
+    if data_names is not None and is_converted_weights(metadata):
+        warnings.append(f"{params_dir} holds converted weights (no classes): the labels of {images} are not scored")
+        data_names = None
+    check_same_classes(class_names, data_names, params_dir, images)  # before any image or weight is read
     variables = params_io.load_variables(params_dir)
     names, pixels, labels = load_images(images)
     probabilities = predict_probabilities(
@@ -161,7 +229,4 @@ def predict(checkpoint, images, *, batch_size: int = 64, tta: int = 0, seed: int
         tta=tta,
         seed=seed,
     )
-    class_names = metadata.get("class_names") or list(CLASS_NAMES)
-    if len(class_names) != probabilities.shape[1]:
-        class_names = [f"class_{i}" for i in range(probabilities.shape[1])]
-    return Predictions(names, probabilities, list(class_names), labels)
+    return Predictions(names, probabilities, class_names, labels if data_names is not None else None, tuple(warnings))

@@ -4,7 +4,8 @@
     DIR/batch_stats/     the BatchNorm running statistics, for models that have them
     DIR/metadata.json    {"format": "alexnet_jax.params/2", "model": "resnet50", "num_classes": ...,
                           "param_count": ..., "source": ..., "source_sha256": ..., "versions": ...,
-                          "parity": ...}
+                          "parity": ...}; a trained run's best/ also has "config" and
+                          "class_names" (the head's outputs in order: the training data's classes)
 
 Format 1 (before other backbones) had no "model" and no batch_stats/; such directories are
 read as AlexNet. A save builds the whole directory next to DIR and swaps it in, so readers
@@ -31,6 +32,7 @@ READABLE_FORMATS = ("alexnet_jax.params/1", FORMAT)  # /1: AlexNet params only
 COLLECTIONS = ("params", "batch_stats")  # each in its own subdirectory
 PARAMS_SUBDIR = "params"
 METADATA_FILENAME = "metadata.json"
+CLASS_NAMES_KEY = "class_names"  # absent in converted weights and in runs saved before it was recorded
 WEIGHTS_ROOT = Path("weights")  # relative to the current directory, the repo root in a checkout
 
 
@@ -91,6 +93,7 @@ def save_variables(
     meta = dict(metadata or {})
     params = variables["params"]
     meta.update(format=FORMAT, model=model, num_classes=num_classes_of(params, model), param_count=count_params(params))
+    _check_class_names(meta)
 
     with atomic_directory(directory) as staging:
         # The params are host numpy arrays and one process writes them (in a multi-host run the
@@ -105,6 +108,25 @@ def save_variables(
                 checkpointer.save(staging / name, tree)  # leaving the block waits for the writes
         write_json_atomic(staging / METADATA_FILENAME, meta)
     return directory
+
+
+def _check_class_names(meta: Mapping[str, Any]) -> None:
+    """Recorded class names must name the head's outputs, one each, or predict would mislabel them."""
+    if CLASS_NAMES_KEY not in meta:
+        return
+    names = meta[CLASS_NAMES_KEY]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"metadata {CLASS_NAMES_KEY!r} must be a list of names, got {names!r}")
+    if len(names) != meta["num_classes"] or len(set(names)) != len(names):
+        outputs = meta["num_classes"]
+        raise ValueError(f"metadata {CLASS_NAMES_KEY!r} {list(names)} must name each of the {outputs} outputs once")
+
+
+def class_names_in(metadata: Mapping[str, Any]) -> list[str] | None:
+    """The classes of the head's outputs, in order, as the directory records them; None where it
+    records none (converted weights, and runs saved before class names were recorded)."""
+    names = metadata.get(CLASS_NAMES_KEY)
+    return None if names is None else [str(n) for n in names]
 
 
 def save_params(

@@ -9,7 +9,9 @@ names (any backbone of `alexnet_jax.models`; BatchNorm models use their running 
 `--images` is a folder of image files (JPEG, PNG, TIFF, ...; sorted by name) or a prepared
 data set. Images go through the transform the model was evaluated with: resize to 256 px (the
 paper's), then to the run's image size, then a centre crop; `--tta=K` instead averages K
-random paper augmentations. The work is `alexnet_jax.inference`; this command parses flags,
+random paper augmentations. The CSV's columns are the checkpoint's classes (the data it was
+trained on, recorded in its metadata); a prepared data set with other classes, or the same in
+another order, is refused. The work is `alexnet_jax.inference`; this command parses flags,
 calls it and writes the CSV.
 """
 
@@ -44,6 +46,8 @@ def main(argv) -> int:
         inference.write_predictions(FLAGS.output, out.names, out.probabilities, out.class_names, out.labels)
     except (PredictError, errors.ParamsDirError, ValueError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
+    for warning in out.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     counts, *accuracy = out.summary()
     print(f"wrote {len(out.names)} predictions to {FLAGS.output} ({counts})")
     for line in accuracy:
