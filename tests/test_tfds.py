@@ -1,4 +1,4 @@
-"""The TFDS builder over a tiny prepared set (8 images)."""
+"""The TFDS builder over tiny prepared sets (8 images): the paper's four classes, and any others."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alexnet_jax import errors
 from alexnet_jax.data import CLASS_NAMES, paper_split, write_prepared
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -66,3 +67,53 @@ def test_unbuilt_without_prepared_dir_is_a_clear_error(tmp_path):
 
     with pytest.raises(ValueError, match="build_tfds"):
         load_tfds_builder(tmp_path).download_and_prepare()
+
+
+def write_small_set(directory, class_names, seed=1):
+    """8 random images whose labels cycle through `class_names`."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (8, 256, 256, 3), dtype=np.uint8)
+    labels = np.arange(8) % len(class_names)
+    write_prepared(directory, images, labels, name=f"tiny-{len(class_names)}", source="test", class_names=class_names)
+    return labels
+
+
+@pytest.mark.parametrize("class_names", [["smooth", "featured"], ["a", "b", "c"]])
+def test_labels_are_the_manifests_classes(class_names, tmp_path):
+    """The ClassLabel, the description and the metadata follow the manifest; so does a later read
+    without the prepared directory."""
+    from alexnet_jax.data.tfds_builder import build_tfds, load_tfds_builder
+
+    labels = write_small_set(tmp_path / "prepared", class_names)
+    builder = build_tfds(tmp_path / "prepared", tmp_path / "tfds", run_index=0)
+    assert builder.info.features["label"].names == class_names
+    assert builder.info.features["label"].num_classes == len(class_names)
+    assert f"{len(class_names)} classes in label order: {', '.join(class_names)}" in builder.info.description
+    assert builder.info.metadata["class_names"] == class_names
+    examples = list(tfds.as_numpy(builder.as_dataset(split="train"))) + list(
+        tfds.as_numpy(builder.as_dataset(split="test"))
+    )
+    assert sorted((int(e["index"]), int(e["label"])) for e in examples) == list(enumerate(labels.tolist()))
+    again = load_tfds_builder(tmp_path / "tfds", "paper_run0")
+    assert again.info.features["label"].names == class_names
+    assert again.info.features["label"].int2str(len(class_names) - 1) == class_names[-1]
+
+
+def test_a_build_over_another_set_is_refused(tmp_path):
+    """TFDS would hand back the set already built under data_dir; another set's classes (a reordering
+    too) or files are named instead."""
+    from alexnet_jax.data.tfds_builder import build_tfds
+
+    write_small_set(tmp_path / "abc", ["a", "b", "c"])
+    build_tfds(tmp_path / "abc", tmp_path / "tfds")
+    write_small_set(tmp_path / "ab", ["a", "b"])
+    with pytest.raises(errors.PreparedDataError, match=r"has the classes \['a', 'b', 'c'\], but .* has \['a', 'b'\]"):
+        build_tfds(tmp_path / "ab", tmp_path / "tfds")
+    write_small_set(tmp_path / "cba", ["c", "b", "a"])
+    with pytest.raises(errors.PreparedDataError, match=r"\['a', 'b', 'c'\], but .* has \['c', 'b', 'a'\]"):
+        build_tfds(tmp_path / "cba", tmp_path / "tfds")
+    write_small_set(tmp_path / "abc2", ["a", "b", "c"], seed=2)
+    with pytest.raises(errors.PreparedDataError, match="built from other files"):
+        build_tfds(tmp_path / "abc2", tmp_path / "tfds")
+    assert build_tfds(tmp_path / "abc", tmp_path / "tfds").info.splits["train"].num_examples == 8  # the same set
+    assert build_tfds(tmp_path / "ab", tmp_path / "other").info.features["label"].names == ["a", "b"]

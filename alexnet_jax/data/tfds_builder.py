@@ -13,8 +13,12 @@
 Config "all" has one split, "train", with every example in prepared order; configs
 "paper_run<r>" (r = 0..99) have "train" and "test" from `paper_split(r)`, the train
 split in drawn order. Features: image (256, 256, 3) uint8 (PNG, lossless), label
-ClassLabel(CLASS_NAMES), id (text), ttype (float32, NaN where unknown), index (row in
-the prepared set). TensorFlow and TFDS are imported only when these functions run.
+ClassLabel(the manifest's class_names, in label order: any number of classes), id (text),
+ttype (float32, NaN where unknown), index (row in the prepared set). The built set's
+metadata (metadata.json) records the prepared set's name, class names and file digests; a
+build over another set with other classes is refused rather than silently reused (TFDS
+reuses whatever is already built under `data_dir`). TensorFlow and TFDS are imported only
+when these functions run.
 """
 
 from __future__ import annotations
@@ -54,8 +58,7 @@ def builder_class():
     _importlib_resources_shim()
     import tensorflow_datasets as tfds
 
-    from alexnet_jax.data.labels import CLASS_NAMES
-    from alexnet_jax.data.prepared import IMAGE_SIZE, load_prepared, read_manifest
+    from alexnet_jax.data.prepared import IMAGE_SIZE, class_names_of, load_prepared, read_manifest
     from alexnet_jax.data.splits import paper_split
 
     @dataclasses.dataclass(eq=False)
@@ -69,7 +72,7 @@ def builder_class():
     ]
 
     class AlexnetJaxGalaxies(tfds.core.GeneratorBasedBuilder):
-        """Galaxy images of an alexnet_jax prepared data set (four morphology classes)."""
+        """Images of an alexnet_jax prepared data set, labelled with its manifest's classes."""
 
         VERSION = tfds.core.Version(BUILDER_VERSION)
         RELEASE_NOTES = {BUILDER_VERSION: "Built from an alexnet_jax.prepared/1 directory."}
@@ -80,16 +83,27 @@ def builder_class():
             super().__init__(**kwargs)
 
         def _info(self):
-            description = "Galaxy morphology images (elliptical, lenticular, spiral, irr_misc)."
+            # Without a prepared directory (reading a built set) the label names come from the built files.
+            label = tfds.features.ClassLabel()
+            description, metadata = "Galaxy images of an alexnet_jax prepared data set.", None
             if self._prepared_dir is not None:
                 manifest = read_manifest(self._prepared_dir)
-                description += f" Prepared set {manifest['name']!r}: {manifest['source']}."
+                names = class_names_of(manifest)
+                label = tfds.features.ClassLabel(names=names)
+                description = (
+                    f"Galaxy images of the alexnet_jax prepared set {manifest['name']!r} ({manifest['source']}), "
+                    f"{len(names)} classes in label order: {', '.join(names)}."
+                )
+                metadata = tfds.core.MetadataDict(
+                    prepared_name=manifest["name"], class_names=names, prepared_sha256=manifest["sha256"]
+                )
             return self.dataset_info_from_configs(
                 description=description,
+                metadata=metadata,
                 features=tfds.features.FeaturesDict(
                     {
                         "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), encoding_format="png"),
-                        "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
+                        "label": label,
                         "id": tfds.features.Text(),
                         "ttype": tfds.features.Scalar(dtype=np.float32),
                         "index": tfds.features.Scalar(dtype=np.int64),
@@ -148,9 +162,35 @@ def build_tfds(
     if run_index is not None:
         config = f"paper_run{int(run_index)}"
     cls = builder_class()
+    check_not_built_from_another_set(prepared_dir, data_dir, config)
     builder = cls(prepared_dir=prepared_dir, data_dir=os.path.expanduser(str(data_dir)), config=config)
     builder.download_and_prepare()
     return builder
+
+
+def check_not_built_from_another_set(prepared_dir: str | os.PathLike, data_dir: str | os.PathLike, config: str) -> None:
+    """TFDS reuses a build already under `data_dir`: refuse one made from another prepared set
+    (other classes, or other files) instead of handing its examples back as this set's."""
+    from alexnet_jax.data.prepared import class_names_of, read_manifest
+    from alexnet_jax.errors import PreparedDataError
+
+    built = load_tfds_builder(data_dir, config)
+    if not built.is_prepared():
+        return
+    manifest = read_manifest(prepared_dir)
+    names, built_names = class_names_of(manifest), list(built.info.features["label"].names)
+    where = f"{built.data_path} (built by TFDS)"
+    if built_names != names:
+        raise PreparedDataError(
+            f"{where} has the classes {built_names}, but {prepared_dir} has {names}; "
+            "give build_tfds another data_dir, or delete that directory to build this set there"
+        )
+    digests = (built.info.metadata or {}).get("prepared_sha256")
+    if digests is not None and digests != manifest["sha256"]:
+        raise PreparedDataError(
+            f"{where} was built from other files than {prepared_dir} (sha256 differ); "
+            "give build_tfds another data_dir, or delete that directory to build this set there"
+        )
 
 
 def load_tfds_builder(data_dir: str | os.PathLike, config: str = "all"):
