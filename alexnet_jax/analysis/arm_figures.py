@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alexnet_jax.analysis.class_layout import TURNED_LABEL, bars_layout
 from alexnet_jax.analysis.formatting import class_label, format_p
 from alexnet_jax.analysis.plots import arm_colors, empty_panel, new_figure, save_figure
 
@@ -132,7 +133,9 @@ def fig14(path, study, summary, curves) -> str:
 
 def fig15(path, study, summary, curves) -> str:
     arms, colors, names = summary["arm_names"], arm_colors(summary["arm_names"]), summary["class_names"]
-    fig, axes = new_figure(1, 1, (min(14, max(8, 0.6 * len(names) * len(arms) + 2)), 5.2))
+    labels = [class_label(n, names) for n in names]
+    size, turn = bars_layout(labels, len(arms))  # wider with more classes; long names turn
+    fig, axes = new_figure(1, 1, size)
     ax = axes[0, 0]
     width = 0.8 / len(arms)
     for j, arm in enumerate(arms):
@@ -141,7 +144,7 @@ def fig15(path, study, summary, curves) -> str:
         sd = np.array([0 if v is None else 100 * v for v in block["class_acc_std"]])
         x = np.arange(len(names)) + (j - (len(arms) - 1) / 2) * width
         ax.bar(x, mean, width * 0.92, yerr=sd, color=colors[arm], capsize=3, label=_label(summary, arm))
-    ax.set_xticks(range(len(names)), labels=[class_label(n) for n in names])
+    ax.set_xticks(range(len(names)), labels=labels, **(TURNED_LABEL if turn else {}))
     ax.set_ylabel("Class accuracy (%), mean and SD over runs")
     ax.set_ylim(0, 105)
     fig.legend(loc="outside lower center", ncols=min(len(arms), 4), frameon=False, fontsize=9.5)

@@ -113,7 +113,7 @@ def _arms_section(summary: dict, tables: dict[str, Table], figures: Figures) -> 
     return lines + _figure(figures, "fig14_peaks_by_arm.png") + _figure(figures, "fig15_class_accuracy_by_arm.png")
 
 
-def _significant(pairs: list[dict]) -> list[str]:
+def _significant(pairs: list[dict], class_names: list[str]) -> list[str]:
     """Sentences on what survives Holm at ALPHA: peak accuracy per pair, and classes."""
     acc = [
         f"{p['a']} minus {p['b']} ({format_number(scaled(p['peak_acc_diff_mean']), 2)} points, "
@@ -123,7 +123,9 @@ def _significant(pairs: list[dict]) -> list[str]:
     ]
     classes = []
     for p in pairs:
-        names = [class_label(c["class"]) for c in p["class_acc"] if (c["sign_test"]["p_holm"] or 1.0) < ALPHA]
+        names = [
+            class_label(c["class"], class_names) for c in p["class_acc"] if (c["sign_test"]["p_holm"] or 1.0) < ALPHA
+        ]
         if names:
             classes.append(f"{p['a']} minus {p['b']}: {', '.join(names)}")
     return [
@@ -182,7 +184,7 @@ def _pairs_section(summary: dict, tables: dict[str, Table], figures: Figures) ->
         "out of its family.",
         "",
     ]
-    lines += _significant(pairs) + _irr_misc_lines(summary) + [""]
+    lines += _significant(pairs, summary["class_names"]) + _irr_misc_lines(summary) + [""]
     for stem in ("pairs_peak_acc", "pairs_peak_epoch", "pairs_class_acc"):
         lines += table_lines(tables[stem])
     return lines + _figure(figures, "fig13_pairwise_differences.png")

@@ -110,8 +110,9 @@ def pair_table(summary: dict, metric: str) -> Table:
 
 def pair_class_table(summary: dict) -> Table:
     columns = ["Pair (a minus b)", "Class", "Pairs", "Mean (points)", "95% CI (bootstrap)", "a higher / lower / tied"]
+    names = summary["class_names"]
     rows = [
-        [text_cell(f"{p['a']} minus {p['b']}"), text_cell(class_label(c["class"])), text_cell(c["n"])]
+        [text_cell(f"{p['a']} minus {p['b']}"), text_cell(class_label(c["class"], names)), text_cell(c["n"])]
         + [number_cell(c["class_acc_diff_mean"], 100.0, 2), ci_cell(c["class_acc_diff_ci95"], digits=2)]
         + _tests(c["sign_test"], c["wilcoxon"])
         for p in summary["pairs"]

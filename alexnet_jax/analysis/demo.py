@@ -3,7 +3,9 @@
 For trying the analysis and for its tests: no images, no training, and `config.data` says
 `synthetic: true`, so every report made from a demo says it is not comparable with the paper.
 Besides the paper's two arms it knows a few made-up finetuning strategies (`DEMO_ARMS`), so the
-N-arm analysis can be tried without training.
+N-arm analysis can be tried without training. The classes are the paper's four unless
+`class_names` names others (any K >= 2, e.g. Galaxy Zoo's "spiral or not" or Galaxy10's ten),
+so the analysis of any data set's classes can be tried too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ DEMO_NUM_EXAMPLES = paper.NUM_EXAMPLES
 DEMO_EPOCHS = tuple(paper.EPOCHS[arm] for arm in ARMS)
 TOTAL_PARAMS = 57_020_228  # torchvision AlexNet with a 4-class head
 HEAD_PARAMS = 4096 * 4 + 4
+PARAMS_PER_CLASS = 4096 + 1  # one more class: one more row of the last layer's weights and one bias
+DEMO_TEST_SIZE = 1000  # test images of a demo with classes of its own (the paper's runs have 2,034)
+TRAIN_PER_TEST = 5  # ... and five times as many training images
 LAST_TWO_BLOCKS_PARAMS = 4096 * 4096 + 4096 + HEAD_PARAMS
 
 
@@ -99,9 +104,10 @@ def make_demo_study(
     num_runs: int = 100,
     epochs: tuple[int, int] = DEMO_EPOCHS,
     seed: int = 0,
-    test_counts: Sequence[int] = paper.RUN_TEST_COUNTS[0],
+    test_counts: Sequence[int] | None = None,
     save_predictions: bool = True,
     arms: Mapping[str, int] | Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write a SYNTHETIC study: made-up curves shaped like the paper's, for demos and tests.
 
@@ -109,7 +115,8 @@ def make_demo_study(
     (`synthetic: true`), so the report marks the study as not comparable with the paper. Refuses
     a workdir that already holds run directories, so real results are never overwritten.
     `arms` names arms of `DEMO_ARMS` (each with its usual epochs) or maps them to planned epochs;
-    without it the paper's two arms get `epochs`.
+    without it the paper's two arms get `epochs`. `class_names` (default the paper's four) may name
+    any K >= 2 classes; `test_counts` (default the paper's run 0, or `demo_test_counts(K)`) has K entries.
     """
     workdir = Path(workdir)
     if find_run_dirs(workdir):
@@ -121,24 +128,26 @@ def make_demo_study(
         planned_epochs = dict(zip(ARMS, epochs, strict=True))
     else:
         planned_epochs = dict(arms) if isinstance(arms, Mapping) else {arm: DEMO_ARMS[arm].epochs for arm in arms}
-    counts = np.asarray(test_counts)
+    names, counts, totals = demo_classes(class_names, test_counts)
     num_test = int(counts.sum())
-    train_counts = np.asarray(DEMO_CLASS_TOTALS) - counts
+    train_counts = totals - counts
+    extra_params = PARAMS_PER_CLASS * (len(names) - len(DEMO_CLASS_NAMES))  # the head of K classes, not 4
     paths = []
     for run in range(num_runs):
         rng = np.random.default_rng([seed, run])
         clock = np.random.default_rng([seed, run, 1])  # timings: a stream of their own, the curves stay put
         labels = rng.permutation(np.repeat(np.arange(len(counts)), counts))
-        test_indices = np.sort(rng.choice(DEMO_NUM_EXAMPLES, num_test, replace=False))
+        test_indices = np.sort(rng.choice(int(totals.sum()), num_test, replace=False))
         records = {}
         for arm, planned in planned_epochs.items():
             behaviour = DEMO_ARMS[arm]
             t = np.arange(planned, dtype=np.float64)
-            clean, train = _demo_curves(rng, behaviour, t, counts[2] / num_test)  # floor: everything "spiral"
+            clean, train = _demo_curves(rng, behaviour, t, counts.max() / num_test)  # floor: the commonest class
             correct = np.clip(np.round((clean + rng.normal(0, 0.004, planned)) * num_test), 0, num_test).astype(int)
             test_acc = correct / num_test
             best = int(np.argmax(test_acc))
-            predictions = _demo_predictions(rng, labels, np.array(behaviour.class_acc), int(correct[best]))
+            accuracy = np.array(behaviour.class_acc) if names == list(DEMO_CLASS_NAMES) else spread(behaviour, counts)
+            predictions = _demo_predictions(rng, labels, accuracy, int(correct[best]))
             confusion = np.zeros((len(counts), len(counts)), dtype=int)
             np.add.at(confusion, (labels, predictions), 1)
             train_acc = np.clip(train + rng.normal(0, 0.003, planned), 0, 1)
@@ -158,8 +167,8 @@ def make_demo_study(
                 **({"test_predictions": predictions.tolist()} if save_predictions else {}),
                 "wall_time_s": float(seconds.sum()),
                 "spec": dict(behaviour.spec),
-                "trainable_params": behaviour.trainable,
-                "total_params": TOTAL_PARAMS,
+                "trainable_params": behaviour.trainable + extra_params,
+                "total_params": TOTAL_PARAMS + extra_params,
                 "train_images_per_epoch": int(train_counts.sum()),
                 "epoch_seconds": seconds.tolist(),
                 "time": _demo_time(seconds),
@@ -167,7 +176,7 @@ def make_demo_study(
         results = {
             "schema": SCHEMA,
             "run_index": run,
-            "class_names": list(DEMO_CLASS_NAMES),
+            "class_names": names,
             "split": {
                 "protocol": "demo",
                 "train_counts": train_counts.tolist(),
@@ -191,6 +200,41 @@ def make_demo_study(
         write_json_atomic(path, results)
         paths.append(path)
     return paths
+
+
+def demo_test_counts(num_classes: int, test_size: int = DEMO_TEST_SIZE) -> np.ndarray:
+    """Made-up test counts of K classes, as uneven as galaxy classes are: class i in proportion to
+    1 / (i + 1.5), so the first is the commonest and the last the rarest (at least 10 each)."""
+    weights = 1 / (np.arange(num_classes) + 1.5)
+    return np.maximum(10, np.round(test_size * weights / weights.sum())).astype(np.int64)
+
+
+def demo_classes(
+    class_names: Sequence[str] | None, test_counts: Sequence[int] | None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The demo's class names, test counts and catalogue totals: the paper's, or made up for K classes."""
+    names = list(DEMO_CLASS_NAMES if class_names is None else class_names)
+    if len(names) < 2 or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"demo class names {names} must be at least 2 different non-empty names")
+    paper_classes = tuple(names) == DEMO_CLASS_NAMES
+    if test_counts is None:
+        test_counts = paper.RUN_TEST_COUNTS[0] if paper_classes else demo_test_counts(len(names))
+    counts = np.asarray(test_counts, dtype=np.int64)
+    if counts.shape != (len(names),) or np.any(counts < 1):
+        raise ValueError(f"demo test counts {counts.tolist()} must be {len(names)} counts >= 1, one per class")
+    totals = np.asarray(DEMO_CLASS_TOTALS) if paper_classes else (1 + TRAIN_PER_TEST) * counts
+    if np.any(totals < counts):
+        raise ValueError(f"demo test counts {counts.tolist()} exceed the paper's class totals {list(totals)}")
+    return names, counts, totals
+
+
+def spread(arm: DemoArm, counts: np.ndarray) -> np.ndarray:
+    """An arm's mean accuracy on K classes of its own: its four paper-class values spread from its best
+    (on the commonest class) to its worst (the rarest), as a network fares on uneven classes."""
+    paper_levels = sorted(arm.class_acc)
+    levels = np.interp(np.linspace(0, 1, len(counts)), np.linspace(0, 1, len(paper_levels)), paper_levels)
+    ranks = np.argsort(np.argsort(counts, kind="stable"), kind="stable")  # 0: the rarest class
+    return levels[ranks]
 
 
 def _demo_curves(rng: np.random.Generator, arm: DemoArm, t: np.ndarray, floor: float):

@@ -13,8 +13,9 @@ import numpy as np
 from matplotlib.collections import LineCollection
 
 from alexnet_jax import paper
+from alexnet_jax.analysis.class_layout import TURNED_LABEL, class_grid, matrix_layout, panel_letter
 from alexnet_jax.analysis.formatting import class_label, format_percent
-from alexnet_jax.analysis.paper_view import BUDGET_EPOCHS, PaperPair
+from alexnet_jax.analysis.paper_view import BUDGET_EPOCHS, PaperPair, has_paper_classes
 from alexnet_jax.analysis.plots import COLOR, empty_panel, new_figure, save_figure
 from alexnet_jax.analysis.stats import class_metrics
 from alexnet_jax.results import ARMS
@@ -78,6 +79,11 @@ def _hist(
     ax.grid(axis="y", alpha=0.25)
 
 
+def _paper_says(summary: dict, text: str) -> str:
+    """A caption's quote of the paper's numbers, only where the runs classify the paper's classes."""
+    return text if has_paper_classes(summary) else ""
+
+
 def _records(study, arm):
     return [study.arms[arm][r] for r in sorted(study.arms[arm])]
 
@@ -101,10 +107,14 @@ def fig03(path, study, summary, paired, example_run) -> str:
     save_figure(fig, path)
     paper_acc = {arm: format_percent(paper.PEAK_ACC[arm]) for arm in ARMS}
     (pre_mean, pre_sd), (scr_mean, scr_sd) = paper.PEAK_EPOCH["pretrained"], paper.PEAK_EPOCH["scratch"]
-    return (
+    caption = (
         "Histograms of (A) each run's peak test accuracy and (B) the epoch at which it occurs, per arm; "
-        f"dashed lines mark the means. Paper: {paper_acc['pretrained']}% vs {paper_acc['scratch']}%; "
-        f"epoch {pre_mean} (SD {pre_sd}) vs {scr_mean} (SD {scr_sd})."
+        "dashed lines mark the means."
+    )
+    return caption + _paper_says(
+        summary,
+        f" Paper: {paper_acc['pretrained']}% vs {paper_acc['scratch']}%; "
+        f"epoch {pre_mean} (SD {pre_sd}) vs {scr_mean} (SD {scr_sd}).",
     )
 
 
@@ -159,8 +169,11 @@ def fig05(path, study, summary, paired, example_run) -> str:
     )
     save_figure(fig, path)
     return (
-        f"As Fig. 4A, but the scratch arm only counts its first {BUDGET_EPOCHS} epochs, the pretrained arm's budget. "
-        f"Paper: the mean advantage roughly doubles, to about {paper.ADVANTAGE_FIRST_200_POINTS:g} points."
+        f"As Fig. 4A, but the scratch arm only counts its first {BUDGET_EPOCHS} epochs, the pretrained arm's budget."
+        + _paper_says(
+            summary,
+            f" Paper: the mean advantage roughly doubles, to about {paper.ADVANTAGE_FIRST_200_POINTS:g} points.",
+        )
     )
 
 
@@ -204,9 +217,9 @@ def fig06(path, study, summary, paired, example_run) -> str:
     save_figure(fig, path)
     return (
         "(A, B) What the pretrained arm gains in peak test accuracy by training its full run instead of its "
-        f"first {' or '.join(map(str, paper.GAIN_FROM_LONGER_TRAINING))} epochs "
-        f"(paper: {' and '.join(paper.GAIN_FROM_LONGER_TRAINING.values())}). (C, D) Test-accuracy curves of all "
-        "runs, pretrained and from scratch."
+        f"first {' or '.join(map(str, paper.GAIN_FROM_LONGER_TRAINING))} epochs"
+        + _paper_says(summary, f" (paper: {' and '.join(paper.GAIN_FROM_LONGER_TRAINING.values())})")
+        + ". (C, D) Test-accuracy curves of all runs, pretrained and from scratch."
     )
 
 
@@ -246,27 +259,28 @@ def fig07(path, study, summary, paired, example_run) -> str:
     save_figure(fig, path)
     return (
         f"Run {example_run}: train and test accuracy (A, B) and loss (C, D) over all epochs, pretrained (left) "
-        f"and from scratch (right); the dot marks the best epoch. The paper shows run {paper.EXAMPLE_RUN}."
+        "and from scratch (right); the dot marks the best epoch."
+        + _paper_says(summary, f" The paper shows run {paper.EXAMPLE_RUN}.")
     )
 
 
 def _class_hist(path, study, summary, arm) -> None:
     names = summary["class_names"]
-    rows = math.ceil(len(names) / 2)
-    fig, axes = new_figure(rows, 2, (12, 4.0 * rows))
+    rows, columns, size = class_grid(len(names))
+    fig, axes = new_figure(rows, columns, size)
     records = _records(study, arm)
     per_class = np.array([class_metrics(r.confusion)["class_acc"] for r in records]) if records else None
     for i, name in enumerate(names):
-        ax = axes[i // 2, i % 2]
+        ax = axes[i // columns, i % columns]
         if per_class is None:
             values = []
         else:
             values = 100 * per_class[:, i]
             values = values[~np.isnan(values)]
-        _hist(ax, [(arm, values, LABEL[arm])], f"{class_label(name)} accuracy (%)", "%")
-        ax.set_title(f"({'ABCDEFGH'[i]}) {class_label(name)}", loc="left")
-    for j in range(len(names), rows * 2):
-        axes[j // 2, j % 2].set_visible(False)
+        _hist(ax, [(arm, values, LABEL[arm])], f"{class_label(name, names)} accuracy (%)", "%")
+        ax.set_title(f"({panel_letter(i)}) {class_label(name, names)}", loc="left")
+    for j in range(len(names), rows * columns):
+        axes[j // columns, j % columns].set_visible(False)
     save_figure(fig, path)
 
 
@@ -280,23 +294,29 @@ def fig08(path, study, summary, paired, example_run) -> str:
 
 def fig09(path, study, summary, paired, example_run) -> str:
     _class_hist(path, study, summary, "scratch")
-    return (
-        "Per-class test accuracy of each run trained from scratch, as Fig. 8. The paper finds Irr+Misc about "
-        "half as accurate as with pretraining."
+    return "Per-class test accuracy of each run trained from scratch, as Fig. 8." + _paper_says(
+        summary, " The paper finds Irr+Misc about half as accurate as with pretraining."
     )
 
 
-def _matrix(fig, ax, values, text, names, title, vmax=1.0, cmap="Blues", bar_label="") -> None:
+def _matrix_layout(names, grid, paper_size, cell_text):
+    """The figure's size and fonts for K classes (analysis.class_layout); the paper's with its four classes."""
+    return matrix_layout([class_label(n, names) for n in names], grid, paper_size, cell_text)
+
+
+def _matrix(fig, ax, values, text, names, title, layout, vmax=1.0, cmap="Blues", bar_label="") -> None:
     values = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float64)
     image = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax, aspect="auto")  # "equal" upsets the layout
     k = len(names)
     for i in range(k):
         for j in range(k):
             dark = not np.isnan(values[i, j]) and values[i, j] > 0.55 * vmax
-            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=9.5, color="white" if dark else "black")
-    labels = [class_label(n) for n in names]
-    ax.set_xticks(range(k), labels=labels)
-    ax.set_yticks(range(k), labels=labels)
+            color = "white" if dark else "black"
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=layout.cell_points, color=color)
+    labels = [class_label(n, names) for n in names]
+    turn = TURNED_LABEL if layout.turn_x else {}
+    ax.set_xticks(range(k), labels=labels, fontsize=layout.tick_points, **turn)
+    ax.set_yticks(range(k), labels=labels, fontsize=layout.tick_points)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
     ax.set_title(title, loc="left", fontsize=11)
@@ -304,8 +324,9 @@ def _matrix(fig, ax, values, text, names, title, vmax=1.0, cmap="Blues", bar_lab
 
 
 def fig10(path, study, summary, paired, example_run) -> str:
-    fig, axes = new_figure(1, 2, (12.5, 5.2))
     names = summary["class_names"]
+    layout = _matrix_layout(names, (1, 2), (12.5, 5.2), cell_text=len("(100.0%)"))
+    fig, axes = new_figure(1, 2, layout.size)
     for ax, arm, letter in zip(axes[0], ARMS, "AB", strict=True):
         record = study.arms[arm].get(example_run)
         if record is None:
@@ -329,6 +350,7 @@ def fig10(path, study, summary, paired, example_run) -> str:
             text,
             names,
             f"({letter}) Run {example_run}, {LOWER[arm]}, best epoch {record.peak_epoch}",
+            layout,
             bar_label="Share of the true class",
         )
     save_figure(fig, path)
@@ -339,8 +361,9 @@ def fig10(path, study, summary, paired, example_run) -> str:
 
 
 def fig11(path, study, summary, paired, example_run) -> str:
-    fig, axes = new_figure(2, 2, (12.5, 10))
     names = summary["class_names"]
+    layout = _matrix_layout(names, (2, 2), (12.5, 10), cell_text=len("0.000"))
+    fig, axes = new_figure(2, 2, layout.size)
     sds = [v for arm in ARMS if summary[arm]["n_runs"] > 1 for r in summary[arm]["confusion_std"] for v in r]
     top = max((v for v in sds if v is not None), default=0.0) or 1.0  # one scale, so the arms compare
     for row, arm in enumerate(ARMS):
@@ -358,6 +381,7 @@ def fig11(path, study, summary, paired, example_run) -> str:
             [["n/a" if v is None else f"{v:.3f}" for v in r] for r in mean],
             names,
             f"({'AC'[row]}) {LABEL[arm]}: mean over {n} runs",
+            layout,
             bar_label="Mean share of the true class",
         )
         if n > 1:
@@ -368,6 +392,7 @@ def fig11(path, study, summary, paired, example_run) -> str:
                 [["n/a" if v is None else f"{v:.3f}" for v in r] for r in std],
                 names,
                 f"({'BD'[row]}) {LABEL[arm]}: SD over {n} runs",
+                layout,
                 vmax=top,
                 cmap="Oranges",
                 bar_label="SD of the share",

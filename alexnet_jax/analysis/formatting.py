@@ -33,8 +33,10 @@ def scaled(value, scale: float = 100.0):
     return None if value is None else value * scale
 
 
-def class_label(name: str) -> str:
-    return PRETTY_CLASS.get(name, name)
+def class_label(name: str, names: Sequence[str]) -> str:
+    """A class as tables and figures print it: among the paper's four classes (`names`), as the paper
+    names it ("Irr+Misc"); in any other set of classes, as the data name it."""
+    return PRETTY_CLASS[name] if set(names) == set(PRETTY_CLASS) else name
 
 
 def format_runs(n: int) -> str:

@@ -35,6 +35,21 @@ class PaperPair:
     first_200: Differences
 
 
+def has_paper_classes(summary: dict) -> bool:
+    """The runs classify the paper's four classes: only then are its published numbers comparable."""
+    return sorted(summary["class_names"]) == sorted(paper.CLASS_NAMES)
+
+
+def paper_classes_note(summary: dict) -> str:
+    """The one sentence that says why the comparison with the paper's numbers is left out."""
+    names = summary["class_names"]
+    return (
+        "The comparison with the paper's published numbers is left out: the paper classifies its "
+        f"{len(paper.CLASS_NAMES)} classes ({', '.join(paper.CLASS_NAMES)}), these runs {len(names)} others "
+        f"({', '.join(names)})."
+    )
+
+
 def has_paper_pair(summary: dict) -> bool:
     """Both of the paper's arms have results: the report's paper sections switch on."""
     return all(summary["arms_found"][arm] for arm in ARMS)

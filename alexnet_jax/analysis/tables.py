@@ -116,13 +116,14 @@ def _table2(summary: dict) -> Table:
     pre, scr = summary["pretrained"], summary["scratch"]
     columns = ["Class", "Pretrained mean (%)", "Pretrained SD (%)", "Scratch mean (%)", "Scratch SD (%)"]
     columns += ["Ratio pretrained / scratch", "Runs (pretrained / scratch)"]
-    rows = []
-    for i, name in enumerate(summary["class_names"]):
+    rows, names = [], summary["class_names"]
+    for i, name in enumerate(names):
         pm, ps = pre["class_acc_mean"][i], pre["class_acc_std"][i]
         sm, ss = scr["class_acc_mean"][i], scr["class_acc_std"][i]
         ratio = pm / sm if pm is not None and sm else None
         rows.append(
-            [text_cell(class_label(name)), percent_cell(pm), percent_cell(ps), percent_cell(sm), percent_cell(ss)]
+            [text_cell(class_label(name, names))]
+            + [percent_cell(pm), percent_cell(ps), percent_cell(sm), percent_cell(ss)]
             + [number_cell(ratio, digits=2), text_cell(f"{pre['class_acc_n'][i]} / {scr['class_acc_n'][i]}")]
         )
     title = (
@@ -163,7 +164,7 @@ def _table4(summary: dict) -> Table:
     columns = ["Class"] + [f"{m} {a}" for m in ("Precision", "Recall", "F1") for a in ("pretrained", "scratch")]
     rows = []
     for i, name in enumerate(names):
-        row = [text_cell(class_label(name))]
+        row = [text_cell(class_label(name, names))]
         for metric in ("precision", "recall", "f1"):
             for block in (pre, scr):
                 mean, std = block[f"{metric}_mean"][i], block[f"{metric}_std"][i]
@@ -171,7 +172,7 @@ def _table4(summary: dict) -> Table:
                 row.append((mean, text))
         rows.append(row)
     notes = [
-        f"{class_label(name)} was never predicted in {block['precision_undefined_runs'][i]} "
+        f"{class_label(name, names)} was never predicted in {block['precision_undefined_runs'][i]} "
         f"of {block['n_runs']} {label} runs: precision is undefined there and left out of its "
         f"mean (recall and F1 count those runs as 0)."
         for label, block in (("pretrained", pre), ("scratch", scr))
