@@ -1,7 +1,8 @@
 """The data command line: `python -m alexnet_jax.data COMMAND --flags`.
 
 Commands
-  prepare        write a prepared data set (--dataset=synthetic|nair_abraham|folder, --output=DIR)
+  prepare        write a prepared data set (--dataset=synthetic|nair_abraham|folder|image_folder|galaxy10|galaxy_zoo,
+                 --output=DIR)
   verify_paper   class totals and the test-set class counts of runs 0 and 49 vs the paper
   fetch_catalog  download VizieR J/ApJS/186/427/table2 into the cache and check it
   check_catalog  read a catalogue (--catalog, else the cached VizieR copy) and check it
@@ -13,6 +14,15 @@ Examples
   python -m alexnet_jax.data prepare --dataset=synthetic --output=data/synthetic
   python -m alexnet_jax.data prepare --dataset=nair_abraham --output=data/nair_abraham
   python -m alexnet_jax.data prepare --dataset=folder --image_dir=imgs --catalog=cat.csv --output=data/mine
+  python -m alexnet_jax.data prepare --dataset=folder --image_dir=imgs --catalog=cat.csv \
+      --class_column=TType --class_map='early=..0;late=1..9' --unmapped=drop --output=data/early_late
+  python -m alexnet_jax.data prepare --dataset=image_folder --image_dir=galaxies --output=data/gz2
+      (galaxies/CLASS/*.jpg, or galaxies/train/CLASS/*.jpg + galaxies/validation/CLASS/*.jpg)
+  python -m alexnet_jax.data prepare --dataset=galaxy10 --galaxy10=decals --output=data/galaxy10_decals
+  python -m alexnet_jax.data prepare --dataset=galaxy_zoo --gz_release=gz1 --output=data/gz1_clean
+  python -m alexnet_jax.data prepare --dataset=galaxy_zoo --gz_release=gz2 --vote_threshold=0.9 --output=data/gz2
+  python -m alexnet_jax.data prepare --dataset=galaxy_zoo --catalog=GalaxyZoo1_DR_table2.csv
+      --vote_classes="elliptical=P_EL;spiral=P_CS" --vote_threshold=0.7 --output=data/gz1_raw_votes
   python -m alexnet_jax.data verify_paper --catalog=table2.tsv
 Exit status (alexnet_jax.cli): 0 success, 1 verify_paper or fetch_images found a mismatch or a failure,
 2 bad input (the message says what to fix).
@@ -69,6 +79,18 @@ def define_flags() -> None:
         "folder: catalogue column naming each row's image file; default pairs "
         "sorted file names with rows by position, as the original did.",
     )
+    flags.DEFINE_string(
+        "class_map",
+        None,
+        "folder, image_folder: catalogue values (or class folder names) -> classes, in label order, e.g. "
+        "'early=..0;late=1..9' or 'spiral=Sa,Sb,Sc;other=E,S0', or a .txt/.json file holding such a mapping.",
+    )
+    flags.DEFINE_string(
+        "class_column", None, "folder: the catalogue column the classes come from (default: TType, else class)."
+    )
+    flags.DEFINE_enum(
+        "unmapped", DEFAULTS.unmapped, ["fail", "drop"], "Rows in no class of --class_map: stop, or drop and count."
+    )
     flags.DEFINE_string("image_glob", None, "folder: file pattern, e.g. '*.jpg' (default: common image extensions).")
     flags.DEFINE_enum(
         "on_bad_image",
@@ -107,6 +129,47 @@ def define_flags() -> None:
     flags.DEFINE_integer("run_index", None, "build_tfds: build the paper_run<r> config (train/test of paper_split(r)).")
     flags.DEFINE_bool("verify", False, "info: check every file's sha256 against the manifest.")
     flags.DEFINE_string("json_out", None, "verify_paper/check_catalog: also write the report as JSON here.")
+    flags.DEFINE_enum(
+        "galaxy10",
+        None,
+        ["sdss", "decals"],
+        "galaxy10: which astroNN file; without --h5_file it is downloaded (resumable, sha256 checked) into "
+        "<cache_dir>/galaxy10. With --h5_file it must match the file's images.",
+    )
+    flags.DEFINE_string("h5_file", None, "galaxy10: a local Galaxy10.h5 or Galaxy10_DECals.h5 (variant detected).")
+    flags.DEFINE_string("galaxy10_url", None, "galaxy10: download from this mirror instead (same file, same sha256).")
+    flags.DEFINE_enum(
+        "gz_release",
+        DEFAULTS.gz_release,
+        ["gz1", "gz2"],
+        "galaxy_zoo: gz1 (Lintott+ 2011, VizieR J/MNRAS/410/166) or gz2 (Hart+ 2016 gz2_hart16); "
+        "downloaded into <cache_dir>/galaxy_zoo unless --catalog names a local copy.",
+    )
+    flags.DEFINE_string(
+        "vote_rule",
+        None,
+        "galaxy_zoo: gz1_clean (default for gz1), gz1_superclean, gz2_smooth_features (default for gz2).",
+    )
+    flags.DEFINE_string(
+        "vote_classes", None, "galaxy_zoo: your own classes instead of a rule, 'name=column;name=column'."
+    )
+    flags.DEFINE_float(
+        "vote_threshold", None, "galaxy_zoo: fraction of the votes a class needs, above 0.5 (default: the rule's, 0.8)."
+    )
+    flags.DEFINE_enum(
+        "vote_missing",
+        DEFAULTS.vote_missing,
+        ["error", "drop"],
+        "galaxy_zoo: rows without the rule's vote fractions: stop (error) or drop and count them (drop).",
+    )
+    flags.DEFINE_integer(
+        "gz_max_galaxies", DEFAULTS.gz_max_galaxies, "galaxy_zoo: keep the first N classed galaxies (0 = all)."
+    )
+    flags.DEFINE_string(
+        "gz_table_url",
+        None,
+        "galaxy_zoo: VizieR asu-tsv endpoint (gz1) or the table's URL (gz2) instead of the default.",
+    )
 
 
 def main(argv: list[str]) -> int:

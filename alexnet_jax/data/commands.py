@@ -26,7 +26,7 @@ from alexnet_jax.errors import (
     SplitError,
 )
 
-DATASETS = ("synthetic", "nair_abraham", "folder")
+DATASETS = ("synthetic", "nair_abraham", "folder", "image_folder", "galaxy10", "galaxy_zoo")
 
 # What a command raises for input the user must fix: exit 2 with the message, no traceback.
 BAD_INPUT = (
@@ -82,6 +82,19 @@ class DataOptions:
     run_index: int | None = None
     verify: bool = False
     json_out: str | None = None
+    class_map: str | None = None  # folder, image_folder: values (or folder names) -> classes
+    class_column: str | None = None  # folder: the catalogue column the classes come from
+    unmapped: str = "fail"  # rows in no class of --class_map: fail or drop
+    galaxy10: str | None = None  # galaxy10: sdss | decals (download it); None: detect from --h5_file
+    h5_file: str | None = None  # galaxy10: a local Galaxy10 .h5 file
+    galaxy10_url: str | None = None  # galaxy10: a mirror of the published file (same sha256)
+    gz_release: str = "gz1"  # galaxy_zoo: gz1 (Lintott+ 2011, VizieR) | gz2 (Hart+ 2016)
+    vote_rule: str | None = None  # galaxy_zoo: a preset of vote_rules.RULES (default: the release's)
+    vote_classes: str | None = None  # galaxy_zoo: the user's classes, "name=column;name=column"
+    vote_threshold: float | None = None  # galaxy_zoo: a class needs this fraction of the votes (rule's: 0.8)
+    vote_missing: str = "error"  # galaxy_zoo: rows without the rule's fractions: error | drop
+    gz_max_galaxies: int = 0  # galaxy_zoo: keep the first N classed galaxies (0: all)
+    gz_table_url: str | None = None  # galaxy_zoo: VizieR asu-tsv server (gz1) or table file URL (gz2)
 
     @classmethod
     def from_flag_values(cls, values: Mapping[str, Any]) -> DataOptions:
@@ -152,6 +165,12 @@ def prepare(options: DataOptions) -> int:
         manifest = _prepare_synthetic(options)
     elif options.dataset == "folder":
         manifest = _prepare_folder(options)
+    elif options.dataset == "image_folder":
+        manifest = _prepare_image_folder(options)
+    elif options.dataset == "galaxy10":
+        manifest = _prepare_galaxy10(options)
+    elif options.dataset == "galaxy_zoo":
+        manifest = _prepare_galaxy_zoo(options)
     else:
         from alexnet_jax.data.sdss import prepare_nair_abraham
 
@@ -189,12 +208,71 @@ def _prepare_folder(options: DataOptions) -> dict:
         overwrite=options.overwrite,
         num_workers=options.num_workers,
         progress=options.progress,
+        class_column=options.class_column,
+        class_map=_class_map(options),
+        unmapped=options.unmapped,
     )
+    _print_labelling(result.labelling)
     for dropped in result.dropped:
         print(f"dropped row {dropped['row']} ({dropped['id']}, {dropped['file']}): {dropped['reason']}")
     if result.unused_files:
         print(f"{len(result.unused_files)} files in {options.image_dir} match no catalogue row (ignored)")
     return manifest
+
+
+def _class_map(options: DataOptions):
+    from alexnet_jax.data.class_map import load_class_map
+
+    return load_class_map(options.class_map) if options.class_map else None
+
+
+def _print_labelling(labelling: dict) -> None:
+    if labelling.get("rows_in_no_class"):
+        values = ", ".join(f"{v} ({n})" for v, n in labelling.get("unmapped_values", {}).items())
+        print(f"dropped {labelling['rows_in_no_class']:,} rows in no class of --class_map: {values}")
+
+
+def _prepare_image_folder(options: DataOptions) -> dict:
+    from alexnet_jax.data.image_folder import prepare_image_folder
+
+    if not options.image_dir:
+        raise CliError(
+            "--dataset=image_folder needs --image_dir=ROOT (ROOT/CLASS/*.jpg, or ROOT/train/CLASS/*.jpg ...)"
+        )
+    manifest, result = prepare_image_folder(
+        options.image_dir,
+        options.output,
+        class_map=_class_map(options),
+        unmapped=options.unmapped,
+        on_bad_image=options.on_bad_image,
+        overwrite=options.overwrite,
+        num_workers=options.num_workers,
+        progress=options.progress,
+    )
+    _print_labelling(manifest["labelling"])
+    for dropped in result.dropped:
+        print(f"dropped {dropped['file']}: {dropped['reason']}")
+    return manifest
+
+
+def _prepare_galaxy10(options: DataOptions) -> dict:
+    from alexnet_jax.data.galaxy10 import prepare_galaxy10
+
+    if not options.h5_file and not options.galaxy10:
+        raise CliError("--dataset=galaxy10 needs --h5_file=PATH (a Galaxy10 .h5 file) or --galaxy10=sdss|decals")
+    return prepare_galaxy10(
+        options.output,
+        h5_file=options.h5_file,
+        variant=options.galaxy10,
+        overwrite=options.overwrite,
+        num_workers=options.num_workers,
+        progress=options.progress,
+        cache_dir=options.cache_dir,
+        url=options.galaxy10_url,
+        timeout=options.timeout,
+        retries=options.retries,
+        backoff=options.backoff,
+    )
 
 
 def _prepare_synthetic(options: DataOptions) -> dict:
@@ -232,10 +310,36 @@ def _prepare_synthetic(options: DataOptions) -> dict:
         )
 
 
-def _print_manifest(output, manifest: dict) -> None:
-    from alexnet_jax.data.labels import CLASS_NAMES
+def _prepare_galaxy_zoo(options: DataOptions) -> dict:
+    """Galaxy Zoo vote table (downloaded, or --catalog) classed by a vote rule, with SDSS cut-outs."""
+    from alexnet_jax.data.galaxy_zoo import prepare_galaxy_zoo
 
-    counts = ", ".join(f"{n} {c:,}" for n, c in zip(CLASS_NAMES, manifest["class_counts"], strict=True))
+    manifest, _ = prepare_galaxy_zoo(
+        options.output,
+        release=options.gz_release,
+        vote_rule=options.vote_rule,
+        vote_classes=options.vote_classes,
+        vote_threshold=options.vote_threshold,
+        vote_missing=options.vote_missing,
+        max_galaxies=options.gz_max_galaxies,
+        catalog=options.catalog,
+        catalog_format=options.catalog_format,
+        table_url=options.gz_table_url,
+        cache_dir=options.cache_dir,
+        refresh_catalog=options.refresh_catalog,
+        image_dir=options.image_dir,
+        radius_column=options.radius_column,
+        on_bad_image=options.on_bad_image,
+        overwrite=options.overwrite,
+        **options.scale_kwargs(),
+        **options.sdss_kwargs(),
+    )
+    return manifest
+
+
+def _print_manifest(output, manifest: dict) -> None:
+    names = manifest["class_names"]  # the data set's own classes, in label order
+    counts = ", ".join(f"{n} {c:,}" for n, c in zip(names, manifest["class_counts"], strict=True))
     print(f"wrote {manifest['num_examples']:,} examples to {output} ({counts})")
 
 
