@@ -65,6 +65,9 @@ def write_prepared(
     """
     directory = Path(directory)
     class_names = check_class_names(class_names, where=f"data set {name!r}")
+    # A streaming importer writes directory/images.npy itself and passes its memory map: kept as it is.
+    images_in_place = isinstance(images, np.memmap) and images.filename is not None
+    images_in_place = images_in_place and Path(images.filename).resolve() == (directory / "images.npy").resolve()
     images = np.asarray(images)
     labels = np.asarray(labels, np.int64)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
@@ -102,6 +105,8 @@ def write_prepared(
     if manifest_path.exists():
         manifest_path.unlink()  # the directory is incomplete until the new manifest lands
     for filename, array in (("images.npy", images), ("labels.npy", labels)):
+        if filename == "images.npy" and images_in_place:
+            continue
         with atomic_path(directory / filename) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
     columns = list(METADATA_COLUMNS) + [c for c in metadata.columns if c not in METADATA_COLUMNS]
