@@ -231,3 +231,12 @@ def test_staged_output(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(FolderError, match="not a directory"), staged_output(tmp_path / "file"):
         pass
+
+
+def test_a_catalogue_split_column_is_the_declared_split(tmp_path):
+    folder, catalog, _ = make_folder(tmp_path)
+    with_split = catalog.assign(split=["train", "Train", "validation", "test", "train", "val"])
+    result = ingest_folder(folder, with_split)
+    assert list(result.metadata["split"]) == ["train", "train", "val", "test", "train", "val"]
+    with pytest.raises(FolderError, match=r"column 'split' must say train, val .*'holdout' at row 3"):
+        ingest_folder(folder, with_split.assign(split=["train", "train", "val", "holdout", "train", "val"]))

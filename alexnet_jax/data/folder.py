@@ -291,6 +291,9 @@ def ingest_folder(
             "catalog_row": keep,
         }
     )
+    declared = _declared_split(table, source)
+    if declared is not None:
+        metadata["split"] = declared[keep]
     images = loaded if len(keep) == len(wanted) else loaded[np.isin(wanted, keep)]
     labelling["rows_in_no_class"] = int(len(labels) - len(wanted))
     return IngestResult(
@@ -302,6 +305,31 @@ def ingest_folder(
         unused_files=unused,
         labelling=labelling,
     )
+
+
+SPLIT_VALUES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+
+
+def _declared_split(table: pd.DataFrame, source: str) -> np.ndarray | None:
+    """A catalogue's own split (a `split` column: train / val or validation / test), or None."""
+    lower = {str(c).lower(): c for c in table.columns}
+    if "split" not in lower:
+        return None
+    values = table[lower["split"]].astype(str).str.strip().str.lower()
+    bad = np.flatnonzero(~values.isin(list(SPLIT_VALUES)).to_numpy())
+    if len(bad):
+        raise FolderError(
+            f"{source}: column {lower['split']!r} must say train, val (or validation) or test; "
+            f"{values.iloc[bad[0]]!r} at row {bad[0]}{f' and {len(bad) - 1} more rows' if len(bad) > 1 else ''}"
+        )
+    return values.map(SPLIT_VALUES).to_numpy(object)
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

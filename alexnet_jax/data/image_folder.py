@@ -21,17 +21,10 @@ import numpy as np
 import pandas as pd
 
 from alexnet_jax.data.class_map import ClassMap
-from alexnet_jax.data.folder import IMAGE_EXTENSIONS, IngestResult, ingest_folder, staged_output
+from alexnet_jax.data.folder import IMAGE_EXTENSIONS, SPLIT_VALUES, IngestResult, ingest_folder, staged_output
 from alexnet_jax.errors import FolderError
 
-SPLIT_FOLDERS = {
-    "train": "train",
-    "training": "train",
-    "validation": "val",
-    "val": "val",
-    "valid": "val",
-    "test": "test",
-}
+SPLIT_FOLDERS = SPLIT_VALUES  # folder name (any case) -> split
 
 
 @dataclasses.dataclass
@@ -185,8 +178,6 @@ def prepare_image_folder(
         metadata = result.metadata.assign(
             source_file=kept["relative_path"].to_numpy(), folder=kept["folder"].to_numpy()
         )
-        if scan.splits is not None:
-            metadata["split"] = kept["split"].to_numpy()
         labelling.update(rows_in_no_class=result.labelling["rows_in_no_class"])
         manifest = write_prepared(
             staging,
