@@ -6,10 +6,11 @@ Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is s
     {
       "schema": "alexnet_jax.run/2",
       "run_index": 49,
-      "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"],
-      "split": {"protocol": "paper", "train_counts": [4], "test_counts": [4],
-                "val_counts": [4] (only with a validation split),
-                "test_indices": [...], "test_labels": [...]},
+      "class_names": ["elliptical", "lenticular", "spiral", "irr_misc"],   # any K >= 2 different names,
+                                                                         # in label order
+      "split": {"protocol": "paper", "train_counts": [K], "test_counts": [K],
+                "val_counts": [K] (only with a validation split),
+                "test_indices": [...], "test_labels": [...]},            # labels 0..K-1
       "arms": {
         NAME: {                                  # any [A-Za-z0-9_-]+ (version 1: pretrained, scratch)
           "epochs": 200,                         # planned epochs
@@ -20,7 +21,7 @@ Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is s
           "selection": "test" | "val",           # which metric picks best_epoch
           "best_epoch": 154,                     # first epoch at which the selection metric peaks
           "best_test_acc": 0.845,                # test_acc[best_epoch]
-          "confusion_matrix": [[4] x 4],         # best epoch, test set, rows true, cols predicted
+          "confusion_matrix": [[K] x K],         # best epoch, test set, rows true, cols predicted
           "test_predictions": [...],             # best epoch, aligned with split.test_indices
           "wall_time_s": 1234.5,
           "images_per_s": 2500.0,
@@ -76,6 +77,7 @@ TIME_KEYS = ("wall_s", "compile_s", "train_s", "eval_s", "checkpoint_s", "other_
 RESULTS_FILENAME = "results.json"
 RUN_DIR_PATTERN = re.compile(r"^run_(\d{3,})$")
 PER_EPOCH_KEYS = ("train_acc", "test_acc", "train_loss", "test_loss")
+SPLIT_COUNT_KEYS = ("train_counts", "test_counts", "val_counts")  # one count per class, where present
 REQUIRED_ARM_KEYS = PER_EPOCH_KEYS + ("epochs", "best_epoch", "best_test_acc", "confusion_matrix", "wall_time_s")
 
 
@@ -108,7 +110,7 @@ def validate_results(results: Any, where: str = "results.json") -> dict:
     for key in ("run_index", "class_names", "split", "arms"):
         if key not in results:
             fail(f"missing key {key!r}")
-    num_classes = len(results["class_names"])
+    num_classes = _validate_classes(results, fail)
     if not isinstance(results["arms"], dict):
         fail("key 'arms' is not an object")
     for arm, record in results["arms"].items():
@@ -133,13 +135,48 @@ def validate_results(results: Any, where: str = "results.json") -> dict:
         if done and not 0 <= record["best_epoch"] < done:
             fail(f"'arms.{arm}.best_epoch' = {record['best_epoch']} outside 0..{done - 1}")
         matrix = record["confusion_matrix"]
-        if done and (len(matrix) != num_classes or any(len(row) != num_classes for row in matrix)):
-            fail(f"'arms.{arm}.confusion_matrix' is not {num_classes}x{num_classes}")
+        if done and not _is_square(matrix, num_classes):
+            fail(f"'arms.{arm}.confusion_matrix' is not {num_classes}x{num_classes} counts, one row per class")
         if version == SCHEMA:
             _validate_v2_arm(record, f"arms.{arm}", done, fail)
     if version == SCHEMA:
         _validate_v2_top(results, fail)
     return results
+
+
+def _validate_classes(results: dict, fail) -> int:
+    """class_names: K >= 2 different names; each per-class list of the split: K counts; labels 0..K-1. Returns K."""
+    names = results["class_names"]
+    if not (isinstance(names, list) and all(isinstance(n, str) and n for n in names)) or len(names) < 2:
+        fail(f"'class_names' is {names!r}, expected a list of at least 2 class names")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        fail(f"'class_names' names {', '.join(map(repr, repeated))} more than once; each class needs its own name")
+    split = results["split"]
+    if not isinstance(split, dict):
+        return len(names)
+    for key in SPLIT_COUNT_KEYS:
+        counts = split.get(key)
+        if counts is not None and not (
+            isinstance(counts, list) and len(counts) == len(names) and all(_is_count(c) for c in counts)
+        ):
+            fail(f"'split.{key}' is {counts!r}, expected {len(names)} counts >= 0, one per class of 'class_names'")
+    labels = split.get("test_labels")
+    if isinstance(labels, list):
+        wrong = next((v for v in labels if not (_is_count(v) and v < len(names))), None)
+        if wrong is not None:
+            fail(f"'split.test_labels' holds {wrong!r}, expected class indices 0..{len(names) - 1}")
+    return len(names)
+
+
+def _is_square(matrix, size: int) -> bool:
+    """A size x size list of lists of whole numbers >= 0 (floats such as 3.0 count)."""
+    return (
+        isinstance(matrix, list)
+        and len(matrix) == size
+        and all(isinstance(row, list) and len(row) == size for row in matrix)
+        and all(_is_number(v) and v >= 0 and v == int(v) for row in matrix for v in row)
+    )
 
 
 def _is_count(value) -> bool:

@@ -16,6 +16,7 @@ from alexnet_jax.analysis.formatting import (
     format_runs,
     scaled,
 )
+from alexnet_jax.analysis.paper_view import has_paper_classes
 from alexnet_jax.analysis.prose import SD_NOTE, figure_lines, problem_lines, table_lines
 from alexnet_jax.analysis.stats import ALPHA
 from alexnet_jax.analysis.tables import Table
@@ -143,6 +144,8 @@ def _irr_misc_lines(summary: dict) -> list[str]:
     every pair with the reference arm (every pair where there is none)."""
     lines = []
     reference = summary["reference_arm"]["name"]
+    if not has_paper_classes(summary):  # a class of another data set may share the name, not the paper's claim
+        return lines
     for p in summary["pairs"]:
         if reference is not None and p["b"] != reference:
             continue

@@ -17,7 +17,7 @@ from alexnet_jax.analysis.formatting import (
     scaled,
     with_unit,
 )
-from alexnet_jax.analysis.paper_view import BUDGET_EPOCHS
+from alexnet_jax.analysis.paper_view import BUDGET_EPOCHS, has_paper_classes
 from alexnet_jax.analysis.prose import SD_NOTE, figure_lines, problem_lines, table_lines
 from alexnet_jax.analysis.tables import Table
 from alexnet_jax.results import ARMS
@@ -215,14 +215,20 @@ def runs_lines(summary: dict) -> list[str]:
     return lines + [SD_NOTE, ""]
 
 
-def sections(summary: dict, tables: dict[str, Table], figures: list[Figure], example_run: int | None) -> list[str]:
-    """The paper side by side, the tests, Tables 1-4 and P (by stem), and the paper's figures."""
+def side_by_side_lines(summary: dict) -> list[str]:
+    """The paper's published numbers beside this study's."""
     lines = ["## Paper and this study side by side", ""]
     if summary["data"]["status"] == "synthetic":
         lines += ["*Synthetic data: the right-hand column is not comparable with the paper.*", ""]
     lines += ["| Quantity | Paper | This study |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in _paper_rows(summary)]
-    lines += [""]
+    return lines + [""]
+
+
+def sections(summary: dict, tables: dict[str, Table], figures: list[Figure], example_run: int | None) -> list[str]:
+    """The paper side by side (only for the paper's classes), the tests, Tables 1-4 and P (by stem), and the
+    paper's figures."""
+    lines = side_by_side_lines(summary) if has_paper_classes(summary) else []
 
     lines += ["## Statistical tests", ""]
     lines += [

@@ -16,7 +16,7 @@ import numpy as np
 from alexnet_jax.analysis import engine
 from alexnet_jax.analysis.arm_tables import curves_csv, make_arm_tables
 from alexnet_jax.analysis.formatting import format_ranges
-from alexnet_jax.analysis.paper_view import paper_keys
+from alexnet_jax.analysis.paper_view import has_paper_classes, paper_classes_note, paper_keys
 from alexnet_jax.analysis.report import render_report
 from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES
 from alexnet_jax.analysis.study import load_study
@@ -82,7 +82,8 @@ def analyze(
 
     The engine computes every number once (analysis.engine); the paper's keys, Tables 1-4 and P and
     Figs 3-11 are its view (analysis.paper_view), written first as they always were; the N-arm keys,
-    tables and figures follow. One renderer writes report.md (analysis.report).
+    tables and figures follow. One renderer writes report.md (analysis.report). Any K >= 2 classes
+    work; runs that classify different classes raise ResultsError naming two of them.
     """
     study = load_study(workdir)
     for path, reason in study.skipped:
@@ -98,6 +99,8 @@ def analyze(
     paper, paper_pair = paper_keys(study, results, resamples, seed)
     keys = {**results.study_keys, **paper, "example_run": example_run}
     summary = _json_ready({key: keys[key] for key in SUMMARY_ORDER} | results.arm_keys)
+    if not has_paper_classes(summary):  # only then: the paper's studies keep their summary.json as it was
+        summary["paper_comparison_left_out"] = paper_classes_note(summary)
     outdir = Path(outdir) if outdir is not None else Path(workdir) / "analysis"
     outdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(outdir / "summary.json", summary)

@@ -41,10 +41,13 @@ def problem_lines(summary: dict, blocks: dict[str, dict]) -> list[str]:
     return lines
 
 
-def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
-    """What data the runs used; `side_by_side`: the report holds the table beside the paper's numbers."""
+def data_paragraph(summary: dict, side_by_side: bool = True, paper_classes: bool = True) -> str:
+    """What data the runs used; `side_by_side`: the report holds the table beside the paper's numbers;
+    `paper_classes`: the runs classify the paper's classes (else no word on comparing with the paper)."""
     data = summary["data"]
     if data["status"] == "synthetic":
+        if not paper_classes:
+            return f"**The data are synthetic** ({data['synthetic_evidence']}): every number below is made up."
         return (
             "**The data are synthetic** (" + data["synthetic_evidence"] + "). Every number below describes "
             "simulated or generated data, not the Nair & Abraham (2010) galaxies: it is **not comparable with "
@@ -52,9 +55,11 @@ def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
             + (", and the side-by-side table only shows that the pipeline runs." if side_by_side else ".")
         )
     if data["status"] == "unknown":
-        return (
-            "The results record no data set (no `config.data`). The comparison with the paper holds only if "
+        return "The results record no data set (no `config.data`)." + (
+            " The comparison with the paper holds only if "
             f"the runs used the {paper.NUM_EXAMPLES:,} Nair & Abraham (2010) images under the paper's protocol."
+            if paper_classes
+            else ""
         )
     shown = "; ".join(
         f"runs {format_ranges(d['runs'])}: `{json.dumps(d['data'], sort_keys=True)}`" for d in data["descriptions"]
@@ -64,6 +69,8 @@ def data_paragraph(summary: dict, side_by_side: bool = True) -> str:
         text += " **The runs do not all use the same data description.**"
     if data["runs_without_data_config"]:
         text += f" {data['runs_without_data_config']} runs record no data set."
+    if not paper_classes:
+        return text
     return text + (
         " Compare with the paper only if this is the Nair & Abraham (2010) catalogue under the paper's protocol."
     )

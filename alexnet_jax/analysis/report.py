@@ -2,13 +2,15 @@
 
 The paper's sections (analysis.paper_report) switch on when both of the paper's arms have results;
 without them the report describes the arms the study has and says why the paper's part is left out.
+The paper's published numbers appear only when the runs classify the paper's four classes; for any
+other classes one sentence says why they are left out.
 Every number comes from the summary, so the report and summary.json never disagree.
 """
 
 from __future__ import annotations
 
 from alexnet_jax.analysis import arm_report, paper_report
-from alexnet_jax.analysis.paper_view import has_paper_pair
+from alexnet_jax.analysis.paper_view import has_paper_classes, has_paper_pair, paper_classes_note
 from alexnet_jax.analysis.prose import MADE_BY, data_paragraph, starting_weights_lines
 from alexnet_jax.analysis.tables import Table
 
@@ -27,7 +29,11 @@ def render_report(
     paper = has_paper_pair(summary)
     title = paper_report.title(summary) if paper else ", ".join(summary["arm_names"])
     lines = [f"# Study analysis: {title}", "", MADE_BY.format(workdir=summary["workdir"]), ""]
-    lines += ["## Data and runs", "", data_paragraph(summary, side_by_side=paper), ""]
+    classes = has_paper_classes(summary)
+    data = data_paragraph(summary, side_by_side=paper and classes, paper_classes=classes)
+    lines += ["## Data and runs", "", data, ""]
+    if not classes:
+        lines += [paper_classes_note(summary), ""]
     if paper:
         lines += paper_report.runs_lines(summary)
         lines += paper_report.sections(summary, by_stem, paper_figures, example_run)

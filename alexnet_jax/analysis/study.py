@@ -1,7 +1,9 @@
 """Loading a study: every run_NNN/results.json of a directory, checked and reduced to what the analysis needs.
 
 A file that cannot be used is skipped and recorded, never fatal: a study in progress holds
-half-written and missing results, and the report lists each case.
+half-written and missing results, and the report lists each case. Runs that classify different
+classes (or the same in another order) are another matter: their numbers cannot be pooled, so such
+a study is refused.
 """
 
 from __future__ import annotations
@@ -207,11 +209,7 @@ def load_study(workdir: str | os.PathLike) -> Study:
             continue
         try:
             results = load_results(path)
-            names = [str(n) for n in results["class_names"]]
-            if not study.class_names:
-                study.class_names = names
-            elif names != study.class_names:
-                raise ResultsError(f"{path}: class_names {names} differ from the other runs' {study.class_names}")
+            names = list(results["class_names"])
             warnings: list[str] = []
             arms = {arm: _extract_arm(results, arm, index, str(path), len(names), warnings) for arm in results["arms"]}
             labels = results["split"].get("test_labels") if isinstance(results["split"], dict) else None
@@ -220,6 +218,7 @@ def load_study(workdir: str | os.PathLike) -> Study:
             reason = str(error) if isinstance(error, ResultsError) else f"{type(error).__name__}: {error}"
             study.skipped.append((str(path), reason.removeprefix(f"{path}: ")))
             continue
+        _check_classes(study, path, names)
         if results.get("run_index") != index:
             warnings.append(
                 f"run {index}: results.json says run_index {results.get('run_index')!r}; the directory name is used"
@@ -239,6 +238,18 @@ def load_study(workdir: str | os.PathLike) -> Study:
     _check_confusions(study)
     _check_specs(study)
     return study
+
+
+def _check_classes(study: Study, path: Path, names: list[str]) -> None:
+    """Every run of a study classifies the same classes in the same order; the first usable run sets them."""
+    if not study.class_names:
+        study.class_names = names
+    elif names != study.class_names:
+        first = next(iter(study.paths.values()))
+        raise ResultsError(
+            f"{path} classifies {names} but {first} classifies {study.class_names}: one study compares runs on "
+            "one set of classes in one order; analyse each set of classes in its own --workdir"
+        )
 
 
 def _check_specs(study: Study) -> None:
