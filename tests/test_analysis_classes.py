@@ -240,7 +240,7 @@ def test_layout_rules():
     size, turn = bars_layout(GALAXY10, 2)
     assert size[0] > 8 and size[1] > 5.2 and turn
     assert not bars_layout(GALAXY10, 4)[1]  # four arms: a wide figure, where the names fit
-    assert matrix_layout(CLASSES[3], (1, 2), (12.5, 5.2), cell_text=8).size == (12.5, 5.2)  # K <= 4 keeps it
+    assert matrix_layout(CLASSES[3], (1, 2), (12.5, 5.2), cell_text=8).size == (12.5, 5.2)  # few classes fit it
     assert class_grid(10)[:2] == (3, 4) and class_grid(2)[:2] == (1, 2)
     assert [panel_letter(i) for i in (0, 7, 25, 26, 27, 52)] == ["A", "H", "Z", "AA", "AB", "BA"]
 

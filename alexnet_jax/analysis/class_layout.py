@@ -62,13 +62,13 @@ def matrix_layout(labels: list[str], grid: tuple[int, int], paper_size: tuple[fl
     label = max(text_inches(text) for text in labels)
     cell = CELL_INCHES if k <= 12 else max(0.32, MATRIX_SIDE_MAX / k)
     wanted = (columns * (k * cell + label + MATRIX_MARGIN_X), rows * (k * cell + label + MATRIX_MARGIN_Y))
-    size = paper_size if k <= PAPER_K else (max(paper_size[0], wanted[0]), max(paper_size[1], wanted[1]))
+    size = (max(paper_size[0], wanted[0]), max(paper_size[1], wanted[1]))  # the paper's four fit its size
     cell = min((size[0] / columns - label - MATRIX_MARGIN_X) / k, (size[1] / rows - MATRIX_MARGIN_Y) / k)
     tick_points = TICK_POINTS if cell >= NARROW_CELL else SMALL_TICK_POINTS
     fit = 0.85 * cell * 72 / (cell_text * CHAR_EMS)  # the longest cell line fills 85 % of the cell
     return MatrixLayout(
         size=size,
-        cell_points=CELL_POINTS if k <= PAPER_K else max(MIN_CELL_POINTS, min(CELL_POINTS, fit)),
+        cell_points=max(MIN_CELL_POINTS, min(CELL_POINTS, fit)),
         tick_points=tick_points,
         turn_x=text_inches(max(labels, key=len), tick_points) > 0.95 * cell,
     )
