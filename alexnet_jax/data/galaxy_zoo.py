@@ -31,7 +31,7 @@ import pandas as pd
 
 from alexnet_jax.data import sdss
 from alexnet_jax.data import vote_rules as rules
-from alexnet_jax.errors import CatalogError, FolderError, LabelError
+from alexnet_jax.errors import CatalogError, LabelError
 from alexnet_jax.toolbox import atomic_path, sha256_file, write_json_atomic
 
 GZ1_VIZIER_TABLE = "J/MNRAS/410/166/galaxies"
@@ -313,9 +313,11 @@ def prepare_galaxy_zoo(
         )
         requests = [dataclasses.replace(r, index=int(row)) for r, row in zip(requests, rows, strict=True)]
         image_dir = Path(image_dir) if image_dir else gz_cache_dir(cache_dir) / f"{chosen.name}_cutouts"
-        summary = sdss.fetch_cutouts(
+        summary = sdss.fetch_for_import(
             requests,
             image_dir,
+            on_bad_image=on_bad_image,
+            log=log,
             base_url=base_url,
             workers=workers,
             rate=rate,
@@ -324,13 +326,6 @@ def prepare_galaxy_zoo(
             timeout=timeout,
             progress=progress,
         )
-        for line in summary.lines():
-            log(line)
-        if summary.failed and on_bad_image == "fail":
-            raise FolderError(
-                f"{len(summary.failed)} cut-outs could not be fetched (listed in {image_dir / sdss.FAILURES_NAME}). "
-                "Run the command again to retry only those, or pass --on_bad_image=skip to drop their rows."
-            )
         result = ingest_folder(
             image_dir,
             positions,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_jax import paper
-from alexnet_jax.errors import FetchError
+from alexnet_jax.errors import FetchError, FolderError
 from alexnet_jax.toolbox import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 
 DEFAULT_SDSS_URL = "https://skyserver.sdss.org/dr18/SkyServerWS/ImgCutout/getjpeg"
@@ -398,6 +398,21 @@ def index_sha256(output_dir: str | os.PathLike) -> str | None:
     return sha256_file(path) if path.exists() else None
 
 
+def fetch_for_import(
+    requests: Sequence[CutoutRequest], image_dir: Path, *, on_bad_image: str, log: Callable[[str], None], **fetch
+) -> FetchSummary:
+    """Fetch an import's cut-outs (resumable), report them, and stop if any failed under "fail"."""
+    summary = fetch_cutouts(requests, image_dir, **fetch)
+    for line in summary.lines():
+        log(line)
+    if summary.failed and on_bad_image == "fail":
+        raise FolderError(
+            f"{len(summary.failed)} cut-outs could not be fetched (listed in {Path(image_dir) / FAILURES_NAME}). "
+            "Run the command again to retry only those, or pass --on_bad_image=skip to drop their rows."
+        )
+    return summary
+
+
 def iter_paths(requests: Iterable[CutoutRequest], output_dir: str | os.PathLike) -> list[Path]:
     return [Path(output_dir) / r.filename for r in requests]
 
@@ -441,7 +456,6 @@ def prepare_nair_abraham(
     from alexnet_jax.data.catalog import check_catalog, default_cache_dir, load_or_fetch_catalog
     from alexnet_jax.data.folder import ingest_folder, staged_output
     from alexnet_jax.data.prepared import write_prepared
-    from alexnet_jax.errors import FolderError
 
     with staged_output(output, overwrite=overwrite) as staging:
         cat = load_or_fetch_catalog(
@@ -475,9 +489,11 @@ def prepare_nair_abraham(
         image_dir = (
             Path(image_dir) if image_dir else (Path(cache_dir) if cache_dir else default_cache_dir()) / "sdss_cutouts"
         )
-        summary = fetch_cutouts(
+        summary = fetch_for_import(
             requests,
             image_dir,
+            on_bad_image=on_bad_image,
+            log=log,
             base_url=base_url,
             workers=workers,
             rate=rate,
@@ -486,13 +502,6 @@ def prepare_nair_abraham(
             timeout=timeout,
             progress=progress,
         )
-        for line in summary.lines():
-            log(line)
-        if summary.failed and on_bad_image == "fail":
-            raise FolderError(
-                f"{len(summary.failed)} cut-outs could not be fetched (listed in {image_dir / FAILURES_NAME}). "
-                "Run the command again to retry only those, or pass --on_bad_image=skip to drop their rows."
-            )
         result = ingest_folder(
             image_dir,
             cat.table,
