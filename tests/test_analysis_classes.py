@@ -21,21 +21,11 @@ from alexnet_jax import paper
 from alexnet_jax.analysis import arm_figures, demo, figures, pipeline
 from alexnet_jax.analysis.class_layout import bars_layout, class_grid, matrix_layout, panel_letter
 from alexnet_jax.analysis.paper_view import has_paper_classes, paper_classes_note
+from alexnet_jax.data import galaxy10
 from alexnet_jax.errors import ResultsError
 from alexnet_jax.results import validate_results
 
-GALAXY10 = [
-    "disturbed",
-    "merging",
-    "round_smooth",
-    "in_between_round_smooth",
-    "cigar_shaped_smooth",
-    "barred_spiral",
-    "unbarred_tight_spiral",
-    "unbarred_loose_spiral",
-    "edge_on_without_bulge",
-    "edge_on_with_bulge",
-]
+GALAXY10 = list(galaxy10.VARIANTS["decals"].class_names)  # the ten published DECaLS classes
 CLASSES = {
     2: ["spiral", "not_spiral"],  # holds one of the paper's names, which must still print as the data names it
     3: ["smooth", "features_or_disk", "star_or_artifact"],
