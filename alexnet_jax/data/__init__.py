@@ -1,4 +1,5 @@
-"""Galaxy data: labels, splits, the prepared format, and the ways to build a prepared set.
+"""Galaxy data: labels, splits, the prepared format, and the ways to build a prepared set, with
+the classes the data has (the paper's four, a folder per class, a mapping, votes, Galaxy10).
 
 Light to import (NumPy, pandas): the catalogue, SDSS, folder and TFDS parts load on
 first use, and TensorFlow, torch and astroquery only inside the functions that need them.
@@ -11,6 +12,7 @@ from alexnet_jax.data.splits import (
     PAPER_RUN_TEST_COUNTS,
     carve_validation,
     class_counts,
+    declared_split,
     default_train_size,
     paper_split,
     stratified_split,
@@ -39,6 +41,15 @@ _LAZY = {
     "ingest_folder": "folder",
     "load_image": "folder",
     "prepare_folder": "folder",
+    # any classes: a mapping of catalogue values, a folder per class, Galaxy Zoo votes, Galaxy10
+    "ClassMap": "class_map",
+    "load_class_map": "class_map",
+    "parse_class_map": "class_map",
+    "table_labels": "class_map",
+    "prepare_image_folder": "image_folder",
+    "scan_image_folder": "image_folder",
+    "prepare_galaxy_zoo": "galaxy_zoo",
+    "prepare_galaxy10": "galaxy10",
     # TFDS
     "build_tfds": "tfds_builder",
     # synthetic (another module; optional)
@@ -60,6 +71,7 @@ __all__ = [
     "SplitError",
     "carve_validation",
     "class_counts",
+    "declared_split",
     "default_train_size",
     "paper_split",
     "stratified_split",
