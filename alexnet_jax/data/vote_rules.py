@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from alexnet_jax.data.prepared import TARGET as TARGET_CLASS  # one class per galaxy, the only kind so far
 from alexnet_jax.errors import LabelError
 
-TARGET_CLASS = "class"  # one class per galaxy; the only target kind so far
 MISSING_CHOICES = ("error", "drop")
 EMPTY_TEXT = ("", "nan", "null", "none", "--")  # how tables write a missing value
 
