@@ -16,6 +16,8 @@ import numpy as np
 from alexnet_jax.analysis import engine
 from alexnet_jax.analysis.arm_tables import curves_csv, make_arm_tables
 from alexnet_jax.analysis.formatting import format_ranges
+from alexnet_jax.analysis.label_efficiency import summarize as summarize_label_efficiency
+from alexnet_jax.analysis.label_tables import make_label_tables
 from alexnet_jax.analysis.paper_view import has_paper_classes, paper_classes_note, paper_keys
 from alexnet_jax.analysis.report import render_report
 from alexnet_jax.analysis.stats import BOOTSTRAP_RESAMPLES
@@ -96,15 +98,18 @@ def analyze(
         runs_read = format_ranges(sorted(study.runs))
         raise StudyError(f"--example_run={example_run}: no usable results for that run; runs read: {runs_read}")
     results = engine.run(study, reference_arm, resamples, seed)  # first: a bad --reference_arm writes nothing
+    label_efficiency = summarize_label_efficiency(study, results.arm_keys["reference_arm"]["name"], resamples, seed)
     paper, paper_pair = paper_keys(study, results, resamples, seed)
     keys = {**results.study_keys, **paper, "example_run": example_run}
     summary = _json_ready({key: keys[key] for key in SUMMARY_ORDER} | results.arm_keys)
     if not has_paper_classes(summary):  # only then: the paper's studies keep their summary.json as it was
         summary["paper_comparison_left_out"] = paper_classes_note(summary)
+    if label_efficiency is not None:  # only then: every other study keeps its summary.json as it was
+        summary["label_efficiency"] = _json_ready(label_efficiency)
     outdir = Path(outdir) if outdir is not None else Path(workdir) / "analysis"
     outdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(outdir / "summary.json", summary)
-    tables = make_tables(summary) + [paired_table(summary)] + make_arm_tables(summary)
+    tables = make_tables(summary) + [paired_table(summary)] + make_arm_tables(summary) + make_label_tables(summary)
     for table in tables:
         write_text_atomic(outdir / f"{table.stem}.csv", table.csv())
         write_text_atomic(outdir / f"{table.stem}.md", table.markdown() + "\n")
@@ -114,9 +119,11 @@ def analyze(
     if figures:
         from alexnet_jax.analysis import arm_figures as arm_figs  # matplotlib only when figures are drawn
         from alexnet_jax.analysis import figures as figs
+        from alexnet_jax.analysis import label_figures
 
         paper_figures = figs.make_all(outdir, study, summary, paper_pair, example_run)
         arm_figures = arm_figs.make_all(outdir, study, summary, results.curves)
+        arm_figures += label_figures.make_all(outdir, summary)
     write_text_atomic(outdir / "report.md", render_report(summary, tables, paper_figures, arm_figures, example_run))
     found = ", ".join(f"{arm} {len(study.arms[arm])}" for arm in study.arm_names)
     log(

@@ -9,7 +9,7 @@ Every number comes from the summary, so the report and summary.json never disagr
 
 from __future__ import annotations
 
-from alexnet_jax.analysis import arm_report, paper_report
+from alexnet_jax.analysis import arm_report, label_report, paper_report
 from alexnet_jax.analysis.paper_view import has_paper_classes, has_paper_pair, paper_classes_note
 from alexnet_jax.analysis.prose import MADE_BY, data_paragraph, starting_weights_lines
 from alexnet_jax.analysis.tables import Table
@@ -41,4 +41,7 @@ def render_report(
         lines += arm_report.runs_lines(summary)
     drawn = {filename: (name, caption) for name, filename, caption in arm_figures}
     body = "\n".join(lines) + "\n" + arm_report.sections(summary, by_stem, drawn)
+    label_lines = label_report.section(summary, by_stem, drawn)  # a label-efficiency study only
+    if label_lines:
+        body += "\n" + "\n".join(label_lines)
     return body + "\n" + "\n".join(starting_weights_lines(summary))  # appended: earlier sections keep their text
