@@ -395,3 +395,42 @@ def test_ordinary_studies_have_no_label_block(tmp_path):
     summary = _analyse(tmp_path, resamples=20)
     assert "label_efficiency" not in summary
     assert not list((tmp_path / "analysis").glob("label*"))
+
+
+def test_partial_study_missing_arm_all_and_no_reference(tmp_path):
+    """A run lacking an arm: its cell is missing, counted in its size's numbers and listed; labels saved uses the
+    repeats that have every size of both arms. 'all' prints with its size. Without a reference arm there are
+    no labels saved, and the report says why."""
+    write_label_study(tmp_path, _linear, [100, 400, 1600], 3)
+    for run in (2, 5, 8):
+        _edit(run_dir(tmp_path, run) / RESULTS_FILENAME, lambda r: r["label_budget"].update(size_asked="all"))
+    _edit(run_dir(tmp_path, 4) / RESULTS_FILENAME, lambda r: r["arms"].pop("imagenet"))
+    summary = _analyse(tmp_path)
+    block = summary["label_efficiency"]
+    assert block["missing"] == [{"size": 400, "repeat": 1, "arm": "imagenet"}]
+    assert block["curves"]["accuracy"]["imagenet"]["n"] == [3, 2, 3]
+    entry = _saved(summary, "imagenet", 1600)
+    assert entry["n_repeats"] == 2 and entry["repeats_used"] == [0, 2] and entry["labels"] == pytest.approx(100)
+    report = (tmp_path / "analysis" / "report.md").read_text()
+    assert "**Missing results** (left out of their size's numbers, and their repeat out of labels saved): " in report
+    assert "imagenet at 400 labels, repeat 1." in report
+    assert "| 1,600 (all) | all | 3 |" in (tmp_path / "analysis" / "label_design.md").read_text()
+    assert "**Only 3 repeats:** every CI below is too narrow" in report
+
+    other = tmp_path / "no_reference"
+    write_label_study(other, _linear, [100, 400], 2, arms=("imagenet", "halfstep"))
+    summary = _analyse(other)
+    assert summary["label_efficiency"]["reference_arm"] is None and summary["label_efficiency"]["labels_saved"] == []
+    assert "No reference arm (name one with `--reference_arm`), so no labels saved." in (
+        (other / "analysis" / "report.md").read_text()
+    )
+    summary = _analyse(other, reference_arm="halfstep")
+    assert _saved(summary, "imagenet", 400)["labels"] == pytest.approx(200)  # half-way from 100 to 400 on log N
+
+
+def test_one_cell_in_two_runs(tmp_path):
+    """Two runs holding the same arm of one (size, repeat) are refused, naming both."""
+    write_label_study(tmp_path, _linear, [100, 200], 2)
+    _edit(run_dir(tmp_path, 3) / RESULTS_FILENAME, lambda r: r["label_budget"].update(size_index=0, size_asked="100"))
+    with pytest.raises(ResultsError, match=re.escape("runs 2 and 3 both hold size_index 0, repeat 1 of arm imagenet")):
+        _analyse(tmp_path)
