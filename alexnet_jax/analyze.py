@@ -1,5 +1,6 @@
 """Analyse a study: summary.json, the paper's Tables 1-4 and Figs 3-11, every pair of arms, the cost of
-accuracy (Tables A1-A8, Figs 12-16), and report.md.
+accuracy (Tables A1-A8, Figs 12-16), a label-efficiency study's curves and labels saved (Tables L1-L7,
+Figs 17-19, where the runs carry label_budget), and report.md.
 
     python -m alexnet_jax.analyze --workdir=DIR [--example_run=49] [--outdir=DIR/analysis] [--reference_arm=scratch]
     python -m alexnet_jax.analyze --workdir=/tmp/demo --demo_runs=100   # synthetic demo study
@@ -102,8 +103,8 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "reference_arm",
         None,
-        "Arm the cost of accuracy is measured against (default: the arm named scratch, else one whose "
-        "spec.init is scratch).",
+        "Arm the cost of accuracy and labels saved are measured against (default: the arm named scratch, else "
+        "one whose spec.init is scratch).",
     )
     flags.DEFINE_integer(
         "demo_runs",
