@@ -429,8 +429,12 @@ def test_partial_study_missing_arm_all_and_no_reference(tmp_path):
 
 
 def test_one_cell_in_two_runs(tmp_path):
-    """Two runs holding the same arm of one (size, repeat) are refused, naming both."""
+    """Two runs holding the same arm of one (size, repeat) are refused, naming both. (run_003 is made a copy of
+    run 2 in all but its directory name, as results.py checks run_index = repeat * num_sizes + size_index.)"""
     write_label_study(tmp_path, _linear, [100, 200], 2)
-    _edit(run_dir(tmp_path, 3) / RESULTS_FILENAME, lambda r: r["label_budget"].update(size_index=0, size_asked="100"))
+    _edit(
+        run_dir(tmp_path, 3) / RESULTS_FILENAME,
+        lambda r: (r.update(run_index=2), r["label_budget"].update(size_index=0, size_asked="100")),
+    )
     with pytest.raises(ResultsError, match=re.escape("runs 2 and 3 both hold size_index 0, repeat 1 of arm imagenet")):
         _analyse(tmp_path)
