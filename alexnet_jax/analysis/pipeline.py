@@ -85,7 +85,9 @@ def analyze(
     The engine computes every number once (analysis.engine); the paper's keys, Tables 1-4 and P and
     Figs 3-11 are its view (analysis.paper_view), written first as they always were; the N-arm keys,
     tables and figures follow. One renderer writes report.md (analysis.report). Any K >= 2 classes
-    work; runs that classify different classes raise ResultsError naming two of them.
+    work; runs that classify different classes raise ResultsError naming two of them. Runs that carry
+    `label_budget` (a label-efficiency study) also get summary["label_efficiency"], Tables L1-L7 and
+    Figs 17-19 (analysis.label_efficiency), computed before anything is written.
     """
     study = load_study(workdir)
     for path, reason in study.skipped:
