@@ -11,6 +11,8 @@ import numpy as np
 
 # What a key is for, folded in after the arm: initialisation, training, test and validation.
 INIT, TRAIN, TEST, VALIDATION = 0, 1, 2, 3
+# The stream of a label-efficiency repeat's nested subset order; 7 is the validation carve's.
+LABEL_SUBSET = 11
 
 
 def arm_key(seed: int, run_index: int, arm_id: int) -> jax.Array:
@@ -23,6 +25,12 @@ def step_key(key: jax.Array, purpose: int, epoch: int, step: int) -> jax.Array:
 
 def numpy_seed(*words: int) -> int:
     return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
+
+
+def subset_seed(seed: int, repeat: int) -> int:
+    """The seed of a label-efficiency repeat's nested subset order: one per repeat, so every size
+    of the repeat takes a prefix of the same order."""
+    return numpy_seed(seed, repeat, LABEL_SUBSET)
 
 
 def epoch_order(

@@ -1,4 +1,5 @@
-"""Splits: the paper's exact draws, and the seeded stratified helpers."""
+"""Splits: the paper's exact draws, the seeded stratified helpers, and the label-efficiency study's
+nested class-stratified subsets."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from alexnet_jax.data.splits import (
     carve_validation,
     class_counts,
     default_train_size,
+    nested_class_sequence,
+    nested_stratified_order,
+    nested_subset,
     paper_split,
     stratified_split,
+    validation_size,
     verify_paper_counts,
 )
 from alexnet_jax.errors import SplitError
@@ -157,3 +162,76 @@ def test_verify_paper_counts_reports_matches_and_mismatches():
     assert report["all_match"] == report["runs"][49]["match"]
     shuffled = verify_paper_counts(rng.permutation(labels))
     assert shuffled["class_totals"]["match"] and not shuffled["all_match"]
+
+
+def water_filled_share(counts: np.ndarray, floors: np.ndarray, size: int) -> np.ndarray:
+    """The closest a subset of `size` can come to the pool's proportions with the floors held:
+    max(floor, lam * count) per class, lam such that the shares add up to `size`."""
+    low, high = 0.0, 1.0
+    for _ in range(80):
+        lam = (low + high) / 2
+        low, high = (lam, high) if np.maximum(floors, lam * counts).sum() < size else (low, lam)
+    return np.maximum(floors, high * counts)
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_nested_order_holds_the_floor_and_stays_within_one_of_each_share(trial):
+    rng = np.random.default_rng(trial)
+    k = int(rng.integers(2, 9))
+    counts = rng.integers(0, 200, k) * (rng.random(k) < 0.4) + rng.integers(1, 15, k)  # some classes rare
+    floor = int(rng.integers(0, 12))
+    sequence = np.asarray(nested_class_sequence(counts, floor))
+    assert np.array_equal(np.bincount(sequence, minlength=k), counts)  # every example, once
+    floors = np.minimum(counts, floor)
+    taken = np.cumsum(np.eye(k, dtype=int)[sequence], axis=0)  # taken[m - 1]: the classes of a prefix of m
+    for size in range(max(1, floors.sum()), len(sequence) + 1):
+        assert np.all(taken[size - 1] >= floors), (size, taken[size - 1], floors)
+        share = water_filled_share(counts.astype(float), floors, size)
+        assert np.all(np.abs(taken[size - 1] - share) < 1 + 1e-9), (size, taken[size - 1], share)
+
+
+def test_nested_subsets_are_prefixes_of_one_seeded_order():
+    labels = labels_like_paper(3000)
+    pool = np.random.default_rng(0).permutation(3000)[:2500]
+    subsets = [nested_subset(pool, labels, size, min_per_class=5, seed=9) for size in (20, 100, 300, 2500)]
+    for small, large in zip(subsets, subsets[1:], strict=False):
+        assert set(small) < set(large)  # nested
+    assert set(subsets[-1]) == set(pool)
+    position = {v: i for i, v in enumerate(pool)}
+    assert all(np.all(np.diff([position[v] for v in s]) > 0) for s in subsets)  # in the pool's order
+    assert class_counts(labels, subsets[0]).min() >= 5  # the floor: 4 x 5 of 20, the rare class included
+    counts, pooled = class_counts(labels, subsets[2]), class_counts(labels, pool)
+    share = water_filled_share(pooled.astype(float), np.minimum(pooled, 5), 300)
+    assert np.all(np.abs(counts - share) < 1)  # the pool's proportions, the floor held
+    np.testing.assert_array_equal(nested_subset(pool, labels, 100, min_per_class=5, seed=9), subsets[1])
+    assert not np.array_equal(nested_subset(pool, labels, 100, min_per_class=5, seed=10), subsets[1])
+    order = nested_stratified_order(labels[pool], min_per_class=5, seed=9)
+    assert sorted(order.tolist()) == list(range(2500))
+    np.testing.assert_array_equal(np.sort(pool[order[:300]]), np.sort(subsets[2]))
+
+
+def test_a_floor_of_a_class_the_pool_lacks_takes_all_it_has():
+    labels = np.array([0] * 40 + [1] * 30 + [2] * 3)
+    subset = nested_subset(np.arange(73), labels, 15, min_per_class=5, seed=0)
+    assert class_counts(labels, subset, 3).tolist() == [7, 5, 3]  # shares 6.86 and 5.14 once 3 + 2 x 5 are in
+
+
+def test_nested_subset_refuses_in_one_line():
+    labels = labels_like_paper(200)
+    pool = np.arange(150)
+    cases = {
+        "subset size 151 is larger than the training pool of 150 examples; ask for at most 150": dict(size=151),
+        "subset size 19 is too small for 5 examples of each of 4 classes .needs at least 20.; raise": dict(size=19),
+        "min_per_class must be >= 0": dict(size=50, min_per_class=-1),
+        "subset size must be >= 1": dict(size=0),
+    }
+    for message, kwargs in cases.items():
+        with pytest.raises(SplitError, match=message):
+            nested_subset(pool, labels, **{"min_per_class": 5, **kwargs})
+    with pytest.raises(SplitError, match="outside 0..199"):
+        nested_subset(np.array([0, 300]), labels, 1)
+    with pytest.raises(SplitError, match="different example indices"):
+        nested_subset(np.array([1, 1, 2]), labels, 1)
+    with pytest.raises(SplitError, match="class counts must be >= 0"):
+        nested_class_sequence([3, -1])
+    assert validation_size(45, 0.1) == 4 == len(carve_validation(np.arange(45), labels, 0.1)[1])

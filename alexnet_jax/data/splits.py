@@ -8,6 +8,8 @@ global NumPy state is never touched.
 
 `stratified_split` and `carve_validation` are new, seeded, class-stratified helpers
 for studies that want a proper validation set (the original selected on the test set).
+`nested_stratified_order` and `nested_subset` give the label-efficiency study its nested,
+class-stratified training subsets.
 """
 
 from __future__ import annotations
@@ -162,6 +164,108 @@ def carve_validation(
     is_val = np.zeros(len(train_idx), bool)
     is_val[positions] = True
     return train_idx[~is_val], train_idx[is_val]
+
+
+def validation_size(num_train: int, fraction: float) -> int:
+    """How many of `num_train` training examples `carve_validation` moves to validation."""
+    return _resolve_size(int(num_train), float(fraction), None, "val")
+
+
+def nested_class_sequence(counts, min_per_class: int = 0) -> list[int]:
+    """The class of each position of a nested class-stratified order of examples with `counts`.
+
+    First a floor: min(min_per_class, count) of every class, taken round-robin. Then each next
+    position goes to a class short of its share of the prefix, the share being the water-filled
+    target (classes held at their floor keep it; the others split what is left in proportion to
+    their counts). Among the classes below their target (rounded up), the one with the largest
+    count / (taken + 1) wins (Balinski and Young's quota method, D'Hondt's priority; ties to the
+    lower class). A divisor rule makes every allocation contain the previous one; the quota
+    restriction keeps each class within one example of its target (tests/test_splits.py).
+    Pure integer arithmetic: the same sequence on every machine.
+    """
+    counts = [int(c) for c in np.asarray(counts, np.int64)]
+    if any(c < 0 for c in counts):
+        raise SplitError(f"class counts must be >= 0, got {counts}")
+    floor = _check_int("min_per_class", min_per_class, 0)
+    total = sum(counts)
+    floors = [min(c, floor) for c in counts]
+    taken = [0] * len(counts)
+    sequence = []
+    for round_ in range(floor):
+        for k, count in enumerate(counts):
+            if count > round_:
+                sequence.append(k)
+                taken[k] += 1
+    # Classes wait at their floor until the share of the free ones, lambda * count, passes it.
+    waiting = sorted((k for k, c in enumerate(counts) if c), key=lambda k: (floors[k] / counts[k], k))
+    free, free_count, held = [], 0, sum(floors)  # held: the floors of the waiting classes
+    for size in range(len(sequence) + 1, total + 1):
+        while waiting:  # lambda = (size - held) / free_count, were class j free too
+            j = waiting[0]
+            if (size - held + floors[j]) * counts[j] <= floors[j] * (free_count + counts[j]):
+                break
+            waiting.pop(0)
+            free.append(j)
+            free_count, held = free_count + counts[j], held - floors[j]
+        chosen = -1
+        for k in free:  # below the target (size - held) * count / free_count, rounded up
+            if taken[k] * free_count < (size - held) * counts[k] and (
+                chosen < 0 or counts[k] * (taken[chosen] + 1) > counts[chosen] * (taken[k] + 1)
+            ):
+                chosen = k
+        sequence.append(chosen)
+        taken[chosen] += 1
+    return sequence
+
+
+def nested_stratified_order(labels, *, min_per_class: int = 0, seed: int = 0) -> np.ndarray:
+    """Positions 0..n-1 of `labels` in an order whose every prefix is a class-stratified subset.
+
+    A subset of size N is `order[:N]`, so the subsets of one seed are nested (100 inside 300
+    inside 1,000). Every prefix of at least K * min_per_class holds min_per_class examples of
+    each class (all of a class that has fewer), and otherwise each class's count is within one
+    of its share (`nested_class_sequence`). Which examples of a class come first is a seeded
+    permutation of that class.
+    """
+    labels = _labels_array(labels)
+    counts = np.bincount(labels) if labels.size else np.zeros(0, np.int64)
+    classes = np.asarray(nested_class_sequence(counts, min_per_class), np.int64)
+    rng = np.random.default_rng(seed)
+    order = np.empty(len(labels), np.int64)
+    for k in range(len(counts)):
+        order[classes == k] = rng.permutation(np.flatnonzero(labels == k))
+    return order
+
+
+def nested_subset(
+    pool, labels, size: int, *, min_per_class: int = 0, seed: int = 0, num_classes: int | None = None
+) -> np.ndarray:
+    """The `size` examples of the training pool `pool` (indices into `labels`) that come first in
+    the nested stratified order of `seed`, kept in the pool's order. The order depends only on the
+    pool, `min_per_class` and `seed`, so every size of one seed is a subset of the next larger.
+    Refuses a size larger than the pool, and one too small to hold the floor of each of the
+    `num_classes` classes (default: those `labels` holds)."""
+    pool = np.asarray(pool, np.int64)
+    labels = _labels_array(labels)
+    size = _check_int("subset size", size, 1)
+    floor = _check_int("min_per_class", min_per_class, 0)
+    if pool.ndim != 1 or len(np.unique(pool)) != len(pool):
+        raise SplitError("the training pool must be a 1-D array of different example indices")
+    if pool.size and (pool.min() < 0 or pool.max() >= len(labels)):
+        raise SplitError(f"the training pool holds indices outside 0..{len(labels) - 1}")
+    if size > len(pool):
+        raise SplitError(
+            f"subset size {size} is larger than the training pool of {len(pool)} examples; "
+            f"ask for at most {len(pool)} (or the whole pool)"
+        )
+    num_classes = int(labels.max()) + 1 if num_classes is None and labels.size else int(num_classes or 0)
+    if size < num_classes * floor:
+        raise SplitError(
+            f"subset size {size} is too small for {floor} examples of each of {num_classes} classes "
+            f"(needs at least {num_classes * floor}); raise the size or lower min_per_class"
+        )
+    order = nested_stratified_order(labels[pool], min_per_class=floor, seed=seed)
+    return pool[np.sort(order[:size])]
 
 
 def declared_split(split_column, *, source: str = "metadata.csv") -> tuple[np.ndarray, np.ndarray]:
