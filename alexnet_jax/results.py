@@ -141,6 +141,8 @@ def validate_results(results: Any, where: str = "results.json") -> dict:
             _validate_v2_arm(record, f"arms.{arm}", done, fail)
     if version == SCHEMA:
         _validate_v2_top(results, fail)
+    if "label_budget" in results:
+        _validate_label_budget(results, num_classes, fail)
     return results
 
 
@@ -244,6 +246,51 @@ def _validate_v2_top(results: dict, fail) -> None:
     for arm, entry in declared.items():
         if not ARM_NAME.match(arm) or not isinstance(entry, dict):
             fail(f"'config.arms.{arm}' must be a name of letters, digits, '_' and '-' holding an object")
+
+
+LABEL_BUDGET_POLICIES = ("equal_epochs", "equal_steps")
+LABEL_BUDGET_COUNTS = ("size", "size_index", "repeat", "num_sizes", "repeats", "pool_size", "subset_seed")
+
+
+def _validate_label_budget(results: dict, num_classes: int, fail) -> None:
+    """A label-efficiency run's top-level `label_budget` (alexnet_jax.training.label_budget):
+    {"size": examples of the subset before its validation carve, "size_asked": "300" | "all",
+     "size_index", "repeat", "num_sizes", "repeats" (>= 2), "pool_size", "subset_seed", "min_per_class",
+     "train_counts": [K], "val_counts": [K] (after the carve),
+     "budget": {"policy": "equal_epochs" | "equal_steps", "epochs": {ARM: n}, "steps": {ARM: n}}};
+    run_index = repeat * num_sizes + size_index, and each arm's planned epochs are the budget's."""
+    record = results["label_budget"]
+    if not isinstance(record, dict):
+        fail("'label_budget' is not an object")
+    for key in (*LABEL_BUDGET_COUNTS, "min_per_class"):
+        if not _is_count(record.get(key)):
+            fail(f"'label_budget.{key}' is {record.get(key)!r}, expected a whole number >= 0")
+    if not isinstance(record.get("size_asked"), str):
+        fail(f"'label_budget.size_asked' is {record.get('size_asked')!r}, expected the size as the config wrote it")
+    size, pool, index, repeat = record["size"], record["pool_size"], record["size_index"], record["repeat"]
+    repeats = record["repeats"]
+    if not (index < record["num_sizes"] and repeat < repeats and repeats >= 2 and 1 <= size <= pool):
+        fail(f"'label_budget' is inconsistent: size {size} of a pool of {pool}, size_index {index} of "
+             f"{record['num_sizes']}, repeat {repeat} of {repeats} (at least 2)")  # fmt: skip
+    if results["run_index"] != repeat * record["num_sizes"] + index:
+        fail(f"'run_index' {results['run_index']} is not label_budget's repeat * num_sizes + size_index")
+    for key in ("train_counts", "val_counts"):
+        counts = record.get(key)
+        if not (isinstance(counts, list) and len(counts) == num_classes and all(_is_count(c) for c in counts)):
+            fail(f"'label_budget.{key}' is {counts!r}, expected {num_classes} counts >= 0, one per class")
+    if sum(record["train_counts"]) + sum(record["val_counts"]) != size:
+        fail(f"'label_budget.train_counts' and 'val_counts' do not add up to its size {size}")
+    budget = record.get("budget")
+    if not isinstance(budget, dict) or budget.get("policy") not in LABEL_BUDGET_POLICIES:
+        fail(f"'label_budget.budget.policy' is not one of {LABEL_BUDGET_POLICIES}")
+    for key in ("epochs", "steps"):
+        values = budget.get(key)
+        if not (isinstance(values, dict) and all(_is_count(v) and v > 0 for v in values.values())):
+            fail(f"'label_budget.budget.{key}' is {values!r}, expected an object of arm: whole number > 0")
+    for arm, entry in results["arms"].items():
+        if budget["epochs"].get(arm) != entry["epochs"]:
+            fail(f"'arms.{arm}.epochs' is {entry['epochs']}, but 'label_budget.budget.epochs' gives it "
+                 f"{budget['epochs'].get(arm)!r}")  # fmt: skip
 
 
 def load_results(path: str | os.PathLike) -> dict:

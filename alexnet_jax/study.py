@@ -95,7 +95,7 @@ def main(argv) -> int:
             runs_per_device=FLAGS.runs_per_device,
             num_workers=FLAGS.num_workers,
         )
-        planned = {arm: plan.arm(arm).epochs for arm in arms}
+        planned = plan.epochs_by_run(runs, arms)  # a label-efficiency run's own budget
     except (ValueError, KeyError, errors.TrainingError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     workdir = Path(FLAGS.workdir).resolve()

@@ -40,7 +40,12 @@ LAYERS = (
     # config read once) and a run's data; one arm's records and epoch loop; the session (the one
     # entry point, `alexnet_jax.training.train`) and the launcher of many runs.
     ("alexnet_jax.training.steps", "alexnet_jax.training.rundir"),
-    ("alexnet_jax.training.arms", "alexnet_jax.training.plan", "alexnet_jax.training.rundata"),
+    (
+        "alexnet_jax.training.arms",
+        "alexnet_jax.training.label_budget",
+        "alexnet_jax.training.plan",
+        "alexnet_jax.training.rundata",
+    ),
     ("alexnet_jax.training.member", "alexnet_jax.training.trainer"),
     ("alexnet_jax.training.session", "alexnet_jax.training.launcher", "alexnet_jax.training"),
     # The statistics engine reads only results; the commands sit on top.

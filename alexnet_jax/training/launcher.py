@@ -140,6 +140,7 @@ class Progress:
 
 
 def measure_progress(workdir: Path, runs: list[int], arms: list[str], planned_epochs: dict) -> Progress:
+    """`planned_epochs`: per arm, its epochs or {run: epochs} (Plan.epochs_by_run), for runs not begun."""
     progress = Progress()
     wall, epochs_timed = 0.0, 0
     for r in runs:
@@ -148,7 +149,8 @@ def measure_progress(workdir: Path, runs: list[int], arms: list[str], planned_ep
         complete = results is not None
         for arm in arms:
             record = records.get(arm)
-            planned = int(record["epochs"]) if record else int(planned_epochs[arm])
+            asked = planned_epochs[arm]
+            planned = int(record["epochs"]) if record else int(asked[r] if isinstance(asked, dict) else asked)
             done = len(record["test_acc"]) if record else 0
             progress.epochs_planned += planned
             progress.epochs_done += min(done, planned)

@@ -58,7 +58,22 @@ class RunRecord:
                 f"{self.path} was made with another config; resuming would mix two protocols. "
                 f"Differences: {'; '.join(differences)}. Use another --workdir, or delete {self.dir} to start over."
             )
+        self._check_label_budget(existing.get("label_budget"))
         return existing
+
+    def _check_label_budget(self, recorded: dict | None) -> None:
+        """A label-efficiency run resumes only on the subset and budget it started with: the data
+        directory is no part of the fingerprint, and another data set gives another pool."""
+        ours = self.data.label_budget
+        keys = ("size", "pool_size", "subset_seed", "train_counts", "val_counts", "budget")
+        differ = [k for k in keys if (recorded or {}).get(k) != (ours or {}).get(k)]
+        if (recorded is None) == (ours is None) and not differ:
+            return
+        raise TrainingError(
+            f"{self.path} records another label-efficiency subset or budget than this data set gives run "
+            f"{self.index} ({', '.join(differ) or 'label_budget'} differ); resuming would mix two subsets. "
+            f"Use another --workdir, or delete {self.dir} to start over."
+        )
 
     def _new(self) -> dict:
         names = self.class_names
@@ -90,6 +105,8 @@ class RunRecord:
         }
         if self.plan.config_file:
             results["config_file"] = self.plan.config_file
+        if data.label_budget is not None:
+            results["label_budget"] = json.loads(json.dumps(data.label_budget))
         return results
 
     @property

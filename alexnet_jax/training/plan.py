@@ -20,6 +20,7 @@ from alexnet_jax import models
 from alexnet_jax.errors import TrainingError
 from alexnet_jax.inputs.augment import LEGACY_NORMALIZE_KEY, AugmentConfig, configs_from, normalization_record
 from alexnet_jax.models.spec import NORMALIZATIONS
+from alexnet_jax.training import label_budget
 from alexnet_jax.training.arms import ARM_NAME, INITS, ArmSpec, parse_finetune
 from alexnet_jax.training.rundir import CheckpointPolicy
 from alexnet_jax.training.steps import OPTIMIZERS
@@ -91,6 +92,7 @@ class Plan:
     workdir: Path = Path(".")
     pretrained_weights: Path | None = None  # None: the model's default converted weights
     config_file: str | None = None  # recorded in results.json
+    label_study: label_budget.LabelStudy | None = None  # config.label_efficiency; None: an ordinary study
 
     @property
     def arm_names(self) -> list[str]:
@@ -101,6 +103,22 @@ class Plan:
             if arm.name == name:
                 return arm
         raise KeyError(name)
+
+    def planned_epochs(self, run_index: int, arm: str) -> int:
+        """The epochs `arm` trains in run `run_index`: the config's, or a label-efficiency run's budget
+        (the config's where the data set was not there when the plan was made)."""
+        study = self.label_study
+        if study is None or study.pool_size is None:
+            return self.arm(arm).epochs
+        size_index, _ = study.place(run_index)
+        budget = study.run_budget(size_index, [self.arm(arm)], study.pool_size, self.data.val_fraction, self.batch_size)
+        return budget["epochs"][arm]
+
+    def epochs_by_run(self, runs: list[int], arms: list[str]) -> dict[str, dict[int, int]]:
+        """{arm: {run: epochs}} (the launcher's progress); refuses runs outside a label-efficiency study."""
+        if self.label_study is not None:
+            self.label_study.check_runs(runs)
+        return {arm: {run: self.planned_epochs(run, arm) for run in runs} for arm in arms}
 
     def check_arms(self, names: list[str], asked_as: str | None = None) -> None:
         """Refuse arm names the config does not declare, naming the ones it does; `asked_as`, the
@@ -159,6 +177,7 @@ def resolve(
         workdir=Path(workdir),
         pretrained_weights=Path(pretrained_weights) if pretrained_weights else None,
         config_file=config_file,
+        label_study=label_budget.resolve(config, plain),
     )
 
 

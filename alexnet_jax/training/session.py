@@ -4,7 +4,9 @@ A session is what the runs of one process share: the plan, the mesh, the backgro
 and the stop signal (compiled steps and the resident data set are shared through their own
 caches, alexnet_jax.training.steps and alexnet_jax.training.rundata). Runs train run by run,
 each run's arms in turn, or with `plan.pack_runs=K` arm by arm, K runs at a time in one
-vmapped step. A finished arm's resume state is dropped in one place, `_arm_finished`.
+vmapped step. A finished arm's resume state is dropped in one place, `_arm_finished`. A
+label-efficiency run's arms train the epochs of its budget (`RunData.arm`), and only runs of
+the same subset size (so the same budget) are packed together.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable
 import jax
 
 from alexnet_jax import results as results_lib
-from alexnet_jax.errors import Interrupted
+from alexnet_jax.errors import Interrupted, TrainingError
 from alexnet_jax.toolbox import BackgroundWriter, format_duration
 from alexnet_jax.training.arms import check_available, finetune_plan, initial_variables
 from alexnet_jax.training.member import Member, RunRecord
@@ -63,6 +65,8 @@ class Session:
 
     def train(self, runs: list[int], arms: list[str]) -> list[dict]:
         plan = self.plan
+        if plan.label_study is not None:
+            plan.label_study.check_runs(runs)
         if runs:
             load_run_data(plan, runs[0])
         for name in arms:
@@ -108,15 +112,18 @@ class Session:
             return record.results
 
     def _groups(self, runs: list[int], arm: str, pack: int) -> list[list[int]]:
-        """The runs whose `arm` is unfinished, in packs of runs that stand at the same point."""
+        """The runs whose `arm` is unfinished, in packs of runs that stand at the same point (and,
+        in a label-efficiency study, train subsets of the same size for the same budget)."""
         by_position: dict[tuple, list[int]] = {}
+        study = self.plan.label_study
         for run in runs:
             arm_dir = results_lib.run_dir(self.workdir, run) / arm
             position = (0, 0)
             if (arm_dir / "checkpoints").is_dir():
                 meta = Checkpoints(arm_dir, False, writer=None).latest_meta()
                 position = (meta["position"]["epoch"], meta["position"]["step"]) if meta else position
-            by_position.setdefault(position, []).append(run)
+            size_index = 0 if study is None else study.place(run)[0]
+            by_position.setdefault((size_index, *position), []).append(run)
         groups = [same[i : i + pack] for same in by_position.values() for i in range(0, len(same), pack)]
         return sorted(groups)
 
@@ -132,7 +139,11 @@ class Session:
         if self.stop.is_set():
             raise Interrupted("stopped by a signal before the next arm started; run the same command again")
         started = time.perf_counter()
-        plan, spec = self.plan, self.plan.arm(arm)
+        plan = self.plan
+        specs = {record.data.arm(plan.arm(arm)) for record in records}  # one budget per pack (_groups)
+        if len(specs) != 1:
+            raise TrainingError(f"runs {[r.index for r in records]} of arm {arm!r} differ in their epochs; train apart")
+        (spec,) = specs
         pending = []
         for record in records:
             if record.complete(arm):
