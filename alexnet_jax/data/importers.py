@@ -7,13 +7,9 @@ options they need and prints what was written, dropped or left out.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from alexnet_jax import cli
+from alexnet_jax.data.options import DataOptions
 from alexnet_jax.errors import CliError
-
-if TYPE_CHECKING:
-    from alexnet_jax.data.commands import DataOptions
 
 DATASETS = ("synthetic", "nair_abraham", "folder", "image_folder", "galaxy10", "galaxy_zoo")
 
