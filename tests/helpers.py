@@ -15,6 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+from alexnet_jax import configs
+
 REPO = Path(__file__).resolve().parent.parent
 QUICK = REPO / "experiments" / "configs" / "quick.py"
 
@@ -39,20 +41,11 @@ def quick_config():
     return quick.get_config()
 
 
-def _set(config, key: str, value) -> None:
-    target = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-        target = target[parent]
-    target[leaf] = value
-
-
 def configure(config, data_dir=None, *, model: str = "tiny", **overrides):
     """`config` with `model`'s test sizes (TINY_FLAGS or ALEXNET_FLAGS), then `overrides` (dotted
     config keys: configure(config, **{"epochs.scratch": 1})), reading its data from `data_dir`."""
     flags = TINY_FLAGS if model == "tiny" else ALEXNET_FLAGS
-    for key, value in {**flags, **overrides}.items():
-        _set(config, key, value)
+    configs.override(config, {**flags, **overrides})
     if data_dir is not None:
         config.data.dir = str(data_dir)
     return config

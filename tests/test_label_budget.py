@@ -52,13 +52,7 @@ def study_config(data_dir, **overrides):
     config.epochs = ml_collections.ConfigDict({"scratch": 2, "fast": 1})
     config.label_efficiency = label_efficiency.section(SIZES, repeats=2, min_per_class=3)
     config.label_efficiency.budget = "equal_steps"
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        target = config
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    return config
+    return configs.override(config, overrides)
 
 
 @pytest.fixture(scope="module")

@@ -27,3 +27,14 @@ def arm(init: str, finetune: str = "full") -> ml_collections.ConfigDict:
         }
     )
     return ml_collections.ConfigDict({"init": init, "finetune": finetune, "optim": optim})
+
+
+def override(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+    """`config` with dotted keys set, as `--config.a.b=v` sets them: override(c, {"optim.learning_rate": 0.01})."""
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        target = config
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return config

@@ -22,6 +22,7 @@ from 3): the pretrained arm learns in its first, as in the paper, and 2 epochs o
 arms keep the whole main job within 10 minutes on a 2-core CPU.
 """
 
+from alexnet_jax import configs
 from alexnet_jax.configs import backbones, paper
 
 VARIANTS = ("", *backbones.VARIANTS)  # --config=alexnet_jax/configs/quick.py[:MODEL]
@@ -58,10 +59,4 @@ def get_config(model: str | None = None):
     else:
         config = paper.get_config()
         overrides = {**SIZES, "optim.learning_rate": PAPER_LEARNING_RATE}
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        target = config
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    return config
+    return configs.override(config, overrides)
