@@ -23,9 +23,25 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettemp
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import gc  # noqa: E402
 import shutil  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_memory_after_each_module():
+    """Each test module's data sets, pipelines and compiled programs are freed when it ends. A
+    worker runs many modules, and without this its memory grew past 10 GB (the OOM killer took
+    one of CI's two workers on the 24 GiB machine); the on-disk compilation cache keeps the
+    recompiles cheap."""
+    yield
+    if "alexnet_jax.training.rundata" in sys.modules:
+        sys.modules["alexnet_jax.training.rundata"].release_data()
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="module")

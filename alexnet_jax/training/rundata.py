@@ -23,6 +23,13 @@ _DATASETS: dict[str, tuple] = {}
 _PIPELINES: dict[tuple, object] = {}
 
 
+def release_data() -> None:
+    """Forget the data sets and pipelines this process holds: a long-lived process (a notebook,
+    the test suite) that moves on to other data sets frees their images and device copies."""
+    _DATASETS.clear()
+    _PIPELINES.clear()
+
+
 @dataclasses.dataclass
 class RunData:
     images: np.ndarray
