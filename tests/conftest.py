@@ -23,6 +23,8 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettemp
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import contextlib  # noqa: E402
+import ctypes  # noqa: E402
 import gc  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -42,6 +44,8 @@ def release_memory_after_each_module():
     if "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
     gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc keeps freed heap pages: hand them back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # (elsewhere there is nothing to trim)
 
 
 @pytest.fixture(scope="module")

@@ -142,11 +142,12 @@ data="$tmp/data"
 "$PYTHON" - "$data" <<'EOF'
 import sys
 import numpy as np
+from alexnet_jax import paper
 from alexnet_jax.data.prepared import write_prepared
 rng = np.random.default_rng(0)
 labels = np.arange(48) % 4
 images = rng.integers(0, 256, (48, 256, 256, 3), dtype=np.uint8)
-write_prepared(sys.argv[1], images, labels, name="slurm_test", source="random")
+write_prepared(sys.argv[1], images, labels, name="slurm_test", source="random", class_names=paper.CLASS_NAMES)
 EOF
 
 workdir="$tmp/study"
