@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import h5py
@@ -21,6 +20,7 @@ from alexnet_jax.data.download import download_file
 from alexnet_jax.data.folder import load_image
 from alexnet_jax.data.prepared import load_prepared, read_manifest
 from alexnet_jax.errors import FetchError
+from tests.loopback import LoopbackServer
 
 
 def make_sdss(path: Path, n: int = 30, seed: int = 0) -> dict:
@@ -166,7 +166,7 @@ def test_asking_for_the_other_variant_is_refused(tmp_path, capsys):
 # ----------------------------------------------------------------------------- download
 
 
-class FileServer:
+class FileServer(LoopbackServer):
     """Serves one payload with HTTP Range. `cut` responses (the first ones) promise the whole
     length but send `cut_at` bytes and hang up; `ignore_range` answers every request in full."""
 
@@ -204,17 +204,7 @@ class FileServer:
                     return
                 self.wfile.write(body[start:])
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/Galaxy10.h5"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler, "/Galaxy10.h5")
 
 
 def test_cut_download_resumes_with_range_then_import_uses_the_cache(tmp_path, monkeypatch, capsys):

@@ -17,7 +17,7 @@ import io
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from PIL import Image
 from alexnet_jax.data import vote_rules
 from alexnet_jax.data.commands import DataOptions, run
 from alexnet_jax.data.prepared import load_prepared, read_manifest
+from tests.loopback import LoopbackServer
 
 # GZ1: 6 ellipticals (one exactly at 0.8), 8 spirals, 6 reaching no class at 0.8.
 GZ1_EL = (
@@ -181,7 +182,7 @@ def jpeg(width: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-class Server:
+class Server(LoopbackServer):
     """VizieR asu-tsv, the Hart16 file and ImgCutout on 127.0.0.1; counts hits; `missing_ra` answers 404."""
 
     def __init__(self):
@@ -219,10 +220,7 @@ class Server:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.serve(Handler)
 
     def count(self, key: str, query: str = "") -> None:
         with self.lock:
@@ -233,11 +231,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server():
-    s = Server()
-    s.thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with Server() as s:
+        yield s
 
 
 def options(tmp_path, server, **overrides) -> DataOptions:

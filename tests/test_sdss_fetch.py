@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from PIL import Image
 from alexnet_jax.data import sdss
 from alexnet_jax.data.sdss import CutoutRequest, check_jpeg, cutout_scale, fetch_cutouts
 from alexnet_jax.errors import FetchError
+from tests.loopback import LoopbackServer
 
 
 def jpeg_bytes(width: int, height: int, seed: int = 0) -> bytes:
@@ -25,7 +26,7 @@ def jpeg_bytes(width: int, height: int, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-class CutoutServer:
+class CutoutServer(LoopbackServer):
     """A local ImgCutout stand-in. `behaviour[ra]` picks the answer for a request with that ra:
     ok, flaky500 (500 first), slow (sleeps past the client time-out first), truncated (short
     body with a full Content-Length first), truncated_noclen (short body, no length, first),
@@ -88,19 +89,7 @@ class CutoutServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ImgCutout/getjpeg"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.serve(Handler, "/ImgCutout/getjpeg")
 
 
 BEHAVIOURS = ["ok", "flaky500", "slow", "truncated", "truncated_noclen", "html", "notfound", "garbage", "ok"]
