@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from alexnet_jax.analysis import engine
+from alexnet_jax.analysis import calibration_report, engine
 from alexnet_jax.analysis.arm_tables import curves_csv, make_arm_tables
 from alexnet_jax.analysis.formatting import format_ranges
 from alexnet_jax.analysis.label_efficiency import summarize as summarize_label_efficiency
@@ -108,10 +108,14 @@ def analyze(
         summary["paper_comparison_left_out"] = paper_classes_note(summary)
     if label_efficiency is not None:  # only then: every other study keeps its summary.json as it was
         summary["label_efficiency"] = _json_ready(label_efficiency)
+    calibration = calibration_report.summarize(study, results.arm_keys["reference_arm"]["name"], resamples, seed)
+    if calibration is not None:  # only with calibration.json files: other studies keep their summary.json
+        summary["calibration"] = _json_ready(calibration)
     outdir = Path(outdir) if outdir is not None else Path(workdir) / "analysis"
     outdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(outdir / "summary.json", summary)
     tables = make_tables(summary) + [paired_table(summary)] + make_arm_tables(summary) + make_label_tables(summary)
+    tables += calibration_report.make_tables(summary)
     for table in tables:
         write_text_atomic(outdir / f"{table.stem}.csv", table.csv())
         write_text_atomic(outdir / f"{table.stem}.md", table.markdown() + "\n")
@@ -120,12 +124,13 @@ def analyze(
     arm_figures: list[tuple[str, str, str]] = []
     if figures:
         from alexnet_jax.analysis import arm_figures as arm_figs  # matplotlib only when figures are drawn
+        from alexnet_jax.analysis import calibration_figure, label_figures
         from alexnet_jax.analysis import figures as figs
-        from alexnet_jax.analysis import label_figures
 
         paper_figures = figs.make_all(outdir, study, summary, paper_pair, example_run)
         arm_figures = arm_figs.make_all(outdir, study, summary, results.curves)
         arm_figures += label_figures.make_all(outdir, summary)
+        arm_figures += calibration_figure.make_all(outdir, study, summary)
     write_text_atomic(outdir / "report.md", render_report(summary, tables, paper_figures, arm_figures, example_run))
     found = ", ".join(f"{arm} {len(study.arms[arm])}" for arm in study.arm_names)
     log(

@@ -9,7 +9,7 @@ Every number comes from the summary, so the report and summary.json never disagr
 
 from __future__ import annotations
 
-from alexnet_jax.analysis import arm_report, label_report, paper_report
+from alexnet_jax.analysis import arm_report, calibration_report, label_report, paper_report
 from alexnet_jax.analysis.paper_view import has_paper_classes, has_paper_pair, paper_classes_note
 from alexnet_jax.analysis.prose import MADE_BY, data_paragraph, starting_weights_lines
 from alexnet_jax.analysis.tables import Table
@@ -44,4 +44,5 @@ def render_report(
     label_lines = label_report.section(summary, by_stem, drawn)  # a label-efficiency study only
     if label_lines:
         body += "\n" + "\n".join(label_lines)
-    return body + "\n" + "\n".join(starting_weights_lines(summary))  # appended: earlier sections keep their text
+    body += "\n" + "\n".join(starting_weights_lines(summary))  # appended: earlier sections keep their text
+    return body + "\n" + "\n".join(calibration_report.section(summary, by_stem, drawn))
