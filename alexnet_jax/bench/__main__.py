@@ -4,6 +4,7 @@
     python -m alexnet_jax.bench --quick --output_md=bench.md    # CPU smoke test (< 2 minutes)
     python -m alexnet_jax.bench --trainer                       # the whole trainer against its steps
     python -m alexnet_jax.bench --model=resnet50 --output_md=bench_resnet50.md   # another backbone
+    python -m alexnet_jax.bench --predict --quick --output_md=predict.md    # prediction: galaxies per second
 
 Measured side by side for `--model` (default alexnet; any name of alexnet_jax.models, the same
 torchvision or timm network on the PyTorch side), on the same machine and the same synthetic uint8 images:
@@ -27,6 +28,10 @@ thread pools.
 small images, where an epoch's compute is as short as a GPU epoch's: its wall time per epoch against the same
 epoch's steps alone (`trainer_overhead_ratio`), the seconds by phase, and the study projected
 from the measured end-to-end epoch (bench.trainer_side).
+
+`--predict` measures prediction instead (bench.predict_side): galaxies per second of
+`predict.engine.Forward` with the images decoded from JPEG files or already prepared in memory,
+beside a plain PyTorch eval loop (torch.no_grad) on the same batches.
 
 Every measurement is one JSON line on stdout (schema "alexnet_jax.bench/1"): device, batch
 size, dtype, pipeline, steady-state train and eval images/s, the step time split into
@@ -198,6 +203,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Measure the whole trainer against its steps on small data (default sizes "
         + ", ".join(f"{k} {v}" for k, v in TRAINER.items())
         + "); prints trainer_overhead_ratio.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "predict",
+        PAPER_SCALE.predict,
+        "Measure prediction instead: galaxies/s of predict.engine.Forward from decoded JPEGs and from prepared "
+        "uint8 images, beside a plain PyTorch eval loop (unless --torch=); bench.predict_side.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(

@@ -43,6 +43,10 @@ def run(settings: Settings, command: str, torch_worker: list[str] | None = None)
 
 def run_benchmark(settings: Settings, command: str) -> list[dict]:
     """Every measurement the settings ask for, printed and returned, the summary last; writes the outputs."""
+    if settings.predict:
+        from alexnet_jax.bench.predict_side import run_predict
+
+        return run_predict(settings, command, info)
     records: list[dict] = []
     if settings.trainer:
         from alexnet_jax.bench.trainer_side import measure_trainer

@@ -74,6 +74,7 @@ class Settings:
     output_jsonl: str | None = _run_option(None)
     torch_timeout: int = _run_option(1800)
     trainer: bool = _run_option(False)  # measure the whole trainer instead of the steps (bench.trainer_side)
+    predict: bool = _run_option(False)  # measure prediction (galaxies/s) instead of training (bench.predict_side)
 
     def __post_init__(self):
         for mode in self.scan_modes or ():
@@ -110,6 +111,8 @@ class Settings:
                 f"--depthwise={self.depthwise}: {self.model} has no depthwise option; leave it at auto "
                 "or pick an EfficientNet-Lite"
             )
+        if self.predict and self.trainer:
+            raise SettingsError("--predict and --trainer measure different things; give one of them")
         if self.trainer_epochs < 2:
             raise SettingsError(f"--trainer_epochs must be at least 2 (the first compiles), got {self.trainer_epochs}")
         for name in ("batch_size", "num_images", "steps", "warmup", "scan_steps", "devices"):

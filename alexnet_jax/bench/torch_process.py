@@ -12,14 +12,14 @@ import subprocess
 import sys
 
 from alexnet_jax.bench.records import SCHEMA, record
-from alexnet_jax.bench.settings import Settings
+from alexnet_jax.bench.settings import TORCH_MEASUREMENTS, Settings
 
-TORCH_DTYPES = {"paper": "float32", "tuned": "bfloat16"}
+TORCH_DTYPES = {"paper": "float32", "tuned": "bfloat16", "predict_decoded": "float32", "predict_prepared": "float32"}
 
 
 def spawn_torch(names: list[str], settings: Settings) -> list[dict]:
     """Run the PyTorch measurements `names` in one fresh interpreter; one record per name."""
-    measurements = ",".join(name for name in names if name != "peak")
+    measurements = ",".join(name for name in names if name in TORCH_MEASUREMENTS)  # not peak, predict_*
     command = [
         sys.executable,
         "-m",

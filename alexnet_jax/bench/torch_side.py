@@ -392,6 +392,10 @@ def run_worker(names: list[str], settings: Settings) -> None:
                 rec = torch_paper(settings)
             elif name == "tuned":
                 rec = torch_tuned(settings)
+            elif name.startswith("predict_"):  # bench --predict (bench.predict_side)
+                from alexnet_jax.bench.torch_predict import torch_predict
+
+                rec = torch_predict(settings, name.removeprefix("predict_"))
             else:
                 raise ValueError(f"unknown PyTorch measurement {name!r}")
         except Exception as error:  # noqa: BLE001 - reported in the JSON, never hidden
