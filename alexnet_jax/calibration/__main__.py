@@ -177,13 +177,18 @@ def calibrate_study(
     chosen = sorted(dirs) if runs is None else [r for r in runs if r in dirs]
     if not chosen:
         raise StudyError(f"--runs: none of {list(runs)} is in {workdir} (its runs: {sorted(dirs)})")
-    todo = []
+    todo, known = [], set()
     for index in chosen:
         path = dirs[index] / "results.json"
         if not path.is_file():
             continue
         results = load_results(path)
+        known.update(results["arms"])
         todo += [(index, results, arm) for arm in _finished_arms(results, dirs[index], arms)]
+    unknown = [arm for arm in arms or () if arm not in known]
+    if unknown:
+        its = ", ".join(sorted(known)) or "none"
+        raise CliError(f"--arms: {', '.join(unknown)} not in {workdir} (its arms: {its})")
     if not todo:
         asked = "" if arms is None else f" of arm(s) {', '.join(arms)}"
         raise StudyError(f"--workdir={workdir}: no finished run{asked} with best/ weights; train the study first")
