@@ -498,34 +498,25 @@ def test_safetensors_and_params_directories(converted, tmp_path):
     assert params_io.is_params_dir(old) and params_io.model_of(params_io.load_metadata(old)) == "alexnet"
 
 
-def test_predict_reads_the_model_from_the_params_directory(converted, tmp_path):
-    """What `python -m alexnet_jax.predict` does (in-process: its command line is test_predict's), on
-    converted ResNet-18 weights: the model and its BatchNorm statistics come from the directory; the
-    probabilities are the eval-mode model's on the centre crop."""
-    import csv
-
-    from PIL import Image
-
-    from alexnet_jax import inference
+def test_predict_reads_the_model_from_the_params_directory(converted):
+    """What `python -m alexnet_jax.predict` computes (its command line is test_predict's), on converted
+    ResNet-18 weights: the model and its BatchNorm statistics come from the directory, the outputs are
+    named by number (no training data), and the probabilities are the eval-mode model's on the centre
+    crop; the features are the input of the head."""
     from alexnet_jax.inputs import augment
+    from alexnet_jax.predict.engine import Forward
+    from alexnet_jax.predict.members import load_members
 
     result = converted("resnet18")
-    folder = tmp_path / "cutouts"
-    folder.mkdir()
     images = np.random.default_rng(9).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"galaxy_{i}.png")
-    out = tmp_path / "preds.csv"
-    predictions = inference.predict(result.output, folder)
-    inference.write_predictions(out, predictions.names, predictions.probabilities, predictions.class_names)
-    with open(out) as handle:
-        rows = list(csv.DictReader(handle))
-    probs = np.array([[float(row[f"p_class_{c}"]) for c in range(1000)] for row in rows])
+    members, warnings = load_members([result.output])
+    assert warnings == [] and members[0].model == "resnet18" and members[0].temperature is None
+    assert members[0].class_names == tuple(f"class_{c}" for c in range(1000))
+    out = Forward(members, batch_size=4, features=True)(images, 0)
     view = augment.eval_transform(images, augment.center_crop(224))
     logits = models.get_model("resnet18").apply(result.variables, augment.normalize(view, "none"))
     expected = np.asarray(jax.nn.softmax(logits, -1))
-    np.testing.assert_allclose(probs, expected, atol=2e-6)  # the CSV keeps 6 decimals
-    same = inference.predict_probabilities(
-        result.variables["params"], images, {}, model="resnet18", batch_stats=result.variables["batch_stats"]
-    )
-    np.testing.assert_allclose(same, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-5, atol=1e-7)
+    assert out["features"].shape == (2, 512)
+    head = result.variables["params"]["fc"]
+    np.testing.assert_allclose(out["features"] @ head["kernel"] + head["bias"], logits, rtol=1e-4, atol=1e-4)

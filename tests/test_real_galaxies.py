@@ -7,16 +7,17 @@ set ALEXNET_JAX_REAL_DATA to point elsewhere. Without it the test skips and says
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from alexnet_jax import inference
 from alexnet_jax.analysis import pipeline
+from alexnet_jax.data import prepared
 from alexnet_jax.data.commands import DataOptions, run
+from alexnet_jax.predict.engine import Forward
+from alexnet_jax.predict.members import check_same_classes, data_class_names, load_members
 from tests.helpers import REPO, tiny_config, train
 
 REAL = Path(os.environ.get("ALEXNET_JAX_REAL_DATA", REPO.parent / "shared" / "data" / "gz2_kaggle_subset"))
@@ -46,10 +47,13 @@ def test_real_galaxies_import_train_analyse_predict(tmp_path):
 
     best = sorted((tmp_path / "runs").rglob("scratch/best/metadata.json"))
     assert len(best) == 2
-    out = inference.predict(best[0].parent.parent, data, batch_size=64)
-    assert out.class_names == ["non_spirals", "spirals"] and out.probabilities.shape == (2000, 2)
-    np.testing.assert_allclose(out.probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    inference.write_predictions(tmp_path / "p.csv", out.names, out.probabilities, out.class_names, out.labels)
-    with open(tmp_path / "p.csv") as handle:
-        header = next(csv.reader(handle))
-    assert header[:3] == ["file", "p_non_spirals", "p_spirals"]
+    members, _ = load_members([best[0].parent.parent])
+    check_same_classes(members[0].class_names, data_class_names(data), members[0].params_dir, data)
+    images = np.asarray(prepared.load_prepared(data)[0])
+    out = Forward(members, batch_size=64).run(images)
+    assert members[0].class_names == ("non_spirals", "spirals") and out["probabilities"].shape == (2000, 2)
+    np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, rtol=1e-5)
+    ensemble, _ = load_members(study=tmp_path / "runs", arm="scratch")  # both runs' scratch arms
+    assert [m.params_dir for m in ensemble] == [b.parent for b in best]
+    both = Forward(ensemble, batch_size=64).run(images[:256])
+    assert both["mutual_information"].max() > 0  # two runs disagree somewhere
