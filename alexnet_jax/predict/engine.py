@@ -55,8 +55,8 @@ class Sampling:
     def __post_init__(self):
         for name in ("tta", "mc_samples", "seed"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-                raise PredictError(f"--{name}={value!r}: must be a whole number >= 0")
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value < 2**32:
+                raise PredictError(f"--{name}={value!r}: must be a whole number from 0 to 2**32 - 1")
 
     @property
     def views(self) -> int:
@@ -241,8 +241,9 @@ class Forward:
     def __call__(self, images_u8: np.ndarray, batch_index: int) -> dict[str, np.ndarray]:
         """Outputs for the first B rows of one batch (B <= batch_size; see the module docstring)."""
         images_u8 = np.asarray(images_u8)
-        if images_u8.dtype != np.uint8 or images_u8.ndim != 4 or images_u8.shape[-1] != 3:
-            raise PredictError(f"Forward expects (B, H, W, 3) uint8 images, got {images_u8.shape} {images_u8.dtype}")
+        shape = images_u8.shape
+        if images_u8.dtype != np.uint8 or images_u8.ndim != 4 or shape[-1] != 3 or shape[1] != shape[2]:
+            raise PredictError(f"Forward expects (B, H, H, 3) uint8 images, got {shape} {images_u8.dtype}")
         count = len(images_u8)
         if not 0 < count <= self.batch_size:
             raise PredictError(f"Forward got {count} images for a batch of at most {self.batch_size}")

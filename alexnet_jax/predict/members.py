@@ -40,7 +40,7 @@ DEFAULT_CROP = 224  # converted weights have no run config: torchvision's evalua
 DEFAULT_IMAGE_SIZE = 256  # the prepared images' size (the paper's resize)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Member:
     """One checkpoint of an ensemble, loaded."""
 
@@ -179,28 +179,38 @@ def _read_temperature(params_dir: Path, sha256: str) -> tuple[float | None, str 
     return read_temperature(params_dir, sha256)
 
 
-def load_member(checkpoint: str | os.PathLike, *, use_temperature: bool = True) -> tuple[Member, list[str]]:
-    """One member and the warnings its loading gave (classes assumed, a stale temperature)."""
+def read_member(checkpoint: str | os.PathLike) -> tuple[Member, list[str]]:
+    """A member from its metadata alone (no variables, hash or temperature yet: cheap, so an ensemble
+    is checked before any weight is read), and the warning its classes gave, if any."""
     params_dir = resolve_params_dir(checkpoint)
     metadata = params_io.load_metadata(params_dir)
     class_names, warning = checkpoint_class_names(params_dir, metadata)
-    warnings = [] if warning is None else [warning]
-    variables = params_io.load_variables(params_dir)
-    sha256 = weights_sha256(variables)
-    temperature = None
-    if use_temperature:
-        temperature, stale = _read_temperature(params_dir, sha256)
-        warnings += [] if stale is None else [stale]
     member = Member(
         params_dir=params_dir,
         model=params_io.model_of(metadata),
         class_names=tuple(class_names),
         run_config=dict(metadata.get("config") or {}),
-        weights_sha256=sha256,
-        temperature=temperature,
-        variables=variables,
+        weights_sha256="",
+        temperature=None,
+        variables={},
     )
-    return member, warnings
+    return member, [] if warning is None else [warning]
+
+
+def with_weights(member: Member, *, use_temperature: bool = True) -> tuple[Member, list[str]]:
+    """`member` with its variables, their hash and the temperature fitted for them (or a warning)."""
+    variables = params_io.load_variables(member.params_dir)
+    sha256 = weights_sha256(variables)
+    temperature, stale = _read_temperature(member.params_dir, sha256) if use_temperature else (None, None)
+    loaded = dataclasses.replace(member, variables=variables, weights_sha256=sha256, temperature=temperature)
+    return loaded, [] if stale is None else [stale]
+
+
+def load_member(checkpoint: str | os.PathLike, *, use_temperature: bool = True) -> tuple[Member, list[str]]:
+    """One member, loaded, and the warnings its loading gave (classes assumed, a stale temperature)."""
+    header, warnings = read_member(checkpoint)
+    member, more = with_weights(header, use_temperature=use_temperature)
+    return member, warnings + more
 
 
 def study_checkpoints(study: str | os.PathLike, arm: str) -> list[Path]:
@@ -235,12 +245,17 @@ def load_members(
     paths = [Path(c) for c in checkpoints] + ([] if study is None else study_checkpoints(study, arm))
     if not paths:
         raise PredictError("no checkpoint: give --checkpoint (repeat it for an ensemble) or --study with --arm")
-    members, warnings = [], []
+    headers, warnings = [], []
     for path in paths:
-        member, member_warnings = load_member(path, use_temperature=use_temperature)
+        header, header_warnings = read_member(path)
+        headers.append(header)
+        warnings += header_warnings
+    check_compatible(headers)
+    members = []
+    for header in headers:
+        member, member_warnings = with_weights(header, use_temperature=use_temperature)
         members.append(member)
         warnings += member_warnings
-    check_compatible(members)
     return members, warnings
 
 
@@ -249,21 +264,14 @@ def check_compatible(members: Sequence[Member]) -> None:
     inputs would not line up: another model, model option, class list or order, or preprocessing."""
     first = members[0]
     for other in members[1:]:
+        same_set = sorted(first.class_names) == sorted(other.class_names)
+        order = " (these are the same classes in another order)" if same_set else ""
         fields: list[tuple[str, Any, Any, str]] = [
             ("model", first.model, other.model, "an ensemble's members must be one architecture"),
-            (
-                "classes",
-                list(first.class_names),
-                list(other.class_names),
-                "an ensemble averages its members' outputs position by position, so they must name the same "
-                "classes in the same order"
-                + (
-                    " (these are the same classes in another order)"
-                    if sorted(first.class_names) == sorted(other.class_names)
-                    else ""
-                ),
-            ),  # fmt: skip
-        ]
+            ("classes", list(first.class_names), list(other.class_names),
+             f"an ensemble averages its members' outputs position by position, so they must name the same "
+             f"classes in the same order{order}"),
+        ]  # fmt: skip
         options = first.model_options | other.model_options
         fields += [
             (f"model.{name}", first.model_options.get(name), other.model_options.get(name),
