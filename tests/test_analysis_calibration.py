@@ -146,3 +146,18 @@ def test_no_calibration_files_means_no_summary_block():
         arm_names: list = []
 
     assert calibration_report.summarize(Empty(), None, 10, 0) is None
+
+
+def test_without_a_validation_split_it_fits_on_half_the_test_set(module_tmp, tiny_data):
+    """The paper's protocol (no validation split): fit on one stratified test half, measure on the other."""
+    workdir = module_tmp / "paper_split"
+    train(tiny_config(tiny_data, **{"epochs.scratch": 1}), workdir, 0, ["scratch"])
+    calibrate_study(workdir, bins=3, batch_size=8, log=quiet)
+    results = json.loads((workdir / "run_000" / "results.json").read_text())
+    calibration = record.read_record(workdir / "run_000" / "scratch" / record.FILENAME)
+    assert calibration["fit"]["set"] == "test half (no validation split)"
+    assert calibration["evaluation"]["set"] == "other test half (no validation split)"
+    counts = np.bincount(results["split"]["test_labels"])  # the halves' sizes follow from the class counts
+    assert calibration["fit"]["num_examples"] == int(np.sum(counts // 2))
+    assert calibration["evaluation"]["num_examples"] == int(np.sum(counts - counts // 2))
+    assert calibration["agreement_with_training"] == 1.0

@@ -21,6 +21,7 @@ is a deterministic search.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -129,6 +130,13 @@ def calibrate_arm(results: dict, data, arm_dir: Path, *, bins: int, batch_size: 
     }
     temperature.write_temperature(member.params_dir, weights_sha256=member.weights_sha256, fitted_on=fit_set, **fitted)
     record.write_record(arm_dir, out)
+    low, high = (abs(math.log(t) - bound) < 1e-3 for bound in temperature.LOG_T_BOUNDS)
+    if low or high:
+        why = "separate it perfectly" if low else "carry no signal on it (uniform probabilities fit best)"
+        log(
+            f"WARNING {arm_dir}: T = {t:.3g} sits at the edge of the search range: the logits {why}; "
+            f"its fit set ({fit_set}, n = {fitted['num_examples']}) may be too small"
+        )
     agreement = out["agreement_with_training"]
     if agreement is not None and agreement < 0.99:
         log(
