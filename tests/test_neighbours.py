@@ -160,3 +160,51 @@ def test_command_prints_the_table_writes_csv_and_reports_bad_input(tmp_path):
     assert lines[0] == "rank,row,id,ra,dec,similarity" and lines[1].startswith("1,5,f,")
     bad = subprocess.run([*command, "--id=q"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [f"error: --id=q: no row of {path} has this id"]
+
+
+def test_image_query_embeds_with_the_files_checkpoint_and_finds_its_own_row(tmp_path):
+    """An image that is row 2 of the file comes back first (similarity 1 up to float noise), embedded with the
+    checkpoint the metadata names; other weights than the file's are refused."""
+    from PIL import Image
+
+    from alexnet_jax.data.folder import load_image
+    from alexnet_jax.predict.engine import Forward
+    from alexnet_jax.predict.members import identity, load_members
+    from tests.helpers import save_random_weights
+
+    weights = save_random_weights(tmp_path / "weights", "tiny", num_classes=3)
+    members, _ = load_members([weights])
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"g{i}.png"
+        coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(np.kron(coarse, np.ones((16, 16, 1), np.uint8))).save(path)
+        paths.append(path)
+    pixels = np.stack([load_image(p) for p in paths])
+    features = Forward(members, features=True, batch_size=4)(pixels, 0)["features"]
+    meta = {"schema": "alexnet_jax.embeddings/1", "identity": identity(members)}
+    emb = write_embeddings(tmp_path / "emb.parquet", features, [p.stem for p in paths], metadata=meta)
+    file = neighbours.EmbeddingFile(emb)
+    table = neighbours.nearest(file, neighbours.embed_image(file, paths[2]), k=4)
+    assert table["row"].iloc[0] == 2 and table["id"].iloc[0] == "g2"
+    assert table["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-5)
+    other = save_random_weights(tmp_path / "other", "tiny", num_classes=3, seed=7)
+    with pytest.raises(PredictError, match=r"--image: the weights at .*other .* are not those .* embedded with"):
+        neighbours.embed_image(file, paths[2], checkpoint=str(other))
+    with pytest.raises(PredictError, match=r"--image=.*missing.png"):
+        neighbours.embed_image(file, tmp_path / "missing.png")
+
+
+def test_npy_rows_are_read_by_range_in_either_header_version(tmp_path):
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    for version in ((1, 0), (2, 0)):
+        path = tmp_path / f"v{version[0]}.npy"
+        with open(path, "wb") as handle:
+            np.lib.format.write_array(handle, x, version=version)
+        rows = neighbours.NpyRows(path)
+        assert rows.shape == (6, 4)
+        assert rows.read(2, 3).tolist() == x[2:5].tolist() and rows.read(5, 10).tolist() == x[5:].tolist()
+    np.save(tmp_path / "bytes.npy", np.zeros((2, 2), "S1"))
+    with pytest.raises(PredictError, match="holds \\|S1 of shape \\(2, 2\\)"):
+        neighbours.NpyRows(tmp_path / "bytes.npy")

@@ -74,12 +74,7 @@ class EmbeddingFile:
                     f"--embeddings={self.path}: its row file {self.rows_path.name} is missing; "
                     "embed writes both, keep them side by side"
                 )
-            try:
-                self.matrix = np.load(self.path, mmap_mode="r")
-            except ValueError as error:
-                raise PredictError(f"--embeddings={self.path}: not a NumPy array file ({error})") from None
-            if self.matrix.ndim != 2:
-                raise PredictError(f"--embeddings={self.path}: holds shape {self.matrix.shape}, not (rows, D)")
+            self.matrix = NpyRows(self.path)
         else:
             self.rows_path = self.path
         try:
@@ -118,7 +113,7 @@ class EmbeddingFile:
             x = None
             if embeddings:
                 if self.matrix is not None:
-                    x = np.asarray(self.matrix[start : start + n], dtype=np.float32)
+                    x = self.matrix.read(start, n)
                 else:
                     x, present = _fixed_size_lists(batch.column("embedding"), self.dim)
                     usable &= present
@@ -134,23 +129,76 @@ class EmbeddingFile:
             start += n
 
     def find(self, wanted_id: str) -> tuple[int, np.ndarray]:
-        """(row, embedding) of the first row whose id is `wanted_id`; one line with near matches if none."""
+        """(row, embedding) of the first row whose id is `wanted_id`; one line with near matches if none.
+        Reads the row columns only, then the one embedding."""
         near: list[tuple[float, str]] = []
-        for chunk in self.chunks(embeddings=True):
+        start = 0
+        for chunk in self.chunks(embeddings=False):
             hits = np.flatnonzero(chunk.ids == wanted_id)
             if len(hits):
                 i = hits[0]
-                if not chunk.usable[i]:
+                embedding = self.embedding_at(start + i)
+                if not chunk.usable[i] or not np.isfinite(embedding).all():
                     raise PredictError(
                         f"--id={wanted_id}: row {chunk.rows[i]} of {self.path} has no usable embedding "
                         "(its status is not ok); choose another galaxy"
                     )
-                return int(chunk.rows[i]), np.array(chunk.embeddings[i], dtype=np.float32)
+                return int(chunk.rows[i]), embedding
             for match in difflib.get_close_matches(wanted_id, list(chunk.ids), n=3, cutoff=0.6):
                 near.append((difflib.SequenceMatcher(None, wanted_id, match).ratio(), match))
+            start += len(chunk.rows)
         near = sorted(set(near), key=lambda m: (-m[0], m[1]))[:3]
         hint = f"; near matches: {', '.join(m for _, m in near)}" if near else ""
         raise PredictError(f"--id={wanted_id}: no row of {self.path} has this id{hint}")
+
+    def embedding_at(self, position: int) -> np.ndarray:
+        """The embedding of the file's `position`-th row (NaN where it is missing), reading one chunk."""
+        if self.matrix is not None:
+            return self.matrix.read(position, 1)[0]
+        metadata, first = self.parquet.metadata, 0
+        for group in range(metadata.num_row_groups):
+            size = metadata.row_group(group).num_rows
+            if position < first + size:
+                break
+            first += size
+        batches = self.parquet.iter_batches(batch_size=self.chunk_rows, row_groups=[group], columns=["embedding"])
+        for batch in batches:
+            if position < first + batch.num_rows:
+                x, _ = _fixed_size_lists(batch.column("embedding"), self.dim)
+                return x[position - first].copy()
+            first += batch.num_rows
+        raise IndexError(position)  # pragma: no cover - position < num_rows
+
+
+class NpyRows:
+    """Rows of a 2-D .npy file read with plain file reads, a range at a time: unlike a memory map,
+    the pages read do not stay in the process (its resident memory stays one chunk)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = header(handle)
+                self.offset = handle.tell()
+        except ValueError as error:
+            raise PredictError(f"--embeddings={path}: not a NumPy array file ({error})") from None
+        if len(shape) != 2 or fortran or dtype.kind != "f":
+            raise PredictError(
+                f"--embeddings={path}: holds {'Fortran-order ' if fortran else ''}{dtype} of shape {shape}; "
+                "embed writes a (rows, D) float32 array"
+            )
+        self.shape, self.dtype = shape, dtype
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        count = max(0, min(count, self.shape[0] - start))
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset + start * self.shape[1] * self.dtype.itemsize)
+            x = np.fromfile(handle, dtype=self.dtype, count=count * self.shape[1])
+        return x.reshape(count, self.shape[1]).astype(np.float32, copy=False)
 
 
 def _fixed_size_lists(column, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,20 +213,26 @@ def _fixed_size_lists(column, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return x, present
 
 
-def scores(x: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
+def scores(x: np.ndarray, query: np.ndarray, metric: str, block: int = 2048) -> np.ndarray:
     """Per row of `x`: cosine similarity with `query` (NaN for a zero row), or the Euclidean distance.
 
     In float64, each row summed on its own (NumPy's pairwise sum along a row), so a row's score does
     not depend on which other rows share its chunk: the answer is the same for every --chunk_rows.
+    Converted `block` rows at a time, so the float64 copies stay small beside the chunk.
     """
-    x64 = x.astype(np.float64)
     q64 = query.astype(np.float64)
-    if metric == "cosine":
-        norms = np.sqrt((x64 * x64).sum(axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (x64 * q64).sum(axis=1) / (norms * np.sqrt((q64 * q64).sum()))
-    diff = x64 - q64
-    return np.sqrt((diff * diff).sum(axis=1))
+    q_norm = np.sqrt((q64 * q64).sum())
+    out = np.empty(len(x), np.float64)
+    for start in range(0, len(x), block):
+        x64 = x[start : start + block].astype(np.float64)
+        if metric == "cosine":
+            norms = np.sqrt((x64 * x64).sum(axis=1))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[start : start + block] = (x64 * q64).sum(axis=1) / (norms * q_norm)
+        else:
+            diff = x64 - q64
+            out[start : start + block] = np.sqrt((diff * diff).sum(axis=1))
+    return out
 
 
 def nearest(
