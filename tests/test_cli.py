@@ -21,7 +21,9 @@ CASES = [
     (["alexnet_jax.train", "--workdir=W", "--run_index=0", "--data_dir=nowhere"], cli.EXIT_BAD_INPUT, "nowhere"),
     (["alexnet_jax.study", "--workdir=W", "--runs=x", "--dry_run"], cli.EXIT_BAD_INPUT, "cannot read 'x'"),
     (["alexnet_jax.analyze", "--workdir=W"], cli.EXIT_BAD_INPUT, "--workdir W does not exist"),
-    (["alexnet_jax.predict", "--checkpoint=W", "--images=W"], cli.EXIT_BAD_INPUT, "no trained params"),
+    (["alexnet_jax.predict", "--checkpoint=W", "--images=W"], cli.EXIT_BAD_INPUT, "--images=W: no such file"),
+    (["alexnet_jax.predict", "--checkpoint=W", "--images=W", "--shard=3/2"], cli.EXIT_BAD_INPUT, "--shard=3/2"),
+    (["alexnet_jax.predict", "embed", "--images=W", "--output=e.csv"], cli.EXIT_BAD_INPUT, "embed writes .npy"),
     (["alexnet_jax.convert", "--torch_checkpoint=missing.pth", "--output=out"], cli.EXIT_BAD_INPUT, "no such file"),
     (["alexnet_jax.data", "frobnicate"], cli.EXIT_BAD_INPUT, "give one command"),
     # a config file that is not there, or a variant it does not have: one line listing what exists

@@ -34,8 +34,10 @@ LAYERS = (
     ),
     # Data sets, the input pipelines, weight files and the converter.
     ("alexnet_jax.data", "alexnet_jax.inputs", "alexnet_jax.params_io", "alexnet_jax.convert"),
-    # Prediction with trained params.
-    ("alexnet_jax.inference",),
+    # Calibration's files and metrics (numpy only), then the prediction library: an ensemble's
+    # members, the forward pass, the inputs, the streaming loop, the output files, neighbours.
+    ("alexnet_jax.calibration",),
+    ("=alexnet_jax.predict", "alexnet_jax.predict.*"),
     # The training core, bottom to top: the steps and the run directory; the arms, the plan (the
     # config read once) and a run's data; one arm's records and epoch loop; the session (the one
     # entry point, `alexnet_jax.training.train`) and the launcher of many runs.
@@ -52,7 +54,8 @@ LAYERS = (
     ("=alexnet_jax.analysis", "alexnet_jax.analysis.*"),
     ("alexnet_jax.train",),
     (
-        "alexnet_jax.predict",
+        "alexnet_jax.predict.__main__",
+        "alexnet_jax.calibration.__main__",
         "alexnet_jax.study",
         "alexnet_jax.multihost",
         "alexnet_jax.bench",
@@ -176,7 +179,9 @@ def test_no_module_imports_another_modules_private_names():
 def test_the_model_step_and_analysis_import_neither_tensorflow_nor_torch():
     code = (
         "import sys, tempfile, pathlib; import alexnet_jax.train, alexnet_jax.analyze, alexnet_jax.analysis.stats, "
-        "alexnet_jax.predict; from alexnet_jax.training.member import tensorboard_writer; "
+        "alexnet_jax.predict.__main__, alexnet_jax.predict.engine, alexnet_jax.predict.sources, "
+        "alexnet_jax.predict.output, alexnet_jax.predict.stream; "
+        "from alexnet_jax.training.member import tensorboard_writer; "
         "tensorboard_writer(pathlib.Path(tempfile.mkdtemp())).close(); "  # tensorboardX would import torch
         "bad = sorted(m for m in ('tensorflow', 'torch', 'torchvision') if m in sys.modules); "
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
