@@ -20,7 +20,9 @@ configuration reuses it. A loop rather than a vmap over stacked members: on the 
 (64-image batches, 3 members) they tie within the noise (tiny at 28 px: loop 3.1-3.9 ms, vmap
 3.2-3.6 ms; EfficientNet-Lite0 at 64 px: loop 580-800 ms, vmap 550-840 ms), and the loop keeps each
 member's numbers bit for bit those of the member alone (vmap moved tiny's in the last bit), so an
-ensemble of identical members equals one member exactly.
+ensemble of identical members equals one member exactly. MC samples are a vmap over dropout keys,
+which leaves every layer before the first dropout unbatched, so they share it: EfficientNet-Lite0
+at 64 px, 64 images, 20 samples took 171 ms a batch against 140 ms for one deterministic pass.
 """
 
 from __future__ import annotations
@@ -151,8 +153,10 @@ def _member_function(model, num_classes, options, scaling, crop, random_cfg, tta
         elif features:
             logits, extra["features"] = _apply_recording_head_input(network, head, variables, views[0])
             logits = logits[None, None]
-        else:
+        elif tta:
             logits = jax.vmap(lambda view: network.apply(variables, view, train=False))(views)[:, None]
+        else:  # the model's own evaluation, as the trainer computes it
+            logits = network.apply(variables, views[0], train=False)[None, None]
         if not (tta or mc_samples):
             extra["logits"] = logits[0, 0]
         probabilities = jax.nn.softmax(logits / temperature, axis=-1)
