@@ -283,3 +283,22 @@ def test_bad_sampling_and_batches(ckpt, images):
     with pytest.raises(PredictError, match="at most 8"):
         run(np.concatenate([images, images]), 0)
     assert run.run(np.concatenate([images, images]))["probabilities"].shape == (12, 3)
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "size", "layers"),
+    [
+        ("efficientnet_lite0", {"dropout_rate": 0.2, "drop_path_rate": 0.2}, 32, 1),  # drop-connect not counted
+        ("convnext_tiny", {"drop_path_rate": 0.1}, 32, 0),  # stochastic depth only
+        ("vit_b_16", {"dropout_rate": 0.0}, 32, 0),  # torchvision's default: no dropout
+        ("vit_b_16", {"dropout_rate": 0.1}, 32, 1 + 12 * 3),  # embeddings; per layer after attention, MLP x 2
+        ("alexnet", {"dropout_rate": 0.5}, 64, 2),
+    ],
+)
+def test_which_layers_mc_dropout_turns_on(model, options, size, layers):
+    """Plain dropout of rate > 0 samples; stochastic depth (a mask broadcast over a sample) stays off."""
+    from alexnet_jax.predict.engine import count_mc_dropout_layers
+
+    network = models.get_model(model, 3, **options)
+    shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), np.zeros((1, size, size, 3), np.float32)))
+    assert count_mc_dropout_layers(network, shapes, size) == layers
