@@ -302,3 +302,18 @@ def test_which_layers_mc_dropout_turns_on(model, options, size, layers):
     network = models.get_model(model, 3, **options)
     shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), np.zeros((1, size, size, 3), np.float32)))
     assert count_mc_dropout_layers(network, shapes, size) == layers
+
+
+@pytest.mark.parametrize("model", ["alexnet", "resnet18", "efficientnet_lite0", "convnext_tiny", "vit_b_16"])
+def test_features_are_the_head_input_of_every_backbone(model):
+    """The recorded features have the head's fan-in for each registered backbone (traced, no weights)."""
+    from alexnet_jax.predict.engine import _apply_recording_head_input
+
+    network, size = models.get_model(model, 3), max(models.get_spec(model).min_input_size, 32)
+    images = np.zeros((2, size, size, 3), np.float32)
+    shapes = jax.eval_shape(lambda: network.init(jax.random.key(0), images))
+    logits, features = jax.eval_shape(
+        lambda v: _apply_recording_head_input(network, models.get_spec(model).head, v, images), shapes
+    )
+    head = shapes["params"][models.get_spec(model).head]["kernel"]
+    assert logits.shape == (2, 3) and features.shape == (2, head.shape[0])
