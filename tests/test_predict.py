@@ -231,7 +231,7 @@ def test_sampling_ensembles_and_calibration_are_named_in_every_row(trained_run, 
         assert set(table["uncertainty"]) == {"ensemble=2, mc_dropout=3, tta=2, temperature=2;2"}
         assert all(v > 0 for v, s in zip(table["mutual_information"], table["status"], strict=True) if s == "ok")
         code, lines = execute(job(trained_run, trained_run / "cutouts", tmp_path / "u.parquet", calibrated=False))
-        assert any(line.startswith("--no_calibration: temperature not applied") for line in lines)
+        assert "--no_calibration: temperature not applied (1 member(s)): uncalibrated" in lines
         assert set(read(tmp_path / "u.parquet")["uncertainty"].to_pylist()) == {
             "ensemble=1, mc_dropout=0, tta=0, temperature=none"
         }
@@ -289,6 +289,14 @@ def test_a_killed_job_resumes_to_the_same_file(trained_run, tmp_path, monkeypatc
         execute(job(trained_run, trained_run / "data", out), after_part=stop_after_two)
     partial = out.with_name(out.name + ".partial")
     assert len(list(partial.glob("rows_*.parquet"))) == 2 and not out.exists()
+
+    def interrupt(parts_done):  # SIGTERM (a preempted SLURM task) or Ctrl-C, after the third part
+        raise KeyboardInterrupt
+
+    code, lines = execute(job(trained_run, trained_run / "data", out), after_part=interrupt)
+    assert code == 5 and lines[-1].startswith("interrupted: 3 of 4 parts are saved in") and not out.exists()
+    (partial / "rows_000000000048_000000000050.parquet").unlink(missing_ok=True)
+    (partial / "rows_000000000032_000000000048.parquet").unlink()  # as if killed before its commit
     calls = []
     original = engine.Forward.__call__
     monkeypatch.setattr(engine.Forward, "__call__", lambda self, x, b: calls.append(b) or original(self, x, b))

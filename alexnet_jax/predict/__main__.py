@@ -125,19 +125,23 @@ def open_source(job: Job) -> sources.Source:
 
 
 def temperature_lines(members, calibrated: bool) -> list[str]:
-    """What the command says of calibration, one line per member."""
-    lines = []
+    """What the command says of calibration: one line per member, or one per outcome for a big ensemble."""
+    if not calibrated:
+        return [f"--no_calibration: temperature not applied ({len(members)} member(s)): uncalibrated"]
+    outcomes: dict[str, list[str]] = {}
     for member in members:
         where = member.params_dir / "temperature.json"
-        if not calibrated:
-            lines.append(f"--no_calibration: temperature not applied for {member.params_dir}: uncalibrated")
-        elif member.temperature is not None:
-            lines.append(f"applied temperature {member.temperature:.4g} from {where}")
+        if member.temperature is not None:
+            line = f"applied temperature {member.temperature:.4g} from {where}"
         elif where.exists():
-            lines.append(f"{where} does not fit these weights: uncalibrated")
+            line = f"{where} does not fit these weights: uncalibrated"
         else:
-            lines.append(f"no temperature.json in {member.params_dir}: uncalibrated")
-    return lines
+            line = f"no temperature.json in {member.params_dir}: uncalibrated"
+        outcomes.setdefault(line.split(" ", 2)[0], []).append(line)
+    if len(members) <= 3:
+        return [line for lines in outcomes.values() for line in lines]
+    return [f"{lines[0]} (and {len(lines) - 1} more member(s) alike)" if len(lines) > 1 else lines[0]
+            for lines in outcomes.values()]  # fmt: skip
 
 
 def job_metadata(job: Job, source, forward, members, rows: tuple[int, int], shard) -> dict:
