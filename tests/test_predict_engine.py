@@ -276,13 +276,16 @@ def test_features_are_the_heads_input(ckpt, images):
         forward([ckpt["one"]], Sampling(mc_samples=2), features=True)
 
 
-def test_bad_sampling_and_batches(ckpt, images):
+def test_bad_sampling_batches_and_crops(ckpt, images, tmp_path):
     with pytest.raises(PredictError, match="--tta=-1"):
         Sampling(tta=-1)
     run = forward([ckpt["one"]])
     with pytest.raises(PredictError, match="at most 8"):
         run(np.concatenate([images, images]), 0)
     assert run.run(np.concatenate([images, images]))["probabilities"].shape == (12, 3)
+    too_big = {**RUN_CONFIG, "augment": {**RUN_CONFIG["augment"], "crop_size": 40}}
+    with pytest.raises(PredictError, match=r"big: the config it was trained with: .*crop_size=40 is larger"):
+        forward([save_checkpoint(tmp_path / "big", config=too_big)])
 
 
 @pytest.mark.parametrize(

@@ -195,10 +195,10 @@ class Forward:
         random_cfg = random_cfg or augment.AugmentConfig(crop)
         if sampling.tta:
             self._check_same_tta(random_cfg)
-            try:
-                augment.check_config(random_cfg, self.image_size)
-            except ValueError as error:
-                raise PredictError(f"--tta: {first.params_dir}: {error}") from None
+        try:
+            augment.check_config(random_cfg if sampling.tta else augment.center_crop(crop), self.image_size)
+        except ValueError as error:
+            raise PredictError(f"{first.params_dir}: the config it was trained with: {error}") from None
         self.preprocessing = {
             "input_size": INPUT_SIZE,
             "resize": self.image_size,
@@ -213,19 +213,19 @@ class Forward:
                 "Give one --checkpoint and no --tta or --mc_samples"
             )
         options = tuple(sorted(first.model_options.items()))
-        self.temperatures = [m.temperature if calibrated and m.temperature is not None else None for m in members]
-        self._fn = _member_function(first.model, self.num_classes, options, scaling, crop,
-                                    random_cfg if sampling.tta else None, sampling.tta, sampling.mc_samples,
-                                    features)  # fmt: skip
-        self._variables = [jax.device_put(m.variables) for m in members]
         if sampling.mc_samples:
             network = get_model(first.model, self.num_classes, **dict(options))
-            if not count_mc_dropout_layers(network, self._variables[0], crop):
+            if not count_mc_dropout_layers(network, first.variables, crop):
                 raise PredictError(
                     f"--mc_samples={sampling.mc_samples}: {first.model} ({first.params_dir}) has no dropout layer "
                     "with a rate above 0 (stochastic depth does not count), so every sample would be the same; "
                     "use an ensemble instead: repeat --checkpoint, or give --study with --arm"
                 )
+        self.temperatures = [m.temperature if calibrated and m.temperature is not None else None for m in members]
+        self._fn = _member_function(first.model, self.num_classes, options, scaling, crop,
+                                    random_cfg if sampling.tta else None, sampling.tta, sampling.mc_samples,
+                                    features)  # fmt: skip
+        self._variables = [jax.device_put(m.variables) for m in members]
 
     def _check_same_tta(self, random_cfg) -> None:
         for member in self.members[1:]:
