@@ -310,6 +310,37 @@ def test_a_killed_job_resumes_to_the_same_file(trained_run, tmp_path, monkeypatc
     assert out.stat().st_mtime_ns == before
 
 
+def test_a_preempted_process_keeps_its_parts_and_resumes(trained_run, tmp_path):
+    """A real process stopped by SIGTERM (SLURM's preemption) after its first part exits 5 and keeps
+    it; the same job resumes from it to the rows of an uninterrupted run. Cut-outs come at 4 a
+    second, so the process is still working when the signal comes."""
+    import signal
+    import time
+
+    catalogue = tmp_path / "cat.csv"
+    catalogue.write_text("id,ra,dec\n" + "".join(f"g{i},{20 + i},-2\n" for i in range(24)))
+    out = tmp_path / "p.parquet"
+    partial = out.with_name(out.name + ".partial")
+    with CutoutServer({}) as server:
+        settings = dict(cutout_dir=str(tmp_path / "cut"), sdss_url=server.url, cutout_rate=4.0, rows_per_part=8)
+        flags = [f"--{k}={v}" for k, v in settings.items()]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+        argv = [sys.executable, "-m", "alexnet_jax.predict", f"--checkpoint={checkpoint(trained_run)}",
+                f"--images={catalogue}", f"--output={out}", "--batch_size=8", "--noprogress", *flags]  # fmt: skip
+        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while not list(partial.glob("rows_*.parquet")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 5, stdout[-2000:] + stderr[-2000:]
+        assert "interrupted: 1 of 3 parts are saved" in stdout and not out.exists()
+        code, lines = execute(job(trained_run, catalogue, out, **settings))
+        assert code == 0 and "reused 1 of 3 parts finished by an earlier run of this command" in lines
+        execute(job(trained_run, catalogue, tmp_path / "whole.parquet", **settings))
+    assert same_rows(read(out), read(tmp_path / "whole.parquet")) and read(out)["status"].to_pylist() == ["ok"] * 24
+
+
 def test_another_jobs_files_are_refused_and_left_untouched(trained_run, tmp_path):
     stranger = tmp_path / "notes.parquet"
     stranger.write_text("my notes")

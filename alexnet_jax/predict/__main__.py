@@ -64,6 +64,7 @@ class Job:
     rows_per_part: int = 4096
     progress: bool = True
     argv: tuple[str, ...] = ()
+    compilation_cache: bool = False  # JAX's persistent cache (the command turns it on: SLURM tasks share it)
 
 
 def define_flags() -> None:
@@ -73,7 +74,7 @@ def define_flags() -> None:
     flags.DEFINE_string("arm", None, "The arm of --study whose runs form the ensemble.")
     flags.DEFINE_string("images", None, "A folder of images, a prepared data set, a catalogue (.csv, .parquet) "
                         "or a list of image files (.txt).")  # fmt: skip
-    flags.DEFINE_enum("input_kind", None, list(sources.KINDS), "What --images is, when the guess is wrong.")
+    flags.DEFINE_string("input_kind", None, f"What --images is, when the guess is wrong: {', '.join(sources.KINDS)}.")
     flags.DEFINE_string("output", None, "predict: .parquet (default predictions.parquet) or .csv; "
                         "embed: .parquet (default embeddings.parquet) or .npy.")  # fmt: skip
     flags.DEFINE_integer("batch_size", 64, "Images per forward pass (a row's numbers depend on it: keep it).")
@@ -176,15 +177,17 @@ def job_metadata(job: Job, source, forward, members, rows: tuple[int, int], shar
 
 def execute(job: Job, *, log: Callable[[str], None] = print, after_part=None) -> int:
     """Run one predict/embed job; raises PredictError (and the like) for bad input."""
-    from alexnet_jax.predict import engine, stream
-    from alexnet_jax.predict import members as members_lib
-
     fmt = out_lib.output_format(Path(job.output), job.command)
     shard = out_lib.parse_shard(job.shard)
     if job.batch_size < 1 or job.rows_per_part < 1:
         raise PredictError(f"--batch_size={job.batch_size}, --rows_per_part={job.rows_per_part}: both must be >= 1")
-    source = open_source(job)  # the input's problems are told before any weights load
+    source = open_source(job)  # the input's problems are told before JAX or any weights load
     try:
+        from alexnet_jax.predict import engine, stream
+        from alexnet_jax.predict import members as members_lib
+
+        if job.compilation_cache:
+            cli.enable_compilation_cache()
         members, warnings = members_lib.load_members(job.checkpoints, study=job.study, arm=job.arm,
                                                      use_temperature=job.calibrated)  # fmt: skip
         converted = all(not m.run_config for m in members)
@@ -301,14 +304,18 @@ def main(argv, command: str | None = None) -> int:
     try:
         if command == "merge":
             return merge_command(positional, flags.FLAGS.output, sys.argv[1:])
-        job = job_from_flags(command, sys.argv[1:])
-        cli.enable_compilation_cache()
+        given = sys.argv[1:]
+        recorded = ["embed", *given] if command == "embed" and "embed" not in given else given  # the embed script
+        job = dataclasses.replace(job_from_flags(command, recorded), compilation_cache=True)
         return execute(job)
     except (PredictError, errors.ParamsDirError, errors.PreparedDataError) as error:
         return cli.report_error(error, cli.EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         return cli.report_error("interrupted before any part was computed; run the same command again",
                                 cli.EXIT_INTERRUPTED)  # fmt: skip
+    except OSError as error:  # a full disk, an unwritable --output or --cutout_dir: finished parts stay
+        return cli.report_error(f"{error}; the finished parts are kept: fix it and run the same command",
+                                cli.EXIT_FAILED)  # fmt: skip
 
 
 def run() -> None:
