@@ -16,11 +16,13 @@ beside the query and the k best so far, whatever the file's size. Ties go to the
 the answer does not depend on the chunk size. Rows whose status is not "ok", or whose embedding
 is missing or not finite (failed cut-outs), are skipped; under cosine, zero vectors too.
 
-Cost: one pass over the file, O(N D) per query, limited by reading N x D float32 values
-(4 N D bytes). Measured on the 2-core AMD EPYC VM of docs/neighbours.md with generated embeddings
-of D = 1280 (5.1 GB at N = 10^6), 16,384-row chunks: see that page for the seconds at N = 10^5
-and 10^6; the time grows linearly with N. Many queries over one file, or files far beyond 10^7
-rows, want an index (FAISS, an approximate method); this exact pass is the reference they are checked against.
+Cost: one pass over the file, O(N D) per query, bound by reading and decoding the N x D floats;
+memory does not grow with N. Measured with generated embeddings of D = 1280 (ReLU-like), cosine,
+k = 10, the default 16,384-row chunks, on the 2-core AMD EPYC VM of docs/neighbours.md (shared,
+load average 5): `.npy` 1.3 s at N = 10^5 and 12.9 s at N = 10^6 (5.1 GB), peak resident memory
+0.4 GB at both; Parquet 5.2 s and 46 s (decoding the list column dominates), 0.85 GB at both.
+Many queries over one file, or files far beyond 10^7 rows, want an index (FAISS, an approximate
+method); this exact pass is the reference such an index is checked against.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class EmbeddingFile:
         else:
             self.rows_path = self.path
         try:
-            self.parquet = pq.ParquetFile(self.rows_path)
+            self.parquet = pq.ParquetFile(self.rows_path, pre_buffer=False)  # pre-buffering kept every chunk read
         except Exception as error:  # noqa: BLE001 - pyarrow raises several kinds for a file that is not Parquet
             raise PredictError(f"--embeddings={self.rows_path}: not a Parquet file ({error})") from None
         schema = self.parquet.schema_arrow
@@ -131,7 +133,7 @@ class EmbeddingFile:
     def find(self, wanted_id: str) -> tuple[int, np.ndarray]:
         """(row, embedding) of the first row whose id is `wanted_id`; one line with near matches if none.
         Reads the row columns only, then the one embedding."""
-        near: list[tuple[float, str]] = []
+        near = NearMatches(wanted_id)
         start = 0
         for chunk in self.chunks(embeddings=False):
             hits = np.flatnonzero(chunk.ids == wanted_id)
@@ -144,11 +146,9 @@ class EmbeddingFile:
                         "(its status is not ok); choose another galaxy"
                     )
                 return int(chunk.rows[i]), embedding
-            for match in difflib.get_close_matches(wanted_id, list(chunk.ids), n=3, cutoff=0.6):
-                near.append((difflib.SequenceMatcher(None, wanted_id, match).ratio(), match))
+            near.add(chunk.ids)
             start += len(chunk.rows)
-        near = sorted(set(near), key=lambda m: (-m[0], m[1]))[:3]
-        hint = f"; near matches: {', '.join(m for _, m in near)}" if near else ""
+        hint = f"; near matches: {', '.join(near.best())}" if near.best() else ""
         raise PredictError(f"--id={wanted_id}: no row of {self.path} has this id{hint}")
 
     def embedding_at(self, position: int) -> np.ndarray:
@@ -168,6 +168,32 @@ class EmbeddingFile:
                 return x[position - first].copy()
             first += batch.num_rows
         raise IndexError(position)  # pragma: no cover - position < num_rows
+
+
+class NearMatches:
+    """The ids most like a missing one (difflib's ratio, at least `cutoff`; ties to the smaller id),
+    kept while the file is read: the cut-off rises to the n-th best so far, so most ids cost a length check."""
+
+    def __init__(self, wanted: str, n: int = 3, cutoff: float = 0.6):
+        self.matcher = difflib.SequenceMatcher()
+        self.matcher.set_seq2(wanted)
+        self.n, self.cutoff, self.found = n, cutoff, {}
+
+    def add(self, ids) -> None:
+        m = self.matcher
+        for candidate in ids:
+            m.set_seq1(candidate)
+            if m.real_quick_ratio() >= self.cutoff and m.quick_ratio() >= self.cutoff:
+                ratio = m.ratio()
+                if ratio >= self.cutoff and candidate not in self.found:
+                    self.found[candidate] = ratio
+                    if len(self.found) > self.n:
+                        del self.found[max(self.found, key=lambda c: (-self.found[c], c))]
+                    if len(self.found) == self.n:
+                        self.cutoff = min(self.found.values())
+
+    def best(self) -> list[str]:
+        return sorted(self.found, key=lambda c: (-self.found[c], c))
 
 
 class NpyRows:
