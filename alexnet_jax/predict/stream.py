@@ -1,8 +1,8 @@
 """The loop of `predict` and `embed`: source -> decode (a thread ahead) -> Forward -> part files.
 
-A reader thread prefetches each part's cut-outs and decodes its images a batch at a time into a
-queue of two batches, so the device waits on neither and memory holds at most a few batches
-whatever the input's size. The main thread runs the forward pass, keeps only the numbers of the
+A reader thread decodes each part's images a batch at a time into a queue of two batches, while
+another fetches the next part's cut-outs, so the device waits on neither and memory holds at most
+a few batches whatever the input's size. The main thread runs the forward pass, keeps only the numbers of the
 part in progress, and commits each finished part to the PartStore (atomically): a job killed at
 any moment loses at most the part in progress. Rows without an image (their status says why) get
 NaN numbers; the batch is still computed whole, so the other rows' numbers do not depend on which
@@ -91,8 +91,11 @@ def _reader(source, parts, batch_size: int, out: queue.Queue, stop: threading.Ev
         return False
 
     try:
+        fetched = _Background(source.prefetch, *parts[0])
         for index, (start, stop_row) in enumerate(parts):
-            source.prefetch(start, stop_row)
+            fetched.result()
+            if index + 1 < len(parts):  # the next part's cut-outs download while this one is decoded
+                fetched = _Background(source.prefetch, *parts[index + 1])
             for batch_start in range(start, stop_row, batch_size):
                 batch_stop = min(batch_start + batch_size, stop_row)
                 images, statuses = source.read(batch_start, batch_stop)
@@ -101,6 +104,26 @@ def _reader(source, parts, batch_size: int, out: queue.Queue, stop: threading.Ev
         put(_DONE)
     except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
         put(error)
+
+
+class _Background:
+    """fn(*args) in a daemon thread (an interrupted job does not wait for a download to end)."""
+
+    def __init__(self, fn, *args):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn, args), daemon=True, name="alexnet_jax-fetch")
+        self.thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            fn(*args)
+        except BaseException as error:  # noqa: BLE001 - raised again by result()
+            self.error = error
+
+    def result(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def run(
