@@ -25,6 +25,7 @@ from alexnet_jax.data.prepared import write_prepared
 from alexnet_jax.errors import PredictError
 from alexnet_jax.predict import __main__ as command
 from alexnet_jax.predict import output as out_lib
+from alexnet_jax.predict import sources
 from tests.test_sdss_fetch import CutoutServer
 
 CLASSES = ["a", "b", "c"]
@@ -138,6 +139,22 @@ def test_a_prepared_set_streams_to_the_engines_numbers_with_its_labels(trained_r
     np.testing.assert_array_equal(got, expected["probabilities"])
     accuracy = np.mean(got.argmax(1) == np.arange(ROWS) % 3)
     assert f"accuracy against the data set's labels: {accuracy:.4f} ({ROWS} rows)" in lines
+    source = sources.open_source(trained_run / "data")
+    assert isinstance(source.images, np.memmap)  # read a batch at a time, never loaded whole
+    source.close()
+
+
+def test_a_studys_arm_is_an_ensemble_of_its_runs(trained_run, tmp_path):
+    """--study + --arm: every run_NNN/<arm> with best/ (here one run, so the same numbers as it)."""
+    one = tmp_path / "one.parquet"
+    execute(job(trained_run, trained_run / "cutouts", one))
+    study = tmp_path / "study.parquet"
+    code, _ = execute(job(trained_run, trained_run / "cutouts", study, checkpoints=(),
+                          study=str(trained_run / "runs"), arm="scratch"))  # fmt: skip
+    assert code == 0 and metadata_of(study)["identity"]["checkpoints"] == [
+        str(trained_run / "runs/run_000/scratch/best")
+    ]
+    assert same_rows(read(study).drop_columns(["checkpoints"]), read(one).drop_columns(["checkpoints"]))
 
 
 def test_csv_output_and_a_file_list(trained_run, tmp_path):
