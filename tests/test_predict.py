@@ -283,6 +283,9 @@ def test_shards_together_equal_the_whole_and_merge_checks_them(trained_run, tmp_
     assert merged["fingerprint"] == metadata_of(whole)["fingerprint"]  # the unsharded job's file
     code, lines = execute(job(trained_run, trained_run / "data", tmp_path / "m.parquet"))
     assert code == 0 and any("is complete" in line for line in lines)
+    empty = tmp_path / "empty.parquet"  # 7 batches in 20 shards: shard 0 has none
+    code, _ = execute(job(trained_run, trained_run / "data", empty, shard="0/20"))
+    assert code == 0 and read(empty).num_rows == 0 and read(empty).schema.names == read(whole).schema.names
 
 
 class Killed(Exception):
