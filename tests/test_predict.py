@@ -139,6 +139,8 @@ def test_a_prepared_set_streams_to_the_engines_numbers_with_its_labels(trained_r
     np.testing.assert_array_equal(got, expected["probabilities"])
     accuracy = np.mean(got.argmax(1) == np.arange(ROWS) % 3)
     assert f"accuracy against the data set's labels: {accuracy:.4f} ({ROWS} rows)" in lines
+    counts = np.bincount(got.argmax(1), minlength=3)
+    assert f"predicted: a: {counts[0]}, b: {counts[1]}, c: {counts[2]}" in lines
     source = sources.open_source(trained_run / "data")
     assert isinstance(source.images, np.memmap)  # read a batch at a time, never loaded whole
     source.close()
@@ -280,6 +282,11 @@ def test_shards_together_equal_the_whole_and_merge_checks_them(trained_run, tmp_
         out_lib.merge_shards([shards[0], other, shards[2]], tmp_path / "m.parquet", [])
     merged, tally = out_lib.merge_shards(shards[::-1], tmp_path / "m.parquet", [])
     assert same_rows(read(tmp_path / "m.parquet"), read(whole)) and tally.rows == ROWS
+    done = cli("merge", f"--output={tmp_path / 'm.csv'}", *map(str, shards))
+    assert done.returncode == 0 and f"wrote {ROWS} rows to {tmp_path / 'm.csv'} (csv)" in done.stdout, done.stderr
+    assert json.loads((tmp_path / "m.csv.meta.json").read_text())["fingerprint"] == merged["fingerprint"]
+    done = cli("merge", f"--output={tmp_path / 'm2.parquet'}", str(shards[0]))
+    assert done.returncode == 2 and done.stderr.startswith("error: merge: shard(s) 1/3, 2/3 missing")
     assert merged["fingerprint"] == metadata_of(whole)["fingerprint"]  # the unsharded job's file
     code, lines = execute(job(trained_run, trained_run / "data", tmp_path / "m.parquet"))
     assert code == 0 and any("is complete" in line for line in lines)

@@ -242,7 +242,7 @@ def execute(job: Job, *, log: Callable[[str], None] = print, after_part=None) ->
         source.close()
     if stats.reused:
         log(f"reused {stats.reused} of {stats.parts} parts finished by an earlier run of this command")
-    for line in summary_lines(tally, job, fmt):
+    for line in summary_lines(tally, job.output, fmt, forward.class_names):
         log(line)
     return cli.EXIT_OK
 
@@ -256,11 +256,12 @@ def _empty_outputs(forward, command: str) -> dict:
     return {"probabilities": np.zeros((0, k), np.float32), "entropy": np.zeros(0), "mutual_information": np.zeros(0)}
 
 
-def summary_lines(tally, job_or_output, fmt: str) -> list[str]:
-    output = getattr(job_or_output, "output", job_or_output)
+def summary_lines(tally, output, fmt: str, class_names) -> list[str]:
+    """The closing lines: rows written, counts per predicted class (in the head's order), rows
+    without numbers by reason (the first few named), accuracy against a labelled set."""
     lines = [f"wrote {tally.rows} rows to {output} ({fmt})"]
     if tally.per_class:
-        lines.append("predicted: " + ", ".join(f"{name}: {count}" for name, count in sorted(tally.per_class.items())))
+        lines.append("predicted: " + ", ".join(f"{name}: {tally.per_class.get(name, 0)}" for name in class_names))
     if tally.problems:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(tally.problems.items()))
         first = "; ".join(f"row {row} ({galaxy}): {status}" for row, galaxy, status in tally.problem_rows)
@@ -282,7 +283,7 @@ def merge_command(files: list[str], output: str | None, argv: list[str]) -> int:
         return cli.EXIT_OK
     fmt = out_lib.output_format(Path(output), "predict" if metadata["schema"] == out_lib.SCHEMAS["predict"]
                                 else "embed")  # fmt: skip
-    for line in summary_lines(tally, output, fmt):
+    for line in summary_lines(tally, output, fmt, metadata["class_names"]):
         print(line)
     return cli.EXIT_OK
 
