@@ -122,7 +122,7 @@ def test_the_command_on_a_folder_with_a_corrupt_image(trained_run, tmp_path):
 
 
 def test_a_prepared_set_streams_to_the_engines_numbers_with_its_labels(trained_run, tmp_path):
-    """A prepared set (memory-mapped) in parts of 16 rows: the same numbers as the engine on the
+    """A prepared set (read by offset) in parts of 16 rows: the same numbers as the engine on the
     whole array, its labels in true_class, and the accuracy in the summary."""
     from alexnet_jax.data.prepared import load_prepared
     from alexnet_jax.predict import engine, members
@@ -141,8 +141,10 @@ def test_a_prepared_set_streams_to_the_engines_numbers_with_its_labels(trained_r
     assert f"accuracy against the data set's labels: {accuracy:.4f} ({ROWS} rows)" in lines
     counts = np.bincount(got.argmax(1), minlength=3)
     assert f"predicted: a: {counts[0]}, b: {counts[1]}, c: {counts[2]}" in lines
-    source = sources.open_source(trained_run / "data")
-    assert isinstance(source.images, np.memmap)  # read a batch at a time, never loaded whole
+    source = sources.open_source(trained_run / "data")  # read a batch at a time by offset
+    images, statuses = source.read(10, 19)
+    np.testing.assert_array_equal(images, load_prepared(trained_run / "data").images[10:19])
+    assert statuses == ["ok"] * 9
     source.close()
 
 

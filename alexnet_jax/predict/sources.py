@@ -9,8 +9,8 @@ set: its order; a catalogue: its rows; a file list: its non-blank lines) and giv
     prefetch(start, stop)  fetches what the range needs onto disk (cut-outs); a no-op elsewhere
 
 Only the row table lives in memory (ids and coordinates, ~40 bytes a row); images are read a
-batch at a time (a prepared set's images.npy is memory-mapped, never loaded whole), so memory
-stays bounded at any catalogue size. One bad image never stops a job: its row gets a status
+batch at a time (a prepared set's images.npy by file offset, never loaded or mapped whole), so
+memory stays bounded at any catalogue size. One bad image never stops a job: its row gets a status
 (unreadable image, missing file, cut-out failed) and zeros, and the writer gives it NaN numbers.
 A catalogue's cut-outs go through `alexnet_jax.data.sdss` into `cutout_dir` (cached and
 resumable: a rerun fetches only what is missing), one sub-folder per 10,000 rows so no index
@@ -157,7 +157,9 @@ def list_source(path: Path) -> FileSource:
 
 
 class PreparedSource(Source):
-    """A prepared data set: images.npy memory-mapped, ids and coordinates from metadata.csv."""
+    """A prepared data set: ids, coordinates and labels from its metadata; images.npy read a batch at
+    a time by offset (not memory-mapped: a mapping's touched pages would count as the process's
+    memory, growing with the file)."""
 
     kind = "prepared"
 
@@ -169,7 +171,9 @@ class PreparedSource(Source):
             class_names = prepared.class_names_of(prepared.read_manifest(path))
         except (ValueError, OSError) as error:
             raise PredictError(f"--images={path}: {error}") from None
-        self.images = data.images
+        self._offset = int(data.images.offset)  # the .npy header's length; the rows follow, C order
+        self._row_shape = tuple(data.images.shape[1:])
+        self._file = open(path / "images.npy", "rb")  # noqa: SIM115 - closed by close()
         meta = data.metadata
         ra = meta["ra"].to_numpy(float) if "ra" in meta else None
         dec = meta["dec"].to_numpy(float) if "dec" in meta else None
@@ -177,7 +181,13 @@ class PreparedSource(Source):
         super().__init__(path, _table([str(x) for x in meta["id"]], ra, dec, true_class), class_names)
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, list[str]]:
-        return np.array(self.images[start:stop]), ["ok"] * (stop - start)
+        row_bytes = int(np.prod(self._row_shape))
+        data = os.pread(self._file.fileno(), (stop - start) * row_bytes, self._offset + start * row_bytes)
+        return np.frombuffer(data, np.uint8).reshape(stop - start, *self._row_shape), ["ok"] * (stop - start)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class CatalogueSource(Source):
