@@ -214,6 +214,16 @@ def test_a_catalogue_fetches_cutouts_and_lists_failures(trained_run, tmp_path):
     assert same_rows(second.drop_columns(["checkpoints"]), read(tmp_path / "c.parquet").drop_columns(["checkpoints"]))
 
 
+def test_an_image_pil_refuses_is_a_status_not_an_error(trained_run, monkeypatch):
+    """PIL's own refusals (here its decompression-bomb guard, lowered) cost one row, never the job."""
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)
+    out = np.zeros((256, 256, 3), np.uint8)
+    status = sources.load_file(trained_run / "cutouts/galaxy_0.png", out)
+    assert status.startswith("unreadable image: DecompressionBombError: Image size (65536 pixels) exceeds")
+
+
 def test_embed_writes_parquet_or_npy_with_the_same_rows(trained_run, tmp_path):
     from alexnet_jax.predict import engine, members
 

@@ -103,6 +103,8 @@ def load_file(path: Path, out: np.ndarray) -> str:
         return f"unreadable image: {error}"
     except OSError as error:
         return f"unreadable image: {error.strerror or error}"
+    except Exception as error:  # noqa: BLE001 - PIL's others (a decompression bomb, ...): one row, not the job
+        return f"unreadable image: {type(error).__name__}: {' '.join(str(error).split())}"
     return "ok"
 
 
