@@ -239,6 +239,12 @@ def test_embed_writes_parquet_or_npy_with_the_same_rows(trained_run, tmp_path):
     assert rows["id"].to_pylist() == table["id"].to_pylist() and array.shape == vectors.shape
     np.testing.assert_array_equal(array, vectors)  # NaN rows included
     assert np.isnan(array[3]).all() and np.isfinite(np.delete(array, 3, 0)).all()
+    halves = [tmp_path / f"e{i}.parquet" for i in range(2)]  # the same sharding as predict's
+    for i, half in enumerate(halves):
+        execute(job(trained_run, trained_run / "data", half, command="embed", shard=f"{i}/2"))
+    execute(job(trained_run, trained_run / "data", tmp_path / "whole.parquet", command="embed"))
+    out_lib.merge_shards(halves, tmp_path / "merged.parquet", [])
+    assert same_rows(read(tmp_path / "merged.parquet"), read(tmp_path / "whole.parquet"))
     (member,), _ = members.load_members([checkpoint(trained_run)])
     image = np.asarray(Image.open(trained_run / "cutouts/galaxy_0.png"))[None]
     np.testing.assert_allclose(array[0], engine.Forward([member], batch_size=8, features=True)(image, 0)["features"][0],
