@@ -409,6 +409,14 @@ def test_another_jobs_files_are_refused_and_left_untouched(trained_run, tmp_path
     with pytest.raises(PredictError, match=r"half.parquet.partial holds the parts of another job .*batch_size"):
         execute(job(trained_run, trained_run / "data", out, batch_size=4))
     assert len(list(out.with_name("half.parquet.partial").glob("rows_*"))) == 1
+    fresh = tmp_path / "fresh.parquet"
+    fresh.with_name("fresh.parquet.partial").mkdir()  # a job killed between its mkdir and its state.json
+    assert execute(job(trained_run, trained_run / "cutouts", fresh))[0] == 0
+    stray = tmp_path / "stray.parquet"
+    (stray.with_name("stray.parquet.partial")).mkdir()
+    (stray.with_name("stray.parquet.partial") / "mine.txt").write_text("not a part")
+    with pytest.raises(PredictError, match="stray.parquet.partial is not a predict/embed partial folder"):
+        execute(job(trained_run, trained_run / "cutouts", stray))
 
 
 # ---- bad input: one line, exit 2

@@ -151,6 +151,8 @@ class PartStore:
         raise PredictError(f"{where} holds {what}; it is left untouched. Use another --output, or delete it")
 
     def _check_folder(self) -> bool:
+        if not self.state_path.exists() and not any(self.folder.iterdir()):
+            return True  # made by a job killed before its state.json: empty, so nothing to mix up
         try:
             state = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
