@@ -33,7 +33,14 @@ def study(module_tmp, tiny_data):
     """Two runs of both arms, trained with a validation split; returns the workdir."""
     weights = save_random_weights(module_tmp / "weights")
     config = tiny_config(
-        tiny_data, **{"epochs.pretrained": 1, "epochs.scratch": 1, "selection": "val", "data.val_fraction": 0.25}
+        tiny_data,
+        **{
+            "epochs.pretrained": 1,
+            "epochs.scratch": 1,
+            "selection": "val",
+            "data.val_fraction": 0.25,
+            "eval_augment": "center",
+        },  # training scores the centre crop, as predict does
     )
     workdir = module_tmp / "runs"
     train(config, workdir, [0, 1], pretrained_weights=weights)
@@ -60,7 +67,7 @@ def test_calibrate_writes_both_files_and_the_analysis_reports_them(study, tmp_pa
             assert calibration["fit"]["set"] == fitted["fitted_on"] == "validation"
             assert calibration["fit"]["num_examples"] == sum(results["split"]["val_counts"])
             assert calibration["evaluation"]["num_examples"] == len(results["split"]["test_indices"])
-            assert calibration["agreement_with_training"] == 1.0  # the engine's logits are training's
+            assert calibration["agreement_with_training"] == 1.0  # the engine's centre crop is training's
             assert fitted["weights_sha256"] == calibration["weights_sha256"]
             assert fitted["temperature"] == calibration["temperature"] > 0
             assert fitted["nll_after"] <= fitted["nll_before"]
@@ -160,4 +167,4 @@ def test_without_a_validation_split_it_fits_on_half_the_test_set(module_tmp, tin
     counts = np.bincount(results["split"]["test_labels"])  # the halves' sizes follow from the class counts
     assert calibration["fit"]["num_examples"] == int(np.sum(counts // 2))
     assert calibration["evaluation"]["num_examples"] == int(np.sum(counts - counts // 2))
-    assert calibration["agreement_with_training"] == 1.0
+    assert calibration["agreement_with_training"] is None  # training scored one random view (the paper's)

@@ -86,7 +86,11 @@ def _sets(data, run_index: int) -> tuple[np.ndarray, str, np.ndarray, str]:
 
 
 def _agreement(results: dict, arm: str, indices: np.ndarray, predicted: np.ndarray) -> float | None:
-    """Share of the evaluation predictions equal to the best epoch's that training recorded."""
+    """Share of the evaluation predictions equal to the best epoch's that training recorded; None when
+    training scored the test set under the random training transform (eval_augment "random", the
+    paper's), whose single random view the centre crop is not expected to reproduce."""
+    if results.get("config", {}).get("eval_augment", "random") != "center":
+        return None
     recorded = results["arms"][arm].get("test_predictions")
     test_indices = results["split"].get("test_indices")
     if recorded is None or test_indices is None:
