@@ -2,7 +2,8 @@
 # alexnet_jax entry point. On a fresh machine:
 #   ./run.sh                 set up, then the main job on synthetic galaxies: the paper's AlexNet arms (pretrained
 #                            when its ImageNet file can be had) and EfficientNet-Lite0 with real ImageNet weights
-#                            from the installed registry package against scratch, each a quick study, analysed
+#                            from the installed registry package against scratch, each a quick study, calibrated
+#                            (temperature scaling, alexnet_jax.calibration) and analysed
 #   ./run.sh test [ARGS]     set up, then the linter (ruff) and the whole test suite (ARGS go to pytest)
 #   ./run.sh setup           set up only (a virtual environment in .venv with the project installed)
 # Main-job flags (all optional):
@@ -113,7 +114,8 @@ Training AlexNet's SCRATCH ARM ONLY. To add its pretrained arm, put alexnet-owt-
   "$py" -m alexnet_jax.train --config="alexnet_jax/configs/$mode.py" --data_dir="$data_dir" \
     --workdir="$workdir" --runs="$runs" --arms="$arms" "${extra[@]}"
 
-  banner "4/$steps analysing the AlexNet study in $workdir"
+  banner "4/$steps calibrating (temperature scaling) and analysing the AlexNet study in $workdir"
+  "$py" -m alexnet_jax.calibration --workdir="$workdir"
   "$py" -m alexnet_jax.analyze --workdir="$workdir"
   local reports="$workdir/analysis/report.md" lite_line=""
 
@@ -139,7 +141,8 @@ print(s.get("package", s["kind"]), s.get("package_version", ""), "(" + s.get("fi
     banner "6/$steps training EfficientNet-Lite0 runs $runs (quick protocol, arms: $lite_arms) into $lite_workdir"
     "$py" -m alexnet_jax.train --config=alexnet_jax/configs/quick.py:efficientnet_lite0 --data_dir="$data_dir" \
       --workdir="$lite_workdir" --runs="$runs" --arms="$lite_arms" --pretrained_weights="$lite_weights" "${extra[@]}"
-    banner "7/$steps analysing the EfficientNet-Lite0 study in $lite_workdir"
+    banner "7/$steps calibrating (temperature scaling) and analysing the EfficientNet-Lite0 study in $lite_workdir"
+    "$py" -m alexnet_jax.calibration --workdir="$lite_workdir"
     "$py" -m alexnet_jax.analyze --workdir="$lite_workdir"
     reports="$lite_workdir/analysis/report.md and $reports"
   fi
