@@ -105,7 +105,8 @@ def job_from_flags(command: str, argv: list[str]) -> Job:
         output=FLAGS.output or ("predictions.parquet" if command == "predict" else "embeddings.parquet"),
         checkpoints=tuple(FLAGS.checkpoint), study=FLAGS.study, arm=FLAGS.arm, command=command,
         input_kind=FLAGS.input_kind, batch_size=FLAGS.batch_size, tta=FLAGS.tta, mc_samples=FLAGS.mc_samples,
-        seed=FLAGS.seed, shard=FLAGS.shard, calibrated=not FLAGS.no_calibration, id_column=FLAGS.id_column,
+        seed=FLAGS.seed, shard=FLAGS.shard, id_column=FLAGS.id_column,
+        calibrated=not FLAGS.no_calibration and command == "predict",  # features take no temperature
         ra_column=FLAGS.ra_column, dec_column=FLAGS.dec_column, cutout_dir=FLAGS.cutout_dir,
         sdss_url=FLAGS.sdss_url, cutout_scale=FLAGS.cutout_scale, cutout_workers=FLAGS.cutout_workers,
         cutout_rate=FLAGS.cutout_rate, skip_bad_rows=FLAGS.skip_bad_rows, rows_per_part=FLAGS.rows_per_part,
