@@ -5,9 +5,10 @@
 Modules, one concept each: `settings` (the frozen Settings the flags build), `workload` (the
 synthetic images and the paper's augmentation both frameworks use), `flops` (analytic FLOPs
 and peaks), `records` (the measurement record and its MFU and projection), `jax_side` (the
-JAX measurements and levers), `torch_side` (the PyTorch measurements, the only module that
-imports torch, run in the subprocess), `torch_process` (starting that subprocess), `report`
-(the summary line and Markdown table), `run` (the whole benchmark in order) and `__main__`
-(the flags, read once). Importing any of them but `torch_side` imports neither torch nor
-TensorFlow.
+JAX measurements and levers), `predict_side` (`--predict`: galaxies per second of
+`predict.engine` from decoded JPEGs and from prepared arrays), `torch_side` and `torch_predict`
+(the PyTorch training and prediction measurements, the only modules that import torch, run in
+the subprocess), `torch_process` (starting that subprocess), `report` (the summary line and
+Markdown table), `run` (the whole benchmark in order) and `__main__` (the flags, read once).
+Importing any of them but `torch_side` and `torch_predict` imports neither torch nor TensorFlow.
 """
