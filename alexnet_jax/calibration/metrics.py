@@ -20,21 +20,28 @@ NLL_FLOOR = 1e-12
 _SUM_TOLERANCE = 1e-3
 
 
-def _check(probs, labels) -> tuple[np.ndarray, np.ndarray]:
-    probs = np.asarray(probs, dtype=np.float64)
+def check_labelled(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) float64 scores (probabilities or logits) and (N,) int64 labels in [0, K), or one ValueError line."""
+    scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
-    if probs.ndim != 2 or probs.shape[0] == 0 or probs.shape[1] < 2:
-        raise ValueError(f"probabilities must be (N > 0, K >= 2); got shape {probs.shape}")
-    if labels.shape != (probs.shape[0],):
-        raise ValueError(f"labels must be ({probs.shape[0]},) to match the probabilities; got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= probs.shape[1]:
-        raise ValueError(f"labels must be integers in [0, {probs.shape[1]}); got {labels.dtype}")
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] < 2:
+        raise ValueError(f"{what} must be (N > 0, K >= 2); got shape {scores.shape}")
+    if labels.shape != (scores.shape[0],):
+        raise ValueError(f"labels must be ({scores.shape[0]},) to match the {what}; got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= scores.shape[1]:
+        found = f"{labels.dtype} {labels.min()}..{labels.max()}" if labels.size else str(labels.dtype)
+        raise ValueError(f"labels must be integers in [0, {scores.shape[1]}); got {found}")
+    return scores, labels.astype(np.int64)
+
+
+def _check(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    probs, labels = check_labelled(probs, labels, "probabilities")
     if not np.all(np.isfinite(probs)) or probs.min() < 0 or probs.max() > 1:
         raise ValueError("probabilities must be finite and within [0, 1]")
     worst = float(np.max(np.abs(probs.sum(axis=1) - 1.0)))
     if worst > _SUM_TOLERANCE:
         raise ValueError(f"each row of probabilities must sum to 1; one is off by {worst:.3g}")
-    return probs, labels.astype(np.int64)
+    return probs, labels
 
 
 def _check_bins(bins: int) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alexnet_jax.calibration.metrics import check_labelled
 from alexnet_jax.errors import PredictError
 from alexnet_jax.toolbox import write_json_atomic
 
@@ -27,18 +28,10 @@ _KEYS = ("schema", "temperature", "weights_sha256", "fitted_on", "num_examples",
 
 
 def _check_logits(logits, labels) -> tuple[np.ndarray, np.ndarray]:
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels)
-    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
-        raise ValueError(f"logits must be (N > 0, K >= 2); got shape {logits.shape}")
-    if labels.shape != (logits.shape[0],):
-        raise ValueError(f"labels must be ({logits.shape[0]},) to match the logits; got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= logits.shape[1]:
-        found = f"{labels.dtype} {labels.min()}..{labels.max()}"
-        raise ValueError(f"labels must be integers in [0, {logits.shape[1]}); got {found}")
+    logits, labels = check_labelled(logits, labels, "logits")
     if not np.all(np.isfinite(logits)):
         raise ValueError("logits contain NaN or infinity; calibrate finite logits only")
-    return logits, labels.astype(np.int64)
+    return logits, labels
 
 
 def scaled_nll(logits, labels, temperature: float) -> float:
