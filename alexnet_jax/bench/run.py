@@ -34,9 +34,9 @@ def run(settings: Settings, command: str, torch_worker: list[str] | None = None)
     """What `python -m alexnet_jax.bench` does: the benchmark (`run_benchmark`), or in the PyTorch
     subprocess (`--torch_worker`) its PyTorch measurements."""
     if torch_worker:
-        from alexnet_jax.bench import torch_side  # only here: torch never shares a process with TensorFlow
+        from alexnet_jax.bench import torch_worker as worker  # only here: torch never shares a process with TF
 
-        torch_side.run_worker(torch_worker, settings)
+        worker.run_worker(torch_worker, settings)
         return []
     return run_benchmark(settings, command)
 

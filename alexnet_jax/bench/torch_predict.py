@@ -1,6 +1,6 @@
 """`bench --predict`, PyTorch side: the plain prediction loop a PyTorch user writes, for comparison.
 
-Imports torch, so it runs only in the benchmark's PyTorch subprocess (`torch_side.run_worker`,
+Imports torch, so it runs only in the benchmark's PyTorch subprocess (`torch_worker.run_worker`,
 names `predict_decoded` and `predict_prepared`), never after TensorFlow. The network is --model's
 torchvision or timm twin with random weights (`torch_side.reference_model`), in eval mode under
 torch.no_grad, float32, with the batch size, resize and centre crop of the JAX side:
@@ -24,7 +24,7 @@ from torchvision import transforms
 
 from alexnet_jax.bench.predict_side import IMAGENET, batch_rows, prepared_images, write_jpegs
 from alexnet_jax.bench.settings import Settings
-from alexnet_jax.bench.torch_side import _sync, _versions_note, reference_model, torch_base, torch_device
+from alexnet_jax.bench.torch_side import reference_model, sync_device, torch_base, torch_device, versions_note
 
 
 class JpegFiles(torch.utils.data.Dataset):
@@ -98,7 +98,7 @@ def torch_predict(settings: Settings, pipeline: str) -> dict:
 
             first, step = _timed_loop(settings, (prepare(b) for b in range(needed)), predict)
             label = "prepared uint8 in memory"
-            _sync(device)
+            sync_device(device)
         resident = prepare(0) if pipeline == "prepared" else next(iter(loader))
         t0 = time.perf_counter()
         for _ in range(settings.steps):
@@ -118,5 +118,5 @@ def torch_predict(settings: Settings, pipeline: str) -> dict:
         compile_s=round(first, 3),
     )
     rec["mfu_note"] = "prediction: no MFU computed"
-    rec["notes"].append(f"eval mode, torch.no_grad, random weights; {_versions_note()}")
+    rec["notes"].append(f"eval mode, torch.no_grad, random weights; {versions_note()}")
     return rec

@@ -1,6 +1,6 @@
 """The PyTorch measurements: the paper's recipe, a tuned PyTorch peer, and PyTorch's matmul peak.
 
-The only module that imports torch. It runs only in the subprocess that
+With `torch_predict`, the only modules that import torch. It runs only in the subprocess that
 `python -m alexnet_jax.bench --torch_worker=peak,paper,tuned` starts (`torch_process.spawn_torch`):
 torchvision must never be imported after TensorFlow in one process (it segfaults), and each
 framework keeps its own thread pools. The tuned peer's augmentation follows the same
@@ -11,11 +11,8 @@ pure PyTorch on the device.
 from __future__ import annotations
 
 import io
-import json
 import math
-import sys
 import time
-import traceback
 
 import numpy as np
 import torch
@@ -25,7 +22,7 @@ from torchvision import transforms
 
 from alexnet_jax.bench.records import SCHEMA, cpu_device_kind, record
 from alexnet_jax.bench.settings import Settings
-from alexnet_jax.bench.torch_process import TORCH_DTYPES, failed_torch_record
+from alexnet_jax.bench.torch_process import TORCH_DTYPES
 from alexnet_jax.bench.workload import NUM_CLASSES, paper_augment, synthetic_images
 from alexnet_jax.inputs.augment import AugmentConfig, center_offset
 from alexnet_jax.models import torch_source
@@ -52,7 +49,8 @@ def reference_model(settings: Settings) -> torch.nn.Module:
     return torch_source(settings.model).build_reference(NUM_CLASSES, settings.crop_size)
 
 
-def _sync(device):
+def sync_device(device):
+    """Wait for the device's queued work (CUDA); a no-op on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -72,7 +70,7 @@ def torch_base(settings: Settings, device, **fields) -> dict:
     )
 
 
-def _versions_note() -> str:
+def versions_note() -> str:
     return f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"
 
 
@@ -156,7 +154,7 @@ def torch_paper(settings: Settings) -> dict:
         x, y = next(it)
         c0 = time.perf_counter()
         train_step(x, y)
-        _sync(device)
+        sync_device(device)
         wait += c0 - w0
         compute += time.perf_counter() - c0
     step_time = (wait + compute) / steps
@@ -189,7 +187,7 @@ def torch_paper(settings: Settings) -> dict:
         input_wait_s=round(wait / steps, 6),
         compile_s=round(first or 0.0, 3),
     )
-    rec["notes"].append(f"JPEGs of {settings.jpeg_size} px decoded per item; {_versions_note()}")
+    rec["notes"].append(f"JPEGs of {settings.jpeg_size} px decoded per item; {versions_note()}")
     return rec
 
 
@@ -300,7 +298,7 @@ def torch_tuned(settings: Settings) -> dict:
     t0 = time.perf_counter()
     try:
         train_step(indices(0))
-        _sync(device)
+        sync_device(device)
     except Exception as error:  # noqa: BLE001 - any compile failure: report it and fall back
         if net is model:
             raise
@@ -309,17 +307,17 @@ def torch_tuned(settings: Settings) -> dict:
         net = model
         t0 = time.perf_counter()
         train_step(indices(0))
-        _sync(device)
+        sync_device(device)
     first = time.perf_counter() - t0
     for step in range(1, warmup):
         train_step(indices(step))
-    _sync(device)
+    sync_device(device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     t0 = time.perf_counter()
     for step in range(steps):
         correct += train_step(indices(100 + step))
     correct.item()
-    _sync(device)
+    sync_device(device)
     step_time = (time.perf_counter() - t0) / steps
     fixed = indices(1)
     t0 = time.perf_counter()
@@ -334,7 +332,7 @@ def torch_tuned(settings: Settings) -> dict:
         for step in range(max(1, warmup)):
             net(augmented(indices(200 + step))).argmax(1)
         total = torch.zeros((), device=device, dtype=torch.long)
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         for step in range(n_eval):
             idx = indices(300 + step)
@@ -356,7 +354,7 @@ def torch_tuned(settings: Settings) -> dict:
         input_wait_s=round(max(0.0, step_time - compute), 6),
         compile_s=round(first, 3),
     )
-    rec["notes"] = [*notes, _versions_note()]
+    rec["notes"] = [*notes, versions_note()]
     if compile_error:
         rec["notes"].append("compile_error: " + compile_error)
     return rec
@@ -371,34 +369,12 @@ def torch_matmul_peaks(n: int = 2048, reps: int = 5) -> dict:
     for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
         a = torch.randn(n, n, device=device).to(dtype)
         a @ a
-        _sync(device)
+        sync_device(device)
         best = math.inf
         for _ in range(reps):
             t0 = time.perf_counter()
             a @ a
-            _sync(device)
+            sync_device(device)
             best = min(best, time.perf_counter() - t0)
         out[name] = 2.0 * n**3 / best / 1e12
     return {"schema": SCHEMA, "kind": "torch_peak", "peaks": out, "matmul_size": n, **torch_device_info(device)}
-
-
-def run_worker(names: list[str], settings: Settings) -> None:
-    """The subprocess's work: each PyTorch measurement as one JSON line on stdout, errors included."""
-    for name in names:
-        try:
-            if name == "peak":
-                rec = torch_matmul_peaks(settings.matmul_size)
-            elif name == "paper":
-                rec = torch_paper(settings)
-            elif name == "tuned":
-                rec = torch_tuned(settings)
-            elif name.startswith("predict_"):  # bench --predict (bench.predict_side)
-                from alexnet_jax.bench.torch_predict import torch_predict
-
-                rec = torch_predict(settings, name.removeprefix("predict_"))
-            else:
-                raise ValueError(f"unknown PyTorch measurement {name!r}")
-        except Exception as error:  # noqa: BLE001 - reported in the JSON, never hidden
-            traceback.print_exc(file=sys.stderr)
-            rec = failed_torch_record(name, settings, f"{type(error).__name__}: {error}")
-        print(json.dumps(rec, allow_nan=False), flush=True)
