@@ -66,6 +66,8 @@ def test_the_wheel_carries_the_configs_and_the_console_scripts(installed):
     scripts = dict(parser["console_scripts"])
     assert scripts["alexnet-jax-train"] == "alexnet_jax.train:run"
     assert {"alexnet-jax-study", "alexnet-jax-analyze", "alexnet-jax-predict", "alexnet-jax-convert"} <= set(scripts)
+    assert scripts["alexnet-jax-calibrate"] == "alexnet_jax.calibration.__main__:run"
+    assert scripts["alexnet-jax-neighbours"] == "alexnet_jax.predict.neighbours:run"
     assert not any(n.startswith(("tests/", "experiments/")) for n in names)
 
 
