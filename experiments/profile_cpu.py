@@ -2,7 +2,7 @@
 
     python experiments/profile_cpu.py                                    # every backbone, 64 px, batch 32
     python experiments/profile_cpu.py --models=resnet18,alexnet --crop_size=224 --steps=2
-    python experiments/profile_cpu.py --threads=1 --models=resnet18      # one intra-op thread
+    taskset -c 0 python experiments/profile_cpu.py --models=resnet18     # on one core
 
 It builds the trainer's own jitted steps the way the benchmark does (`bench.jax_side.JaxBench`:
 on-device input, the paper's augmentation inside the train step), runs a few of each under
@@ -37,7 +37,7 @@ flags.DEFINE_integer("crop_size", 64, "crop side in pixels (the resident images 
 flags.DEFINE_integer("batch_size", 32, "images per step")
 flags.DEFINE_integer("steps", 3, "traced steps of each kind (after one untraced warm-up step)")
 flags.DEFINE_integer("top", 8, "individual instructions listed per step")
-flags.DEFINE_integer("threads", 0, "intra-op threads (0: XLA's default, all cores); set before JAX starts")
+flags.DEFINE_bool("single_thread", False, "--xla_cpu_multi_thread_eigen=false (a true one-core run: taskset -c 0)")
 flags.DEFINE_string("dump_hlo", None, "folder to write each step's compiled HLO text to (for reading the op names)")
 flags.DEFINE_enum("which", "both", ["both", "train", "eval"], "which step to profile")
 
@@ -302,10 +302,8 @@ def profile_model(model: str, f) -> None:
 def main(argv):
     del argv
     f = flags.FLAGS
-    if f.threads:
-        # Must precede JAX's start: XLA:CPU reads its thread pool size once.
-        os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={f.threads > 1}"
-        os.environ["OMP_NUM_THREADS"] = str(f.threads)
+    if f.single_thread:  # before JAX starts: XLA reads its flags once
+        os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
     import flax
     import jax
 
