@@ -119,7 +119,7 @@ def test_get_model_options_and_errors():
     assert models.get_model("convnext_tiny").drop_path_rate == 0.1  # torchvision's default
     with pytest.raises(ValueError, match="unknown model 'resnet34'.*resnet18"):
         models.get_model("resnet34")
-    with pytest.raises(ValueError, match="resnet18 has no option 'dropout_rate'; it takes dtype, frozen"):
+    with pytest.raises(ValueError, match="resnet18 has no option 'dropout_rate'; it takes conv_impl, dtype, frozen"):
         models.get_model("resnet18", dropout_rate=0.5)
     with pytest.raises(ValueError, match=r"frozen=\['layer5'\] names no block; its blocks are stem, layer1"):
         models.get_model("resnet18", frozen=("layer5",))

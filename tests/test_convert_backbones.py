@@ -176,6 +176,32 @@ def test_cli_conversion_matches_torchvision_and_timm(converted, model, source):
             print(f"measured {model} timm {height}x{width}: logits {rel['logits']:.1e}, blocks max {blocks:.1e}")
 
 
+@pytest.mark.parametrize("conv_impl", ("native", "fast"))
+@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in BACKBONES])
+def test_forward_matches_torchvision_with_either_formulation(converted, model, conv_impl):
+    """Logits and every block against torchvision at the smallest parity size, with XLA's convolutions
+    and with the CPU formulations (the converter's own report checks 'auto')."""
+    result, spec = converted(model), models.get_spec(model)
+    sizes = models.torch_source(model).parity_sizes  # ViT's reference takes only its first (224 px)
+    height, width = sizes[0] if spec.input_multiple > 1 else min(sizes)
+    images = np.random.default_rng(6).standard_normal((2, 3, height, width)).astype(np.float32)
+    theirs = hooked_outputs(result.torch, dict(spec.taps), images)
+    flax_model = models.get_model(model, 1000, conv_impl=conv_impl)
+    with jax.default_matmul_precision("highest"):
+        logits, state = flax_model.apply(
+            result.variables, images.transpose(0, 2, 3, 1), capture=True, mutable=["intermediates"]
+        )
+    ours = {"logits": logits} | dict(state["intermediates"]["blocks"][0])
+    names = ("logits", *spec.block_names)
+    rel = max_relative({k: np.asarray(v) for k, v in ours.items()}, {k: theirs[k] for k in names})
+    over = {name: value for name, value in rel.items() if value > TOLERANCE}
+    if over:  # the measured spread can only raise TOLERANCE
+        spread = module_spread(result.torch.eval(), images, dict(spec.taps))
+        for name, value in over.items():
+            assert value <= tolerance(TOLERANCE, spread[name]), (name, value, spread[name])
+    print(f"measured {model} ({conv_impl}) {height}x{width}: logits {rel['logits']:.1e}, max {max(rel.values()):.1e}")
+
+
 def test_timm_and_torchvision_names_give_identical_parameters(converted):
     """The same ConvNeXt under both namings. The correspondence here is the state dicts' order
     (both list the same tensors in the same order), independent of the converter's table."""
@@ -232,11 +258,11 @@ def _torch_train_step(module, model, images, labels, learning_rate, dtype):
     return loss.item(), _flat(grads), convert.convert_state_dict(module.state_dict(), model, naming=naming)
 
 
-def _jax_train_step(model, variables, images, labels, dtype):
+def _jax_train_step(model, variables, images, labels, dtype, conv_impl="auto"):
     """(loss, grads, updated batch_stats or None) of the Flax model in train mode, compute dtype `dtype`."""
     spec = models.get_spec(model)
     off = {option: 0.0 for option in ("drop_path_rate", "dropout_rate") if option in spec.options}
-    flax_model = models.get_model(model, 1000, dtype=dtype, **off)
+    flax_model = models.get_model(model, 1000, dtype=dtype, conv_impl=conv_impl, **off)
     variables = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), variables)
     nhwc = jnp.asarray(images.transpose(0, 2, 3, 1), dtype)
 
@@ -254,8 +280,9 @@ def _jax_train_step(model, variables, images, labels, dtype):
     return float(loss), _flat(grads), (_flat(updates["batch_stats"]) if spec.batch_norm else None)
 
 
+@pytest.mark.parametrize("conv_impl", ("native", "fast"))
 @pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in BACKBONES])
-def test_train_step_matches_torch(converted, model):
+def test_train_step_matches_torch(converted, model, conv_impl):
     """Same weights, same batch, dropout and stochastic depth off: the loss, the gradients, BatchNorm's
     updated running statistics and the SGD-updated parameters of both frameworks agree.
 
@@ -266,6 +293,7 @@ def test_train_step_matches_torch(converted, model):
     against torch in double), where the same mathematics must agree far inside the tolerances. In
     float32, the loss and the gradients are compared within SPREAD_FACTOR x torch's own float32-vs-
     float64 difference of them, measured here (never tighter than LOSS_TOLERANCE, GRAD_TOLERANCE).
+    Both formulations of the convolutions (models.layers: XLA's, and the CPU ones) pass.
     """
     result = converted(model, "torchvision")
     # ViT's gradients are comparable only on its stored grid; ConvNeXt at its minimum (torch's float64
@@ -274,26 +302,40 @@ def test_train_step_matches_torch(converted, model):
     tv_options = {"stochastic_depth_prob": 0.0} if model == "convnext_tiny" else {}
     reference = getattr(torchvision.models, model)(weights=None, **tv_options)
     reference.load_state_dict(result.torch.state_dict())
-    assert_train_step_matches(model, reference, result.variables, size)
+    # torch's steps do not depend on the formulation: computed for 'native', reused (and dropped) by 'fast'
+    torch_steps = _TORCH_STEPS.pop(model, None) if conv_impl == "fast" else _TORCH_STEPS.setdefault(model, {})
+    assert_train_step_matches(model, reference, result.variables, size, conv_impl=conv_impl, torch_steps=torch_steps)
+
+
+_TORCH_STEPS: dict[str, dict] = {}  # model -> its torch steps in float32 and float64, between the two formulations
 
 
 def assert_train_step_matches(
-    model: str, reference: torch.nn.Module, variables, size: int, float32_gradients: bool = True
+    model: str,
+    reference: torch.nn.Module,
+    variables,
+    size: int,
+    float32_gradients: bool = True,
+    conv_impl: str = "auto",
+    torch_steps: dict | None = None,
 ) -> None:
     """One SGD step of `reference` (torch, dropout and stochastic depth off) and of the Flax model holding
     the same `variables`, on one batch of 2 `size` px images: see test_train_step_matches_torch. Without
     `float32_gradients`, gradients are compared in float64 only (a network whose float32 gradients hinge
-    on which side of a kink a pre-activation lies within rounding: see test_efficientnet_lite)."""
+    on which side of a kink a pre-activation lies within rounding: see test_efficientnet_lite). `torch_steps`:
+    a dict that keeps torch's two steps for another call on the same model and weights."""
     spec = models.get_spec(model)
     images = np.random.default_rng(7).standard_normal((2, 3, size, size)).astype(np.float32)
     labels = np.array([141, 999])
     learning_rate = 0.1
 
-    torch_loss, torch_grads, _ = _torch_train_step(reference, model, images, labels, learning_rate, torch.float32)
-    jax_loss, jax_grads, _ = _jax_train_step(model, variables, images, labels, jnp.float32)
-    exact_loss, exact_grads, torch_after = _torch_train_step(
-        reference, model, images, labels, learning_rate, torch.float64
-    )
+    if not torch_steps:
+        dtypes = (torch.float32, torch.float64)
+        steps = [_torch_train_step(reference, model, images, labels, learning_rate, t) for t in dtypes]
+        torch_steps = {} if torch_steps is None else torch_steps
+        torch_steps["steps"] = steps
+    (torch_loss, torch_grads, _), (exact_loss, exact_grads, torch_after) = torch_steps["steps"]
+    jax_loss, jax_grads, _ = _jax_train_step(model, variables, images, labels, jnp.float32, conv_impl)
     loss_spread = abs(torch_loss - exact_loss) / exact_loss
     assert abs(jax_loss - torch_loss) <= tolerance(LOSS_TOLERANCE, loss_spread) * torch_loss, (jax_loss, torch_loss)
     assert set(jax_grads) == set(torch_grads) == set(exact_grads)
@@ -303,12 +345,12 @@ def assert_train_step_matches(
         assert max(single.values()) <= tolerance(GRAD_TOLERANCE, grad_spread), (grad_spread, _worst(single))
 
     with jax.enable_x64(True):
-        double_loss, jax_grads, jax_stats = _jax_train_step(model, variables, images, labels, jnp.float64)
+        double_loss, jax_grads, jax_stats = _jax_train_step(model, variables, images, labels, jnp.float64, conv_impl)
     assert abs(double_loss - exact_loss) <= LOSS_TOLERANCE * exact_loss, (double_loss, exact_loss)
     errors = gradient_errors(jax_grads, exact_grads)
     assert max(errors.values()) <= GRAD_TOLERANCE, _worst(errors)
     print(
-        f"measured {model} train step: float32 loss {abs(jax_loss - torch_loss) / torch_loss:.1e} "
+        f"measured {model} ({conv_impl}) train step: float32 loss {abs(jax_loss - torch_loss) / torch_loss:.1e} "
         f"(torch's own spread {loss_spread:.1e}), grads {max(single.values()):.1e} (spread {grad_spread:.1e}"
         f"{'' if float32_gradients else ', not compared'}); "
         f"float64 grads {max(errors.values()):.1e}"

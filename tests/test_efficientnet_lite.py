@@ -114,7 +114,13 @@ def test_registry_matches_timm(name):
             reference.get_submodule(path)
         reference.get_submodule(block.torch_output)
     assert isinstance(reference.get_submodule(spec.torch_head), torch.nn.Linear)
-    assert spec.batch_norm and spec.options == ("dropout_rate", "drop_path_rate", "depthwise", "bn_momentum")
+    assert spec.batch_norm and spec.options == (
+        "dropout_rate",
+        "drop_path_rate",
+        "depthwise",
+        "bn_momentum",
+        "conv_impl",
+    )
 
     assert spec.default_input_size == RESOLUTIONS[name]
     if name in PACKAGES:

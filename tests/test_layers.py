@@ -1,7 +1,8 @@
 """The CPU formulations of models.layers against XLA's own convolutions: the same outputs and gradients.
 
-DepthwiseConv 'shifted' (k*k shifted multiply-adds, differentiated by JAX) and PointwiseConv 'matmul'
-(a 1x1 convolution as one matrix product) replace XLA's grouped and 1x1 convolutions on CPU
+DepthwiseConv 'shifted' (k*k shifted multiply-adds, differentiated by JAX), PointwiseConv 'matmul'
+(a 1x1 convolution as one matrix product) and Conv 'patches' (patches plus one matrix product)
+replace XLA's grouped, 1x1 and small dense convolutions on CPU
 (docs/performance.md). Both must compute the same function: outputs, input gradients and kernel
 gradients within float32 rounding of 'native', at odd sizes, both strides, kernels 3 and 5,
 TensorFlow's "SAME" padding and a symmetric one.
@@ -74,12 +75,84 @@ def test_pointwise_matmul_matches_xla_convolution(stride, bias):
     _assert_same_function(make, "matmul", x)
 
 
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "height", "width"),
+    (
+        (3, 1, 1, 7, 10),  # ResNet's 3x3
+        (3, 2, 1, 9, 6),  # its strided 3x3, odd sides
+        (7, 2, 3, 11, 8),  # its stem
+        (3, 1, 1, 2, 2),  # layer4 at 64 px crops
+        (5, 1, 2, 3, 5),  # AlexNet's 5x5, image smaller than the kernel
+        (11, 4, 2, 13, 17),  # AlexNet's stem
+        (4, 4, 0, 9, 13),  # ConvNeXt's stem: non-overlapping windows, sides not multiples of 4
+        (2, 2, 0, 5, 4),  # its downsample
+        (1, 2, 0, 5, 7),  # a strided 1x1 (ResNet's downsample)
+    ),
+)
+@pytest.mark.parametrize("bias", (False, True))
+def test_conv_patches_matches_xla_convolution(kernel, stride, padding, height, width, bias):
+    """Conv 'patches' (patches plus one matrix product) against nn.Conv itself, parameters shared."""
+    x = jax.random.normal(jax.random.key(6), (2, height, width, 5))
+
+    def make(impl):
+        pads = ((padding, padding), (padding, padding))
+        return layers.Conv(7, (kernel, kernel), strides=(stride, stride), padding=pads, use_bias=bias,
+                           kernel_init=nn_normal(), bias_init=nn_normal(), impl=impl)  # fmt: skip
+
+    _assert_same_function(make, "patches", x)
+
+
+def test_conv_native_is_flax_conv_and_grouped_stays_native():
+    """'native' is nn.Conv's own program; a grouped convolution (no patches form) stays native under 'patches'."""
+    x = jax.random.normal(jax.random.key(7), (2, 6, 6, 4))
+    flax_conv = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)))
+    ours = layers.Conv(3, (3, 3), padding=((1, 1), (1, 1)), impl="native")
+    variables = flax_conv.init(jax.random.key(0), x)
+    assert jax.jit(ours.apply).lower(variables, x).as_text() == jax.jit(flax_conv.apply).lower(variables, x).as_text()
+    grouped = layers.Conv(4, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=2, impl="patches")
+    _assert_close(grouped.apply(variables := grouped.init(jax.random.key(0), x), x),
+                  grouped.clone(impl="native").apply(variables, x), "grouped")  # fmt: skip
+
+
+def test_depthwise_with_bias_matches_xla_convolution():
+    """ConvNeXt's depthwise 7x7 with a bias, as torch's Conv2d(groups=C): 'shifted' == 'native', and the
+    parameters are nn.Conv's (kernel (7, 7, 1, C), bias (C,))."""
+    x = jax.random.normal(jax.random.key(8), (2, 5, 6, 4))
+
+    def make(impl):
+        return layers.DepthwiseConv(7, 1, 3, impl, nn_normal(), use_bias=True, bias_init=nn_normal())
+
+    _assert_same_function(make, "shifted", x)
+    shapes = jax.tree.map(jnp.shape, make("shifted").init(jax.random.key(0), x)["params"])
+    reference = nn.Conv(4, (7, 7), padding=((3, 3), (3, 3)), feature_group_count=4).init(jax.random.key(0), x)
+    assert shapes == jax.tree.map(jnp.shape, reference["params"]) == {"kernel": (7, 7, 1, 4), "bias": (4,)}
+
+
+def test_patches_pays_rule_and_formulation_names():
+    """The measured size rule (layers.patches_pays) and the models' one switch."""
+    assert layers.patches_pays((1, 1), (1, 1), 2048, 3136) and layers.patches_pays((16, 16), (16, 16), 3, 196)
+    assert layers.patches_pays((3, 3), (1, 1), 512, 4) and layers.patches_pays((7, 7), (2, 2), 3, 112 * 112)
+    assert not layers.patches_pays((3, 3), (1, 1), 256, 14 * 14) and not layers.patches_pays((11, 11), (4, 4), 3, 225)
+    on_cpu = jax.default_backend() == "cpu"
+    assert layers.resolve_conv("auto", (3, 3), (1, 1), 256, 196) == "native"
+    assert layers.resolve_conv("auto", (3, 3), (1, 1), 512, 4) == ("patches" if on_cpu else "native")
+    assert layers.resolve_conv("patches", (3, 3), (1, 1), 256, 196) == "patches"
+    assert layers.layer_impls("fast") == {"conv": "patches", "depthwise": "shifted", "pointwise": "matmul"}
+    assert layers.layer_impls("native") == dict.fromkeys(("conv", "depthwise", "pointwise"), "native")
+    assert layers.resolved_formulation("auto") == ("fast" if on_cpu else "native")
+    with pytest.raises(ValueError, match="conv_impl='im2col': use one of auto, native, fast"):
+        layers.layer_impls("im2col")
+    with pytest.raises(ValueError, match="conv='fast': use one of auto, native, patches"):
+        layers.resolve_conv("fast", (3, 3), (1, 1), 3, 3)
+
+
 def test_bfloat16_formulations_stay_bfloat16_and_close():
     """In bfloat16 the CPU forms return bfloat16, with float32 parameters and their float32 gradients."""
     x = jax.random.normal(jax.random.key(5), (2, 9, 9, 8), jnp.bfloat16)
     for module in (
         layers.DepthwiseConv(3, 2, "SAME", "shifted", nn_normal(), jnp.bfloat16),
         layers.PointwiseConv(4, 1, False, "matmul", nn_normal(), dtype=jnp.bfloat16),
+        layers.Conv(4, (3, 3), padding=((1, 1), (1, 1)), kernel_init=nn_normal(), dtype=jnp.bfloat16, impl="patches"),
     ):
         y, grad_x, grad_params = _outputs_and_grads(module, x)
         assert y.dtype == grad_x.dtype == jnp.bfloat16 and grad_params["kernel"].dtype == jnp.float32

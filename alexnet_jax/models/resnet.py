@@ -27,6 +27,7 @@ from alexnet_jax.models.layers import (
     check_images,
     conv,
     kaiming_normal_fan_out,
+    layer_impls,
     torch_uniform_init,
 )
 from alexnet_jax.models.spec import CNN_PARITY_SIZES, Block, ModelSpec, TorchSource, dense_head, torchvision_imagenet
@@ -35,7 +36,8 @@ STAGE_PLANES = (64, 128, 256, 512)
 MIN_INPUT_SIZE = 1  # torchvision's meta: every stride-2 layer pads, so even 1 px passes
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.Conv:
+def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str, impl: str) -> nn.Conv:
+    """A torchvision conv without bias; `impl` (layers.CONV_IMPLS) may compute it as patches and a matmul on CPU."""
     return conv(
         features,
         kernel,
@@ -45,6 +47,7 @@ def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.
         kernel_init=kaiming_normal_fan_out,
         dtype=dtype,
         name=name,
+        impl=impl,
     )
 
 
@@ -54,10 +57,11 @@ class Downsample(nn.Module):
     features: int
     stride: int
     dtype: Any
+    impl: str = "native"
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask):
-        x = _conv(self.features, 1, self.stride, self.dtype, "0")(x)
+        x = _conv(self.features, 1, self.stride, self.dtype, "0", self.impl)(x)
         return BatchNorm(dtype=self.dtype, name="1")(x, use_running_average, mask)
 
 
@@ -65,17 +69,19 @@ class BasicBlock(nn.Module):
     planes: int
     stride: int
     dtype: Any
+    impl: str = "native"
     expansion = 1
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask):
         identity = x
-        out = _conv(self.planes, 3, self.stride, self.dtype, "conv1")(x)
+        out = _conv(self.planes, 3, self.stride, self.dtype, "conv1", self.impl)(x)
         out = nn.relu(BatchNorm(dtype=self.dtype, name="bn1")(out, use_running_average, mask))
-        out = _conv(self.planes, 3, 1, self.dtype, "conv2")(out)
+        out = _conv(self.planes, 3, 1, self.dtype, "conv2", self.impl)(out)
         out = BatchNorm(dtype=self.dtype, name="bn2")(out, use_running_average, mask)
         if self.stride != 1 or x.shape[-1] != self.planes:
-            identity = Downsample(self.planes, self.stride, self.dtype, name="downsample")(x, use_running_average, mask)
+            downsample = Downsample(self.planes, self.stride, self.dtype, self.impl, name="downsample")
+            identity = downsample(x, use_running_average, mask)
         return nn.relu(out + identity)
 
 
@@ -83,20 +89,21 @@ class Bottleneck(nn.Module):
     planes: int
     stride: int
     dtype: Any
+    impl: str = "native"
     expansion = 4
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask):
         identity = x
         out_features = self.planes * self.expansion
-        out = _conv(self.planes, 1, 1, self.dtype, "conv1")(x)
+        out = _conv(self.planes, 1, 1, self.dtype, "conv1", self.impl)(x)
         out = nn.relu(BatchNorm(dtype=self.dtype, name="bn1")(out, use_running_average, mask))
-        out = _conv(self.planes, 3, self.stride, self.dtype, "conv2")(out)  # V1.5: the stride is here
+        out = _conv(self.planes, 3, self.stride, self.dtype, "conv2", self.impl)(out)  # V1.5: the stride is here
         out = nn.relu(BatchNorm(dtype=self.dtype, name="bn2")(out, use_running_average, mask))
-        out = _conv(out_features, 1, 1, self.dtype, "conv3")(out)
+        out = _conv(out_features, 1, 1, self.dtype, "conv3", self.impl)(out)
         out = BatchNorm(dtype=self.dtype, name="bn3")(out, use_running_average, mask)
         if self.stride != 1 or x.shape[-1] != out_features:
-            identity = Downsample(out_features, self.stride, self.dtype, name="downsample")(
+            identity = Downsample(out_features, self.stride, self.dtype, self.impl, name="downsample")(
                 x, use_running_average, mask
             )
         return nn.relu(out + identity)
@@ -110,12 +117,13 @@ class ResLayer(nn.Module):
     blocks: int
     stride: int
     dtype: Any
+    impl: str = "native"
 
     @nn.compact
     def __call__(self, x, use_running_average: bool, mask):
         for index in range(self.blocks):
             stride = self.stride if index == 0 else 1
-            x = self.block(self.planes, stride, self.dtype, name=str(index))(x, use_running_average, mask)
+            x = self.block(self.planes, stride, self.dtype, self.impl, name=str(index))(x, use_running_average, mask)
         return x
 
 
@@ -127,7 +135,9 @@ class ResNet(nn.Module):
     whose BatchNorm layers keep using and keeping their running statistics. `mask` (N,) leaves
     padded examples out of the batch statistics. `dtype` is the compute dtype; parameters and
     statistics stay float32, logits are float32. With `capture`, 'intermediates' receives
-    {block name: its output} under 'blocks'.
+    {block name: its output} under 'blocks'. `conv_impl` (layers.FORMULATIONS) picks how the
+    convolutions are computed: 'auto' is XLA's convolution off CPU and, on CPU, patches plus one
+    matrix product where layers.patches_pays says it is faster.
     """
 
     block = BasicBlock
@@ -135,6 +145,7 @@ class ResNet(nn.Module):
     num_classes: int = 1000
     dtype: Any = jnp.float32
     frozen: tuple[str, ...] = ()
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
@@ -143,15 +154,16 @@ class ResNet(nn.Module):
         def use_running_average(block: str) -> bool:
             return not train or block in self.frozen
 
+        impl = layer_impls(self.conv_impl)["conv"]
         x = images.astype(self.dtype)
-        x = _conv(64, 7, 2, self.dtype, "conv1")(x)
+        x = _conv(64, 7, 2, self.dtype, "conv1", impl)(x)
         x = nn.relu(BatchNorm(dtype=self.dtype, name="bn1")(x, use_running_average("stem"), mask))
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         blocks = {"stem": x}
         for index, (planes, depth) in enumerate(zip(STAGE_PLANES, self.layers, strict=True)):
             name = f"layer{index + 1}"
             stride = 1 if index == 0 else 2
-            layer = ResLayer(self.block, planes, depth, stride, self.dtype, name=name)
+            layer = ResLayer(self.block, planes, depth, stride, self.dtype, impl, name=name)
             x = layer(x, use_running_average(name), mask)
             blocks[name] = x
         if capture:
@@ -193,7 +205,7 @@ def _spec(name: str, module: type[ResNet], features: int, weights_file: str) -> 
         blocks=BLOCKS,
         batch_norm=True,
         min_input_size=MIN_INPUT_SIZE,
-        options=(),
+        options=("conv_impl",),
         init_head=dense_head(features, torch_uniform_init(features), torch_uniform_init(features)),
         torch=TorchSource(
             builder=name,

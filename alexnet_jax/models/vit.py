@@ -35,6 +35,7 @@ from alexnet_jax.models.layers import (
     at_least_float32,
     check_images,
     conv,
+    layer_impls,
     layer_norm,
     normal_init,
     torch_uniform_init,
@@ -172,7 +173,9 @@ class ViTB16(nn.Module):
     `attention_dropout` (0 by default, as in its builder); with `train=True` they draw from
     the 'dropout' rng. `dtype` is the compute dtype; parameters stay float32, logits are
     float32. ViT has no BatchNorm: `frozen` and `mask` change nothing. With `capture`,
-    'intermediates' receives {block name: its output} under 'blocks'.
+    'intermediates' receives {block name: its output} under 'blocks'. `conv_impl`
+    (layers.FORMULATIONS): 'auto' computes the patch embedding as one reshape and matrix product
+    on CPU (layers.Conv), XLA's convolution elsewhere.
     """
 
     num_classes: int = 1000
@@ -180,6 +183,7 @@ class ViTB16(nn.Module):
     attention_dropout_rate: float = 0.0
     dtype: Any = jnp.float32
     frozen: tuple[str, ...] = ()
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):
@@ -199,6 +203,7 @@ class ViTB16(nn.Module):
             kernel_init=trunc_normal_init(math.sqrt(1 / fan_in)),
             dtype=self.dtype,
             name="conv_proj",
+            impl=layer_impls(self.conv_impl)["conv"],
         )(images.astype(self.dtype))
         batch, grid = x.shape[0], x.shape[1]
         x = x.reshape(batch, grid * grid, HIDDEN_DIM)  # row-major patches, as torch's reshape of NCHW
@@ -245,7 +250,7 @@ SPEC = ModelSpec(
     blocks=BLOCKS,
     batch_norm=False,
     min_input_size=MIN_INPUT_SIZE,
-    options=("dropout_rate", "attention_dropout_rate"),
+    options=("dropout_rate", "attention_dropout_rate", "conv_impl"),
     init_head=dense_head(HIDDEN_DIM, nn.initializers.zeros),
     torch=TorchSource(
         builder="vit_b_16",

@@ -51,7 +51,8 @@ def _added_defaults() -> dict:
     from alexnet_jax import configs
 
     arms = {"pretrained": configs.arm("imagenet"), "scratch": configs.arm("scratch")}
-    return {"arms": {name: json.loads(arm.to_json()) for name, arm in arms.items()}, "model.name": "alexnet"}
+    added = {"model.name": "alexnet", "model.conv_impl": "auto"}
+    return {"arms": {name: json.loads(arm.to_json()) for name, arm in arms.items()}, **added}
 
 
 @contextlib.contextmanager
