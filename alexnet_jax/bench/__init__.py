@@ -8,8 +8,8 @@ and peaks), `records` (the measurement record and its MFU and projection), `jax_
 JAX measurements and levers), `predict_side` (`--predict`: galaxies per second of
 `predict.engine` from decoded JPEGs and from prepared arrays), `torch_side` and `torch_predict`
 (the PyTorch training and prediction measurements, the only modules that import torch, run in
-the subprocess), `torch_worker` (that subprocess's loop over them), `torch_process` (starting it), `report` (the summary line and
-Markdown table), `run` (the whole benchmark in order) and `__main__` (the flags, read once).
-Importing any of them but `torch_side`, `torch_predict` and `torch_worker` imports neither torch
-nor TensorFlow.
+the subprocess), `torch_worker` (that subprocess's loop over them), `torch_process` (starting
+it), `report` (the summary line and Markdown table), `run` (the whole benchmark in order) and
+`__main__` (the flags, read once). Importing any of them but `torch_side`, `torch_predict` and
+`torch_worker` imports neither torch nor TensorFlow.
 """
