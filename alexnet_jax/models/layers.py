@@ -266,8 +266,9 @@ class DepthwiseConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self._convolve(x)
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (x.shape[-1],), jnp.float32).astype(self.dtype)
+        if self.use_bias:  # added as nn.Conv adds it (a reshape, not a broadcast): the native program is nn.Conv's
+            bias = self.param("bias", self.bias_init, (x.shape[-1],), jnp.float32).astype(self.dtype)
+            y = y + jnp.reshape(bias, (1,) * (y.ndim - 1) + bias.shape)
         return y
 
     def _convolve(self, x: jax.Array) -> jax.Array:
