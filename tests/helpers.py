@@ -142,3 +142,22 @@ def save_random_weights(directory, model: str = "tiny", num_classes: int = 1000,
         directory, variables, {"source": "test: random init", "num_classes": num_classes}, model=model
     )
     return Path(directory)
+
+
+def run_bench(capsys, *argv: str) -> list[dict]:
+    """`python -m alexnet_jax.bench ARGV` in this process: its records, checked against its stdout."""
+    from absl import flags as absl_flags
+
+    from alexnet_jax.bench import __main__ as command
+    from alexnet_jax.bench import run as bench_run
+    from alexnet_jax.bench import settings
+
+    flag_values = absl_flags.FlagValues()
+    command.define_flags(flag_values)
+    flag_values(["alexnet_jax.bench", *argv])
+    chosen = settings.Settings.from_flag_values(flag_values.flag_values_dict())
+    capsys.readouterr()
+    out = bench_run.run(chosen, "python -m alexnet_jax.bench " + " ".join(argv))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == json.loads(json.dumps(out))  # what it printed is what it returned
+    return lines

@@ -14,28 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from absl import flags as absl_flags
+from helpers import run_bench
 
 from alexnet_jax.bench import flops, records, settings
-from alexnet_jax.bench import run as bench_run
 from alexnet_jax.errors import SettingsError
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def bench(capsys, *argv: str) -> list[dict]:
-    """`python -m alexnet_jax.bench ARGV` in this process: its records, checked against its stdout."""
-    from alexnet_jax.bench import __main__ as command
-
-    flag_values = absl_flags.FlagValues()
-    command.define_flags(flag_values)
-    flag_values(["alexnet_jax.bench", *argv])
-    chosen = settings.Settings.from_flag_values(flag_values.flag_values_dict())
-    capsys.readouterr()
-    out = bench_run.run(chosen, "python -m alexnet_jax.bench " + " ".join(argv))
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines == json.loads(json.dumps(out))  # what it printed is what it returned
-    return lines
 
 
 def test_training_flops_are_three_forward_passes_counted_by_xla():
@@ -121,7 +105,7 @@ def test_quick_benchmark_output_format(tmp_path, capsys):
     """Every JAX measurement and lever, on the tiny model (the backbone is not what is tested here;
     the PyTorch measurements and the measured peaks are, in test_benchmark_of_another_backbone)."""
     md, jsonl = tmp_path / "bench.md", tmp_path / "bench.jsonl"
-    lines = bench(
+    lines = run_bench(
         capsys,
         "--quick",
         "--model=tiny",
@@ -175,7 +159,7 @@ def test_benchmark_of_another_backbone(tmp_path, capsys):
     PyTorch measurements (the paper recipe and the tuned peer, in their subprocess); the MFU from resnet18's
     FLOPs against the peak measured here by both frameworks."""
     md = tmp_path / "bench.md"
-    lines = bench(
+    lines = run_bench(
         capsys,
         "--quick",
         "--model=resnet18",
@@ -214,7 +198,7 @@ def test_benchmark_of_another_backbone(tmp_path, capsys):
 def test_benchmark_of_efficientnet_lite0_beside_timm(tmp_path, capsys):
     """--model=efficientnet_lite0: the JAX step (its depthwise form named in the notes) and timm's
     tf_efficientnet_lite0 in the paper recipe, on the same images; --depthwise picks the form."""
-    lines = bench(
+    lines = run_bench(
         capsys,
         "--quick",
         "--model=efficientnet_lite0",
@@ -264,7 +248,7 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag():
 
 def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path, capsys):
     jsonl = tmp_path / "trainer.jsonl"
-    (line,) = bench(
+    (line,) = run_bench(
         capsys,
         "--trainer",
         "--model=tiny",

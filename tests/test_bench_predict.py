@@ -7,26 +7,10 @@ slow one adds the PyTorch subprocess's plain eval loop for resnet18, as test_ben
 import json
 
 import pytest
-from absl import flags as absl_flags
+from helpers import run_bench
 
 from alexnet_jax.bench import predict_side, settings
-from alexnet_jax.bench import run as bench_run
 from alexnet_jax.errors import SettingsError
-
-
-def bench(capsys, *argv: str) -> list[dict]:
-    """`python -m alexnet_jax.bench ARGV` in this process: its records, checked against its stdout."""
-    from alexnet_jax.bench import __main__ as command
-
-    flag_values = absl_flags.FlagValues()
-    command.define_flags(flag_values)
-    flag_values(["alexnet_jax.bench", *argv])
-    chosen = settings.Settings.from_flag_values(flag_values.flag_values_dict())
-    capsys.readouterr()
-    out = bench_run.run(chosen, "python -m alexnet_jax.bench " + " ".join(argv))
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines == json.loads(json.dumps(out))
-    return lines
 
 
 def check_rates(rec: dict, model: str, batch_size: int) -> None:
@@ -41,7 +25,7 @@ def check_rates(rec: dict, model: str, batch_size: int) -> None:
 
 def test_predict_bench_prints_a_positive_rate_per_input(tmp_path, capsys):
     md, jsonl = tmp_path / "predict.md", tmp_path / "predict.jsonl"
-    lines = bench(
+    lines = run_bench(
         capsys,
         "--predict",
         "--quick",
@@ -77,7 +61,7 @@ def test_batches_wrap_around_the_synthetic_set_and_flags_conflict():
 
 @pytest.mark.slow
 def test_predict_bench_beside_the_plain_pytorch_loop(capsys):
-    lines = bench(
+    lines = run_bench(
         capsys,
         "--predict",
         "--quick",
