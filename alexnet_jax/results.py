@@ -26,6 +26,8 @@ Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is s
           "wall_time_s": 1234.5,
           "images_per_s": 2500.0,
           "init": {...}, "pipeline": "on_device", "devices": 1,   # provenance
+          "conv_impl": "fast" | "native",        # the convolution formulations config.model.conv_impl
+                                                 # resolved to on the backend that trained (models.layers)
           # version 2 only, each optional for the reader:
           "spec": {"init": "scratch" | "imagenet" | "checkpoint:PATH",
                    "finetune": "full" | "linear_probe" | "last_blocks:K" | "lr_decay:F",

@@ -45,6 +45,7 @@ def test_backbone_trains_resumes_and_starts_from_its_weights(tmp_path, tiny_data
     record = whole["arms"]["scratch"]
     assert record["complete"] and record["spec"]["model"] == name and len(record["test_acc"]) == 2
     assert all(np.isfinite(record["train_loss"]))
+    assert record["conv_impl"] == "fast", "config conv_impl=auto resolves to the CPU formulations here"
     best = params_io.load_variables(tmp_path / "whole" / "run_000" / "scratch" / "best")
     assert ("batch_stats" in best) == models.get_spec(name).batch_norm
 

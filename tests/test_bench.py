@@ -197,12 +197,14 @@ def test_benchmark_of_another_backbone(tmp_path, capsys):
 @pytest.mark.slow
 def test_benchmark_of_efficientnet_lite0_beside_timm(tmp_path, capsys):
     """--model=efficientnet_lite0: the JAX step (its depthwise form named in the notes) and timm's
-    tf_efficientnet_lite0 in the paper recipe, on the same images; --depthwise picks the form."""
+    tf_efficientnet_lite0 in the paper recipe, on the same images; --conv_impl picks the formulations
+    and --depthwise overrides the depthwise one."""
     lines = run_bench(
         capsys,
         "--quick",
         "--model=efficientnet_lite0",
         "--depthwise=native",
+        "--conv_impl=fast",
         "--batch_size=2",
         "--num_images=8",
         "--image_size=40",
@@ -223,8 +225,9 @@ def test_benchmark_of_efficientnet_lite0_beside_timm(tmp_path, capsys):
     for rec in measurements:
         check_measurement(rec, crop_size=32)
         assert rec["model"] == "efficientnet_lite0"
+    assert "conv_impl=fast: fast convolutions" in jax_rec["notes"]
     assert "depthwise convolutions: native; 1x1 convolutions: matmul" in jax_rec["notes"]
-    assert lines[-1]["settings"]["depthwise"] == "native"
+    assert lines[-1]["settings"]["depthwise"] == "native" and lines[-1]["settings"]["conv_impl"] == "fast"
 
 
 def test_bad_flags_exit_2_with_one_line_naming_the_flag():
@@ -244,6 +247,8 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag():
     settings.Settings(model="tiny", crop_size=32, torch=())
     with pytest.raises(SettingsError, match="--depthwise=native: resnet18 has no depthwise option"):
         settings.Settings(model="resnet18", depthwise="native")
+    with pytest.raises(SettingsError, match="--conv_impl=native: tiny has no conv_impl option"):
+        settings.Settings(model="tiny", crop_size=32, torch=(), conv_impl="native")
 
 
 def test_trainer_benchmark_prints_the_overhead_ratio(tmp_path, capsys):

@@ -89,6 +89,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "auto is shifted multiply-adds on CPU and XLA's grouped convolution elsewhere.",
         flag_values=flag_values,
     )
+    flags.DEFINE_enum(
+        "conv_impl",
+        PAPER_SCALE.conv_impl,
+        ["auto", "native", "fast"],
+        "How --model computes its convolutions (models.layers): native is XLA's convolution, fast the CPU "
+        "formulations (patches plus one matmul, shifted depthwise taps); auto is fast on CPU, native elsewhere.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
         "batch_size",
         None,

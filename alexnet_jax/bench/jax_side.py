@@ -62,17 +62,21 @@ def measure_jax_matmul_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
 
 
 def model_options(settings: Settings) -> tuple[dict, list[str]]:
-    """The registry's defaults for --model, but --depthwise; and a note of how the convolutions that have
-    a CPU formulation (models.layers) are computed here."""
+    """The registry's defaults for --model, but --conv_impl and --depthwise; and a note of how the
+    convolutions that have a CPU formulation (models.layers) are computed here."""
     from alexnet_jax.models import get_spec, layers
 
     options = get_spec(settings.model).options
-    notes = [f"conv_impl=auto: {layers.resolved_formulation('auto')} convolutions"] if "conv_impl" in options else []
+    chosen, notes = {}, []
+    if "conv_impl" in options:
+        chosen["conv_impl"] = settings.conv_impl
+        notes.append(f"conv_impl={settings.conv_impl}: {layers.resolved_formulation(settings.conv_impl)} convolutions")
     if "depthwise" not in options:
-        return {}, notes
-    depthwise = layers.resolve_depthwise(settings.depthwise)
-    note = f"depthwise convolutions: {depthwise}; 1x1 convolutions: {layers.resolve_pointwise('auto')}"
-    return {"depthwise": settings.depthwise}, [*notes, note]
+        return chosen, notes
+    impls = layers.layer_impls(settings.conv_impl)
+    depthwise = layers.resolve_depthwise(impls["depthwise"] if settings.depthwise == "auto" else settings.depthwise)
+    note = f"depthwise convolutions: {depthwise}; 1x1 convolutions: {layers.resolve_pointwise(impls['pointwise'])}"
+    return {**chosen, "depthwise": settings.depthwise}, [*notes, note]
 
 
 class JaxBench:

@@ -64,6 +64,7 @@ class Settings:
     scan_modes: tuple[str, ...] | None = None  # None: chosen by backend (jax_side.default_scan_modes)
     trainer_epochs: int = 6  # --trainer: epochs of the measured run (the first compiles)
     depthwise: str = "auto"  # how the model computes depthwise convolutions (layers.DepthwiseConv), if it has them
+    conv_impl: str = "auto"  # the model's convolution formulations (layers.FORMULATIONS): auto, native or fast
 
     dtypes: tuple[str, ...] = _run_option(("float32", "bfloat16"))
     pipelines: tuple[str, ...] = _run_option(("on_device", "tf_data"))
@@ -111,6 +112,8 @@ class Settings:
                 f"--depthwise={self.depthwise}: {self.model} has no depthwise option; leave it at auto "
                 "or pick an EfficientNet-Lite"
             )
+        if self.conv_impl != "auto" and "conv_impl" not in spec.options:
+            raise SettingsError(f"--conv_impl={self.conv_impl}: {self.model} has no conv_impl option; leave it at auto")
         if self.predict and self.trainer:
             raise SettingsError("--predict and --trainer measure different things; give one of them")
         if self.trainer_epochs < 2:

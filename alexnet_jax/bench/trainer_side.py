@@ -44,6 +44,8 @@ def trainer_config(settings: Settings, data_dir: Path):
     config.model.dtype = settings.dtypes[0]
     if settings.depthwise != "auto":  # Settings checked that the model has the option
         config.model.depthwise = settings.depthwise
+    if settings.conv_impl != "auto":
+        config.model.conv_impl = settings.conv_impl
     return config
 
 

@@ -76,6 +76,8 @@ class ArmTrainer:
         self.steps = steps_for(plan, spec, model, finetune, pipeline, mesh, pack=len(members))
         self.num_classes = plan.model.num_classes
         self.has_batch_stats = plan.model.spec.batch_norm
+        conv_impl = dict(plan.model.options).get("conv_impl")
+        formulation = {} if conv_impl is None else {"conv_impl": models.layers.resolved_formulation(conv_impl)}
         self.states = []
         for member, variables in zip(members, initial, strict=True):
             params = variables["params"]
@@ -83,6 +85,7 @@ class ArmTrainer:
             member.extra = {
                 "pipeline": pipeline.name,
                 "devices": [str(d) for d in mesh.devices.flat],
+                **formulation,  # what conv_impl resolved to on this backend: native or fast
                 "total_params": models.count_params(params),
                 "trainable_params": models.count_params(
                     params if finetune.trainable is None else {k: params[k] for k in finetune.trainable}
