@@ -8,6 +8,7 @@ last axis.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -283,14 +284,64 @@ class DepthwiseConv(nn.Module):
             return jax.lax.conv_general_dilated(
                 x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels
             )
-        x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
-        out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
-        out = None
-        for dy in range(k):
-            for dx in range(k):
-                tap = x[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :] * kernel[dy, dx, 0]
-                out = tap if out is None else out + tap
-        return out
+        return shifted_depthwise(jnp.pad(x, [(0, 0), *pads, (0, 0)]), kernel[:, :, 0, :], s)
+
+
+def _taps(xp: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    """sum over (dy, dx) of the stride-`stride` slice of the padded NHWC `xp` at (dy, dx) times w[dy, dx]."""
+    k, s = w.shape[0], stride
+    out_h, out_w = (xp.shape[1] - k) // s + 1, (xp.shape[2] - k) // s + 1
+    out = None
+    for dy in range(k):
+        for dx in range(k):
+            tap = xp[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :] * w[dy, dx]
+            out = tap if out is None else out + tap
+    return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def shifted_depthwise(xp: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    """A depthwise convolution of the padded NHWC `xp` with the (k, k, C) kernel `w`, as k*k shifted
+    multiply-adds. Its gradient is written out (input: the same taps over the dilated, padded output
+    gradient with the flipped kernel; kernel: one reduction per tap), because JAX's own keeps every
+    shifted slice and every broadcast kernel tap as a full-size array: 64 % of ConvNeXt-Tiny's train
+    step at 224 px on XLA:CPU."""
+    return _taps(xp, w, stride)
+
+
+def _shifted_depthwise_fwd(xp, w, stride):
+    return _taps(xp, w, stride), (xp, w)
+
+
+def _shifted_depthwise_bwd(stride, residuals, grad):
+    xp, w = residuals
+    k, s = w.shape[0], stride
+    (out_h, out_w), (in_h, in_w) = grad.shape[1:3], xp.shape[1:3]
+    dilated = [
+        (0, 0, 0),
+        (k - 1, in_h - (out_h - 1) * s - 1, s - 1),
+        (k - 1, in_w - (out_w - 1) * s - 1, s - 1),
+        (0, 0, 0),
+    ]
+    grad_xp = _taps(jax.lax.pad(grad, jnp.zeros((), grad.dtype), dilated), w[::-1, ::-1], 1)
+    grad_w = jnp.stack(
+        [
+            jnp.stack(
+                [
+                    jnp.sum(
+                        xp[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :] * grad,
+                        axis=(0, 1, 2),
+                    )
+                    for dx in range(k)
+                ]
+            )
+            for dy in range(k)
+        ]
+    )
+    return grad_xp, grad_w.astype(w.dtype)
+
+
+shifted_depthwise.defvjp(_shifted_depthwise_fwd, _shifted_depthwise_bwd)
 
 
 class PointwiseConv(nn.Module):
