@@ -133,6 +133,7 @@ def test_patches_pays_rule_and_formulation_names():
     assert layers.patches_pays((1, 1), (1, 1), 2048, 3136) and layers.patches_pays((16, 16), (16, 16), 3, 196)
     assert layers.patches_pays((3, 3), (1, 1), 512, 4) and layers.patches_pays((7, 7), (2, 2), 3, 112 * 112)
     assert not layers.patches_pays((3, 3), (1, 1), 256, 14 * 14) and not layers.patches_pays((11, 11), (4, 4), 3, 225)
+    assert layers.patches_pays((5, 5), (1, 1), 64, 7 * 7) and not layers.patches_pays((5, 5), (1, 1), 64, 27 * 27)
     on_cpu = jax.default_backend() == "cpu"
     assert layers.resolve_conv("auto", (3, 3), (1, 1), 256, 196) == "native"
     assert layers.resolve_conv("auto", (3, 3), (1, 1), 512, 4) == ("patches" if on_cpu else "native")

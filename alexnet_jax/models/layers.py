@@ -385,12 +385,16 @@ def patches_pays(kernel: tuple[int, int], stride: tuple[int, int], in_channels: 
     128 ch at 28x28 3455 -> 2028, stem 4930 -> 3436). It lost only with many channels at middling
     size (3x3 256 ch at 14x14: 624-820 -> 716-1523) and for AlexNet's 11x11 stride-4 stem (64 px
     crops: 52 -> 74), which keep the native convolution; AlexNet's 5x5 at 7x7 gains (62 -> 39).
+    At 224 px, batch 16, AlexNet's 5x5 64 -> 192 at 27x27 loses (fwd 87 -> 192, fwd + bwd 273 -> 337),
+    so beyond 3x3 only a stem on few channels (RGB) takes patches at large outputs.
     """
     if kernel == (1, 1) or kernel == stride:
         return True
     if max(kernel) > 7:
         return False
-    return out_pixels <= 64 or in_channels <= 128
+    if out_pixels <= 64:
+        return True
+    return in_channels <= (128 if max(kernel) <= 3 else 4)
 
 
 def resolve_conv(impl: str, kernel, stride, in_channels: int, out_pixels: int) -> str:
