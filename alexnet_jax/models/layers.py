@@ -287,10 +287,10 @@ class DepthwiseConv(nn.Module):
         return shifted_depthwise(jnp.pad(x, [(0, 0), *pads, (0, 0)]), kernel[:, :, 0, :], s)
 
 
-def shifted_slice(x: jax.Array, dy: int, dx: int, out_h: int, out_w: int, stride: int) -> jax.Array:
-    """The (out_h, out_w) window of NHWC `x` that a kernel's tap (dy, dx) sees at `stride`."""
-    s = stride
-    return x[:, dy : dy + (out_h - 1) * s + 1 : s, dx : dx + (out_w - 1) * s + 1 : s, :]
+def shifted_slice(x: jax.Array, dy: int, dx: int, out_h: int, out_w: int, stride: tuple[int, int]) -> jax.Array:
+    """The (out_h, out_w) window of NHWC `x` that a kernel's tap (dy, dx) sees at `stride` (rows, columns)."""
+    sh, sw = stride
+    return x[:, dy : dy + (out_h - 1) * sh + 1 : sh, dx : dx + (out_w - 1) * sw + 1 : sw, :]
 
 
 def _taps(xp: jax.Array, w: jax.Array, stride: int) -> jax.Array:
@@ -300,7 +300,7 @@ def _taps(xp: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     out = None
     for dy in range(k):
         for dx in range(k):
-            tap = shifted_slice(xp, dy, dx, out_h, out_w, s) * w[dy, dx]
+            tap = shifted_slice(xp, dy, dx, out_h, out_w, (s, s)) * w[dy, dx]
             out = tap if out is None else out + tap
     return out
 
@@ -331,7 +331,9 @@ def _shifted_depthwise_bwd(stride, residuals, grad):
     ]
     grad_xp = _taps(jax.lax.pad(grad, jnp.zeros((), grad.dtype), dilated), w[::-1, ::-1], 1)
     sums = [
-        jnp.sum(shifted_slice(xp, dy, dx, out_h, out_w, s) * grad, axis=(0, 1, 2)) for dy in range(k) for dx in range(k)
+        jnp.sum(shifted_slice(xp, dy, dx, out_h, out_w, (s, s)) * grad, axis=(0, 1, 2))
+        for dy in range(k)
+        for dx in range(k)
     ]
     grad_w = jnp.stack(sums).reshape(w.shape)
     return grad_xp, grad_w.astype(w.dtype)
@@ -412,11 +414,7 @@ def extract_patches(x: jax.Array, kernel: tuple[int, int], stride: tuple[int, in
     if (kh, kw) == (sh, sw):
         x = x[:, : out_h * kh, : out_w * kw, :].reshape(n, out_h, kh, out_w, kw, c)
         return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, out_h, out_w, kh * kw * c)
-    taps = [
-        x[:, dy : dy + (out_h - 1) * sh + 1 : sh, dx : dx + (out_w - 1) * sw + 1 : sw, :]
-        for dy in range(kh)
-        for dx in range(kw)
-    ]
+    taps = [shifted_slice(x, dy, dx, out_h, out_w, (sh, sw)) for dy in range(kh) for dx in range(kw)]
     return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
 
 
