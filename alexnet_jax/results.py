@@ -28,6 +28,8 @@ Version 2, "alexnet_jax.run/2", is written; version 1, "alexnet_jax.run/1", is s
           "init": {...}, "pipeline": "on_device", "devices": 1,   # provenance
           "conv_impl": "fast" | "native",        # the convolution formulations config.model.conv_impl
                                                  # resolved to on the backend that trained (models.layers)
+          "compiler_options": {"train": {...}, "forward": {...}},  # XLA options the steps compiled with,
+                                                 # where any (layers.cpu_compiler_options; CPU only)
           # version 2 only, each optional for the reader:
           "spec": {"init": "scratch" | "imagenet" | "checkpoint:PATH",
                    "finetune": "full" | "linear_probe" | "last_blocks:K" | "lr_decay:F",

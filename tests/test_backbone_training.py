@@ -46,6 +46,11 @@ def test_backbone_trains_resumes_and_starts_from_its_weights(tmp_path, tiny_data
     assert record["complete"] and record["spec"]["model"] == name and len(record["test_acc"]) == 2
     assert all(np.isfinite(record["train_loss"]))
     assert record["conv_impl"] == "fast", "config conv_impl=auto resolves to the CPU formulations here"
+    declared = getattr(models.get_spec(name).module, "CPU_YNN_FUSION", {})
+    recorded = record.get("compiler_options", {})
+    assert {p: o["xla_cpu_experimental_ynn_fusion_type"] for p, o in recorded.items()} == {
+        p: ",".join(f"LIBRARY_FUSION_TYPE_{t}" for t in types.split(",")) for p, types in declared.items()
+    }
     best = params_io.load_variables(tmp_path / "whole" / "run_000" / "scratch" / "best")
     assert ("batch_stats" in best) == models.get_spec(name).batch_norm
 

@@ -173,6 +173,39 @@ def test_auto_is_the_cpu_form_on_cpu_and_bad_names_are_refused():
         layers.resolve_pointwise("dot")
 
 
+def test_cpu_compiler_options_follow_each_models_declared_fusions():
+    """On CPU under the fast formulation, a model's programs compile with the YNN fusion types it declares
+    (ConvNeXt's forward: individual matrix products) to the same logits; native, undeclared programs,
+    models that declare none and other backends keep XLA's defaults; bad names are refused."""
+    from alexnet_jax import models
+
+    model = models.get_model("convnext_tiny", num_classes=3, drop_path_rate=0.0)
+    options = layers.cpu_compiler_options(model, "forward")
+    with pytest.raises(ValueError, match="program='eval': use one of train, forward"):
+        layers.cpu_compiler_options(model, "eval")
+    if jax.default_backend() != "cpu":
+        assert options is None
+        return
+    assert options == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    assert layers.cpu_compiler_options(model, "train") is None
+    assert layers.cpu_compiler_options(model.clone(conv_impl="native"), "forward") is None
+    assert layers.cpu_compiler_options(models.get_model("resnet18", num_classes=3), "forward") is None
+    vit = layers.cpu_compiler_options(models.get_model("vit_b_16", num_classes=3), "train")
+    assert vit["xla_cpu_experimental_ynn_fusion_type"].split(",") == [
+        "LIBRARY_FUSION_TYPE_DOT",
+        "LIBRARY_FUSION_TYPE_ELTWISE",
+        "LIBRARY_FUSION_TYPE_REDUCE",
+    ]
+    with pytest.raises(ValueError, match="BLAS unknown"):
+        layers._ynn_fusion_option("DOT,BLAS")
+    variables = models.init_variables("convnext_tiny", jax.random.key(0), num_classes=3, image_size=32)
+    images = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+    forward = lambda v, x: model.apply(v, x, train=False)  # noqa: E731
+    default = jax.jit(forward)(variables, images)
+    individual = jax.jit(forward, compiler_options=options)(variables, images)
+    np.testing.assert_allclose(individual, default, rtol=1e-5, atol=1e-5)
+
+
 def nn_normal():
     """Kernels of unit scale, so that a relative tolerance means the same at every shape."""
     return jax.nn.initializers.normal(1.0)

@@ -64,13 +64,18 @@ def measure_jax_matmul_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
 def model_options(settings: Settings) -> tuple[dict, list[str]]:
     """The registry's defaults for --model, but --conv_impl and --depthwise; and a note of how the
     convolutions that have a CPU formulation (models.layers) are computed here."""
-    from alexnet_jax.models import get_spec, layers
+    from alexnet_jax.models import get_model, get_spec, layers
 
     options = get_spec(settings.model).options
     chosen, notes = {}, []
     if "conv_impl" in options:
         chosen["conv_impl"] = settings.conv_impl
         notes.append(f"conv_impl={settings.conv_impl}: {layers.resolved_formulation(settings.conv_impl)} convolutions")
+        model = get_model(settings.model, NUM_CLASSES, conv_impl=settings.conv_impl)
+        for program in layers.PROGRAMS:
+            xla = layers.cpu_compiler_options(model, program)
+            if xla:
+                notes.append(f"{program} program compiled with {', '.join(f'{k}={v}' for k, v in xla.items())}")
     if "depthwise" not in options:
         return chosen, notes
     impls = layers.layer_impls(settings.conv_impl)
@@ -117,7 +122,7 @@ class JaxBench:
         import jax.numpy as jnp
 
         from alexnet_jax.inputs import pipeline as input_pipeline
-        from alexnet_jax.models import get_model, get_spec, init_variables
+        from alexnet_jax.models import get_model, get_spec, init_variables, layers
         from alexnet_jax.training import steps
 
         cfg = paper_augment(self.s.crop_size)
@@ -140,6 +145,7 @@ class JaxBench:
         variables = init_variables(self.s.model, jax.random.key(self.s.seed), NUM_CLASSES, self.s.crop_size)
         state = steps.init_state(variables["params"], variables.get("batch_stats", {}), built.tx, None)
         state = steps.replicate(state, self.mesh)
+        self.train_compiler_options = layers.cpu_compiler_options(model, "train")  # for the re-jitted variants
         return pipeline, built.train, built.eval, state, raw_step
 
     def zero_totals(self, train: bool = True):
@@ -314,7 +320,9 @@ class JaxBench:
 
             return jax.lax.scan(one, carry, (batches, rngs), unroll=unroll)[0]
 
-        many = jax.jit(many, donate_argnums=(0,), out_shardings=replicated)
+        many = jax.jit(
+            many, donate_argnums=(0,), out_shardings=replicated, compiler_options=self.train_compiler_options
+        )
         key = jax.random.key(self.s.seed + 5)
         dispatches = max(1, -(-self.s.steps // length))
         groups = [self._index_batches(pipeline, length, 10 + g) for g in range(2 + dispatches)]
@@ -352,7 +360,12 @@ class JaxBench:
         pipeline, _, _, state, raw = built
         replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
         stacked = jax.device_put(jax.tree.map(lambda x: jnp.stack([x] * k), (state, zero_train_totals())), replicated)
-        step = jax.jit(jax.vmap(raw, in_axes=(0, None, 0, 0, 0, None)), donate_argnums=(0, 4), out_shardings=replicated)
+        step = jax.jit(
+            jax.vmap(raw, in_axes=(0, None, 0, 0, 0, None)),
+            donate_argnums=(0, 4),
+            out_shardings=replicated,
+            compiler_options=self.train_compiler_options,
+        )
         key = jax.random.key(self.s.seed + 6)
         groups = [self._stack(self._index_batches(pipeline, k, 20 + g)) for g in range(4)]
         holder = {"carry": stacked}
@@ -395,7 +408,11 @@ class JaxBench:
         out = []
         for donate in (True, False):
             # Donated: the trainer's own jitted step (already compiled); not donated: a re-jit of it.
-            step = train_step if donate else jax.jit(raw, out_shardings=(replicated, replicated))
+            step = (
+                train_step
+                if donate
+                else jax.jit(raw, out_shardings=(replicated, replicated), compiler_options=self.train_compiler_options)
+            )
             holder = {"carry": (self._copy(state), self.zero_totals())}
 
             def call(i, step=step, holder=holder):

@@ -17,7 +17,7 @@ torchvision's: convs and linears trunc_normal_(std=0.02), biases 0, LayerNorms 1
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -138,6 +138,8 @@ class ConvNeXtTiny(nn.Module):
     dtype: Any = jnp.float32
     frozen: tuple[str, ...] = ()
     conv_impl: str = "auto"
+    # layers.cpu_compiler_options; eval at 224 px 8.5 -> 11.4 img/s (ELTWISE fused: 2.5, and 1.7 -> 1.1 training)
+    CPU_YNN_FUSION: ClassVar[dict[str, str]] = {"forward": "INDIVIDUAL_DOT"}
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):

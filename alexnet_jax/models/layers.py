@@ -222,6 +222,40 @@ def resolved_formulation(conv_impl: str) -> str:
     return conv_impl
 
 
+# XLA:CPU hands matrix products to its YNN library, fused with the elementwise work (ELTWISE) and the
+# reductions (REDUCE) around them or alone (INDIVIDUAL_DOT); a fusion's inputs are written out in full
+# first. Which types pay depends on the model and the program, so each model names its own, measured
+# (docs/performance.md, "XLA:CPU's library fusions"): `CPU_YNN_FUSION = {"train": ..., "forward": ...}`.
+YNN_FUSION_TYPES = ("DOT", "INDIVIDUAL_DOT", "ELTWISE", "REDUCE")
+PROGRAMS = ("train", "forward")  # a train step; a forward-only program (evaluation, prediction)
+
+
+def cpu_compiler_options(model: nn.Module, program: str) -> dict[str, str] | None:
+    """XLA options for `model`'s jitted `program` (PROGRAMS): the YNN fusion types its `CPU_YNN_FUSION`
+    names for it, on CPU where its `conv_impl` resolves to 'fast'; None (XLA's defaults) for models that
+    name none, on other backends, under 'native', or where this jaxlib does not know the option."""
+    if program not in PROGRAMS:
+        raise ValueError(f"program={program!r}: use one of {', '.join(PROGRAMS)}")
+    types = getattr(type(model), "CPU_YNN_FUSION", {}).get(program)
+    if not types or jax.default_backend() != "cpu" or resolved_formulation(model.conv_impl) != "fast":
+        return None
+    options = _ynn_fusion_option(types)
+    return dict(options) if options else None
+
+
+@functools.cache
+def _ynn_fusion_option(types: str) -> dict[str, str] | None:
+    unknown = set(types.split(",")) - set(YNN_FUSION_TYPES)
+    if unknown:
+        raise ValueError(f"CPU_YNN_FUSION {types!r}: {', '.join(sorted(unknown))} unknown; use {YNN_FUSION_TYPES}")
+    options = {"xla_cpu_experimental_ynn_fusion_type": ",".join(f"LIBRARY_FUSION_TYPE_{t}" for t in types.split(","))}
+    try:
+        jax.jit(lambda x: x @ x, compiler_options=options).lower(np.ones((2, 2), np.float32)).compile()
+    except Exception:  # another jaxlib: the option or its values are unknown there; keep XLA's defaults
+        return None
+    return options
+
+
 def resolve_depthwise(impl: str) -> str:
     """'auto' -> 'shifted' on CPU, 'native' elsewhere."""
     return _resolve(impl, DEPTHWISE_IMPLS, "depthwise", cpu="shifted")

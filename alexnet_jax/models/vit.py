@@ -24,7 +24,7 @@ Initialisation is torchvision's: see `init_*` below.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -184,6 +184,8 @@ class ViTB16(nn.Module):
     dtype: Any = jnp.float32
     frozen: tuple[str, ...] = ()
     conv_impl: str = "auto"
+    # layers.cpu_compiler_options; training at 224 px 0.71 -> 0.89 img/s, 64 px 12.2 -> 13.5 (eval keeps XLA's)
+    CPU_YNN_FUSION: ClassVar[dict[str, str]] = {"train": "DOT,ELTWISE,REDUCE"}
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = False, *, mask=None, capture: bool = False):

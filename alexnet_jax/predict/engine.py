@@ -38,7 +38,7 @@ import numpy as np
 
 from alexnet_jax.errors import PredictError
 from alexnet_jax.inputs import augment
-from alexnet_jax.models import get_model, get_spec
+from alexnet_jax.models import get_model, get_spec, layers
 from alexnet_jax.predict import uncertainty
 from alexnet_jax.predict.members import Member, check_compatible
 
@@ -162,7 +162,7 @@ def _member_function(model, num_classes, options, scaling, crop, random_cfg, tta
         probabilities = jax.nn.softmax(logits / temperature, axis=-1)
         return probabilities.reshape(-1, *probabilities.shape[2:]), extra
 
-    return jax.jit(one_member)
+    return jax.jit(one_member, compiler_options=layers.cpu_compiler_options(network, "forward"))
 
 
 class Forward:

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from alexnet_jax.models import layers
+
 DATA_AXIS = "data"
 
 
@@ -271,8 +273,18 @@ def build_steps(key: StepKey, pipeline) -> Steps:
             eval_step = jax.vmap(eval_step, in_axes=(0, None, 0, 0, 0))
         replicated = jax.sharding.NamedSharding(key.mesh, jax.sharding.PartitionSpec())
         steps = Steps(
-            train=jax.jit(train_step, donate_argnums=(0, 4), out_shardings=(replicated, replicated)),
-            eval=jax.jit(eval_step, donate_argnums=(4,), out_shardings=replicated),
+            train=jax.jit(
+                train_step,
+                donate_argnums=(0, 4),
+                out_shardings=(replicated, replicated),
+                compiler_options=layers.cpu_compiler_options(key.model, "train"),
+            ),
+            eval=jax.jit(
+                eval_step,
+                donate_argnums=(4,),
+                out_shardings=replicated,
+                compiler_options=layers.cpu_compiler_options(key.model, "forward"),
+            ),
             tx=tx,
         )
         _CACHE[key] = steps

@@ -78,6 +78,9 @@ class ArmTrainer:
         self.has_batch_stats = plan.model.spec.batch_norm
         conv_impl = dict(plan.model.options).get("conv_impl")
         formulation = {} if conv_impl is None else {"conv_impl": models.layers.resolved_formulation(conv_impl)}
+        xla = {p: o for p in models.layers.PROGRAMS if (o := models.layers.cpu_compiler_options(model, p))}
+        if xla:  # the XLA:CPU options the steps were compiled with (layers.cpu_compiler_options)
+            formulation["compiler_options"] = xla
         self.states = []
         for member, variables in zip(members, initial, strict=True):
             params = variables["params"]
