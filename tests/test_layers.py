@@ -10,6 +10,8 @@ TensorFlow's "SAME" padding and a symmetric one.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -173,13 +175,24 @@ def test_auto_is_the_cpu_form_on_cpu_and_bad_names_are_refused():
         layers.resolve_pointwise("dot")
 
 
+class _DeclaresFusions(nn.Module):
+    """A two-layer MLP that names YNN fusions for its forward pass, as a backbone does."""
+
+    conv_impl: str = "auto"
+    CPU_YNN_FUSION: ClassVar[dict[str, str]] = {"forward": "INDIVIDUAL_DOT"}
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(3)(jax.nn.gelu(nn.Dense(64)(x), approximate=False))
+
+
 def test_cpu_compiler_options_follow_each_models_declared_fusions():
-    """On CPU under the fast formulation, a model's programs compile with the YNN fusion types it declares
-    (ConvNeXt's forward: individual matrix products) to the same logits; native, undeclared programs,
-    models that declare none and other backends keep XLA's defaults; bad names are refused."""
+    """On CPU under the fast formulation, a model's programs compile with the YNN fusion types it declares,
+    to the same numbers; native, undeclared programs, models that declare none and other backends keep
+    XLA's defaults; bad names are refused."""
     from alexnet_jax import models
 
-    model = models.get_model("convnext_tiny", num_classes=3, drop_path_rate=0.0)
+    model = _DeclaresFusions()
     options = layers.cpu_compiler_options(model, "forward")
     with pytest.raises(ValueError, match="program='eval': use one of train, forward"):
         layers.cpu_compiler_options(model, "eval")
@@ -190,6 +203,8 @@ def test_cpu_compiler_options_follow_each_models_declared_fusions():
     assert layers.cpu_compiler_options(model, "train") is None
     assert layers.cpu_compiler_options(model.clone(conv_impl="native"), "forward") is None
     assert layers.cpu_compiler_options(models.get_model("resnet18", num_classes=3), "forward") is None
+    convnext = layers.cpu_compiler_options(models.get_model("convnext_tiny", num_classes=3), "forward")
+    assert convnext == options
     vit = layers.cpu_compiler_options(models.get_model("vit_b_16", num_classes=3), "train")
     assert vit["xla_cpu_experimental_ynn_fusion_type"].split(",") == [
         "LIBRARY_FUSION_TYPE_DOT",
@@ -198,12 +213,11 @@ def test_cpu_compiler_options_follow_each_models_declared_fusions():
     ]
     with pytest.raises(ValueError, match="BLAS unknown"):
         layers._ynn_fusion_option("DOT,BLAS")
-    variables = models.init_variables("convnext_tiny", jax.random.key(0), num_classes=3, image_size=32)
-    images = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
-    forward = lambda v, x: model.apply(v, x, train=False)  # noqa: E731
-    default = jax.jit(forward)(variables, images)
-    individual = jax.jit(forward, compiler_options=options)(variables, images)
-    np.testing.assert_allclose(individual, default, rtol=1e-5, atol=1e-5)
+    x = jax.random.normal(jax.random.key(1), (64, 32))
+    variables = model.init(jax.random.key(0), x)
+    default = jax.jit(model.apply)(variables, x)
+    individual = jax.jit(model.apply, compiler_options=options)(variables, x)
+    np.testing.assert_allclose(individual, default, rtol=1e-5, atol=1e-6)
 
 
 def nn_normal():
