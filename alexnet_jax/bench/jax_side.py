@@ -72,10 +72,8 @@ def model_options(settings: Settings) -> tuple[dict, list[str]]:
         chosen["conv_impl"] = settings.conv_impl
         notes.append(f"conv_impl={settings.conv_impl}: {layers.resolved_formulation(settings.conv_impl)} convolutions")
         model = get_model(settings.model, NUM_CLASSES, conv_impl=settings.conv_impl)
-        for program in layers.PROGRAMS:
-            xla = layers.cpu_compiler_options(model, program)
-            if xla:
-                notes.append(f"{program} program compiled with {', '.join(f'{k}={v}' for k, v in xla.items())}")
+        for program, xla in layers.cpu_compiler_options_by_program(model).items():
+            notes.append(f"{program} program compiled with {', '.join(f'{k}={v}' for k, v in xla.items())}")
     if "depthwise" not in options:
         return chosen, notes
     impls = layers.layer_impls(settings.conv_impl)

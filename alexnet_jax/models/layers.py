@@ -243,6 +243,11 @@ def cpu_compiler_options(model: nn.Module, program: str) -> dict[str, str] | Non
     return dict(options) if options else None
 
 
+def cpu_compiler_options_by_program(model: nn.Module) -> dict[str, dict[str, str]]:
+    """{program: its options} for each program that has any: what results.json and the bench record."""
+    return {p: options for p in PROGRAMS if (options := cpu_compiler_options(model, p))}
+
+
 @functools.cache
 def _ynn_fusion_option(types: str) -> dict[str, str] | None:
     unknown = set(types.split(",")) - set(YNN_FUSION_TYPES)

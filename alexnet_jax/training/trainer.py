@@ -78,7 +78,7 @@ class ArmTrainer:
         self.has_batch_stats = plan.model.spec.batch_norm
         conv_impl = dict(plan.model.options).get("conv_impl")
         formulation = {} if conv_impl is None else {"conv_impl": models.layers.resolved_formulation(conv_impl)}
-        xla = {p: o for p in models.layers.PROGRAMS if (o := models.layers.cpu_compiler_options(model, p))}
+        xla = models.layers.cpu_compiler_options_by_program(model)
         if xla:  # the XLA:CPU options the steps were compiled with (layers.cpu_compiler_options)
             formulation["compiler_options"] = xla
         self.states = []
