@@ -140,8 +140,10 @@ def test_patches_pays_rule_and_formulation_names():
     assert layers.resolve_conv("auto", (3, 3), (1, 1), 256, 196) == "native"
     assert layers.resolve_conv("auto", (3, 3), (1, 1), 512, 4) == ("patches" if on_cpu else "native")
     assert layers.resolve_conv("patches", (3, 3), (1, 1), 256, 196) == "patches"
-    assert layers.layer_impls("fast") == {"conv": "patches", "depthwise": "shifted", "pointwise": "matmul"}
-    assert layers.layer_impls("native") == dict.fromkeys(("conv", "depthwise", "pointwise"), "native")
+    fast = {"conv": "patches", "depthwise": "shifted", "pointwise": "matmul", "attention": "heads_first"}
+    assert layers.layer_impls("fast") == fast
+    assert layers.layer_impls("native") == dict.fromkeys(("conv", "depthwise", "pointwise", "attention"), "native")
+    assert layers.resolve_attention("auto") == ("heads_first" if on_cpu else "native")
     assert layers.resolved_formulation("auto") == ("fast" if on_cpu else "native")
     with pytest.raises(ValueError, match="conv_impl='im2col': use one of auto, native, fast"):
         layers.layer_impls("im2col")

@@ -94,7 +94,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         PAPER_SCALE.conv_impl,
         ["auto", "native", "fast"],
         "How --model computes its convolutions (models.layers): native is XLA's convolution, fast the CPU "
-        "formulations (patches plus one matmul, shifted depthwise taps); auto is fast on CPU, native elsewhere.",
+        "formulations (patches plus one matmul, shifted depthwise taps, attention with the heads leading); auto "
+        "is fast on CPU, native elsewhere.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(

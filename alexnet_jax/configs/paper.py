@@ -53,7 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_classes = 0  # 0: the data set's classes (manifest.json); the paper's data has 4
     config.model.dropout_rate = 0.5
     config.model.dtype = "float32"  # "bfloat16": bf16 compute, float32 parameters
-    # How convolutions are computed (models.layers.FORMULATIONS): auto (XLA's convolution on GPU/TPU,
+    # How convolutions and attention are computed (models.layers.FORMULATIONS): auto (XLA's convolution on GPU/TPU,
     # the faster CPU formulations on CPU), native or fast. The numbers move only within float32 rounding.
     config.model.conv_impl = "auto"
 

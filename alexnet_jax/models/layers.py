@@ -200,6 +200,7 @@ class BatchNorm(nn.Module):
 DEPTHWISE_IMPLS = ("auto", "native", "shifted")
 POINTWISE_IMPLS = ("auto", "native", "matmul")
 CONV_IMPLS = ("auto", "native", "patches")
+ATTENTION_IMPLS = ("auto", "native", "heads_first")  # vit.attention
 FORMULATIONS = ("auto", "native", "fast")  # the models' one switch, `conv_impl`
 
 
@@ -209,8 +210,8 @@ def layer_impls(conv_impl: str) -> dict[str, str]:
     if conv_impl not in FORMULATIONS:
         raise ValueError(f"conv_impl={conv_impl!r}: use one of {', '.join(FORMULATIONS)}")
     if conv_impl == "fast":
-        return {"conv": "patches", "depthwise": "shifted", "pointwise": "matmul"}
-    return {"conv": conv_impl, "depthwise": conv_impl, "pointwise": conv_impl}
+        return {"conv": "patches", "depthwise": "shifted", "pointwise": "matmul", "attention": "heads_first"}
+    return dict.fromkeys(("conv", "depthwise", "pointwise", "attention"), conv_impl)
 
 
 def resolved_formulation(conv_impl: str) -> str:
@@ -269,6 +270,11 @@ def resolve_depthwise(impl: str) -> str:
 def resolve_pointwise(impl: str) -> str:
     """'auto' -> 'matmul' on CPU, 'native' elsewhere."""
     return _resolve(impl, POINTWISE_IMPLS, "pointwise", cpu="matmul")
+
+
+def resolve_attention(impl: str) -> str:
+    """'auto' -> 'heads_first' on CPU, 'native' elsewhere."""
+    return _resolve(impl, ATTENTION_IMPLS, "attention", cpu="heads_first")
 
 
 def _resolve(impl: str, impls: tuple[str, ...], what: str, cpu: str) -> str:

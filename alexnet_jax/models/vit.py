@@ -38,6 +38,7 @@ from alexnet_jax.models.layers import (
     layer_impls,
     layer_norm,
     normal_init,
+    resolve_attention,
     torch_uniform_init,
     trunc_normal_init,
     xavier_uniform_init,
@@ -102,6 +103,7 @@ class SelfAttention(nn.Module):
     num_heads: int
     attention_dropout_rate: float
     dtype: Any
+    impl: str = "native"  # layers.ATTENTION_IMPLS, resolved: 'heads_first' is the same sums, ~3x faster on CPU
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -114,11 +116,20 @@ class SelfAttention(nn.Module):
             return dense(x).reshape(batch, length, self.num_heads, head_dim)
 
         query, key, value = project("query"), project("key"), project("value")
-        logits = jnp.einsum("nqhd,nkhd->nhqk", query, key) / math.sqrt(head_dim)
+        heads_first = self.impl == "heads_first"
+        if heads_first:  # (n, h, l, d): XLA:CPU's batched matmul wants the batch axes leading
+            query, key, value = (t.transpose(0, 2, 1, 3) for t in (query, key, value))
+            logits = query @ key.swapaxes(-1, -2) / math.sqrt(head_dim)
+        else:
+            logits = jnp.einsum("nqhd,nkhd->nhqk", query, key) / math.sqrt(head_dim)
         weights = jax.nn.softmax(logits.astype(at_least_float32(self.dtype)), axis=-1)
         weights = weights.astype(self.dtype)
         weights = nn.Dropout(self.attention_dropout_rate)(weights, deterministic=not train)
-        out = jnp.einsum("nhqk,nkhd->nqhd", weights, value).reshape(batch, length, dim)
+        if heads_first:
+            out = (weights @ value).transpose(0, 2, 1, 3)
+        else:
+            out = jnp.einsum("nhqk,nkhd->nqhd", weights, value)
+        out = out.reshape(batch, length, dim)
         return nn.Dense(
             dim, kernel_init=torch_uniform_init(dim), dtype=self.dtype, param_dtype=jnp.float32, name="out_proj"
         )(out)
@@ -156,11 +167,14 @@ class EncoderBlock(nn.Module):
     dropout_rate: float
     attention_dropout_rate: float
     dtype: Any
+    attention_impl: str = "native"
 
     @nn.compact
     def __call__(self, x, train: bool):
         y = layer_norm(NORM_EPS, self.dtype, "ln_1")(x)
-        y = SelfAttention(NUM_HEADS, self.attention_dropout_rate, self.dtype, name="self_attention")(y, train)
+        y = SelfAttention(
+            NUM_HEADS, self.attention_dropout_rate, self.dtype, self.attention_impl, name="self_attention"
+        )(y, train)
         x = x + nn.Dropout(self.dropout_rate)(y, deterministic=not train)
         y = layer_norm(NORM_EPS, self.dtype, "ln_2")(x)
         return x + MLPBlock(MLP_DIM, self.dropout_rate, self.dtype, name="mlp")(y, train)
@@ -175,7 +189,8 @@ class ViTB16(nn.Module):
     float32. ViT has no BatchNorm: `frozen` and `mask` change nothing. With `capture`,
     'intermediates' receives {block name: its output} under 'blocks'. `conv_impl`
     (layers.FORMULATIONS): 'auto' computes the patch embedding as one reshape and matrix product
-    on CPU (layers.Conv), XLA's convolution elsewhere.
+    on CPU (layers.Conv), and attention with the heads as a leading batch axis; XLA's convolution
+    and one einsum per product elsewhere.
     """
 
     num_classes: int = 1000
@@ -216,9 +231,14 @@ class ViTB16(nn.Module):
         x = x + interpolate_pos_embedding(pos_embedding, grid).astype(self.dtype)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
         blocks = {"embedding": x}
+        attention = resolve_attention(layer_impls(self.conv_impl)["attention"])
         for index in range(NUM_LAYERS):
             block = EncoderBlock(
-                self.dropout_rate, self.attention_dropout_rate, self.dtype, name=f"encoder_layers_encoder_layer_{index}"
+                self.dropout_rate,
+                self.attention_dropout_rate,
+                self.dtype,
+                attention,
+                name=f"encoder_layers_encoder_layer_{index}",
             )
             x = block(x, train)
             blocks[f"encoder_layer_{index}"] = x
