@@ -70,6 +70,25 @@ def test_depthwise_shifted_with_symmetric_padding(kernel, stride, padding):
     _assert_same_function(lambda impl: layers.DepthwiseConv(kernel, stride, padding, impl, nn_normal()), "shifted", x)
 
 
+def test_channel_groups_of_the_kernel_gradient_fit_the_cache():
+    """ConvNeXt-Tiny's four stages at 224 px, batch 16 (bytes of one channel's padded input and output
+    gradient): the groups measured fastest there; never a non-divisor, never none."""
+    kib = 1024
+    assert [layers.channel_group(c, b) for c, b in ((96, 446 * kib), (192, 124 * kib), (384, 38 * kib))] == [1, 2, 6]
+    assert layers.channel_group(768, 14 * kib) == 16 and layers.channel_group(7, 100 * kib) == 1
+    assert layers.channel_group(7, kib) == 7 and layers.channel_group(7, 10**9) == 1
+    assert layers.channel_group(9, 64 * kib) == 3
+
+
+@pytest.mark.parametrize("group", (1, 2))
+@pytest.mark.parametrize("stride", (1, 2))
+def test_depthwise_kernel_gradient_by_channel_groups(monkeypatch, group, stride):
+    """The kernel gradient summed a group of channels at a time (as the big layers are) is the same."""
+    monkeypatch.setattr(layers, "channel_group", lambda channels, per_channel_bytes: group)
+    x = jax.random.normal(jax.random.key(5), (2, 9, 7, 6))
+    _assert_same_function(lambda impl: layers.DepthwiseConv(5, stride, "SAME", impl, nn_normal()), "shifted", x)
+
+
 @pytest.mark.parametrize(("stride", "bias"), ((1, False), (2, False), (1, True), (2, True)))
 def test_pointwise_matmul_matches_xla_convolution(stride, bias):
     x = jax.random.normal(jax.random.key(4), (3, 7, 5, 6))
