@@ -98,7 +98,7 @@ def train_command(data_dir, workdir, *extra, model: str = "tiny", run_index: int
 def subprocess_env(devices: int = 4, **extra) -> dict:
     """The environment of a training subprocess: this one's, with `devices` forced CPU devices. With
     the 4 of this process (conftest), a run's numbers are bit-identical in either process (XLA's CPU
-    code depends on the device count)."""
+    code depends on the device count); so are one device there and a one-device mesh here."""
     return {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",

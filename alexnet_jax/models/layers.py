@@ -200,7 +200,7 @@ class BatchNorm(nn.Module):
 DEPTHWISE_IMPLS = ("auto", "native", "shifted")
 POINTWISE_IMPLS = ("auto", "native", "matmul")
 CONV_IMPLS = ("auto", "native", "patches")
-ATTENTION_IMPLS = ("auto", "native", "heads_first")  # vit.attention
+ATTENTION_IMPLS = ("auto", "native", "heads_first")  # vit.SelfAttention
 FORMULATIONS = ("auto", "native", "fast")  # the models' one switch, `conv_impl`
 
 
